@@ -1,0 +1,21 @@
+//! `llamux-core`: a `#![no_std]` inference engine for quantized GGUF language models.
+//!
+//! The core never opens files, spawns threads or reads clocks: it is handed the bytes of a model and
+//! works on them in place. Hosts (the `llamux` CLI, the `llamux.ko` kernel module) supply I/O.
+//!
+//! * [`gguf`] — a hardened, zero-copy GGUF reader and a streaming writer.
+//! * [`quant`] — every supported block format: dequantize, quantize and fused dot products.
+//! * [`sample`] — random numbers (and, later, samplers).
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod gguf;
+pub mod quant;
+pub mod sample;
+
+pub use gguf::GgmlType;

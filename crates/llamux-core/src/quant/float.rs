@@ -1,0 +1,66 @@
+//! Unquantized element types: `f32`, [`F16`] and [`BF16`], each paired with itself.
+
+use super::{BlockFormat, GgmlType, BF16, F16};
+
+impl BlockFormat for f32 {
+    const TYPE: GgmlType = GgmlType::F32;
+    const BLCK_SIZE: usize = 1;
+    type VecDotType = f32;
+
+    fn to_float(xs: &[f32], ys: &mut [f32]) {
+        let n = xs.len().min(ys.len());
+        ys[..n].copy_from_slice(&xs[..n]);
+    }
+
+    fn from_float(xs: &[f32], ys: &mut [f32]) {
+        Self::to_float(xs, ys)
+    }
+
+    fn vec_dot_unopt(xs: &[f32], ys: &[f32]) -> f32 {
+        xs.iter().zip(ys).map(|(&x, &y)| f64::from(x * y)).sum::<f64>() as f32
+    }
+}
+
+impl BlockFormat for F16 {
+    const TYPE: GgmlType = GgmlType::F16;
+    const BLCK_SIZE: usize = 1;
+    type VecDotType = F16;
+
+    fn to_float(xs: &[F16], ys: &mut [f32]) {
+        for (x, y) in xs.iter().zip(ys) {
+            *y = x.to_f32();
+        }
+    }
+
+    fn from_float(xs: &[f32], ys: &mut [F16]) {
+        for (x, y) in xs.iter().zip(ys) {
+            *y = F16::from_f32(*x);
+        }
+    }
+
+    fn vec_dot_unopt(xs: &[F16], ys: &[F16]) -> f32 {
+        xs.iter().zip(ys).map(|(x, y)| f64::from(x.to_f32() * y.to_f32())).sum::<f64>() as f32
+    }
+}
+
+impl BlockFormat for BF16 {
+    const TYPE: GgmlType = GgmlType::BF16;
+    const BLCK_SIZE: usize = 1;
+    type VecDotType = BF16;
+
+    fn to_float(xs: &[BF16], ys: &mut [f32]) {
+        for (x, y) in xs.iter().zip(ys) {
+            *y = x.to_f32();
+        }
+    }
+
+    fn from_float(xs: &[f32], ys: &mut [BF16]) {
+        for (x, y) in xs.iter().zip(ys) {
+            *y = BF16::from_f32(*x);
+        }
+    }
+
+    fn vec_dot_unopt(xs: &[BF16], ys: &[BF16]) -> f32 {
+        xs.iter().zip(ys).map(|(x, y)| f64::from(x.to_f32() * y.to_f32())).sum::<f64>() as f32
+    }
+}

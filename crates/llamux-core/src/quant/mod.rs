@@ -1,0 +1,85 @@
+//! Quantized block formats.
+//!
+//! Each format is a `#[repr(C)]` block struct (with a compile-time size check) implementing
+//! [`BlockFormat`]: dequantize ([`to_float`](BlockFormat::to_float)), quantize
+//! ([`from_float`](BlockFormat::from_float)) and the fused dot product of a weight row with
+//! activations quantized to the format ggml pairs it with ([`BlockFormat::VecDotType`]).
+//! `vec_dot_unopt` is the scalar reference; `vec_dot` is what the engine calls, and is where a SIMD
+//! kernel goes, checked against its twin by the tests.
+//!
+//! All block structs have alignment 1 (half-precision fields are stored as little-endian bytes),
+//! so any `&[u8]` of the right length — an mmap'd tensor, a kernel buffer — can be viewed as blocks
+//! in place. [`traits`] gives the same operations by [`GgmlType`] over byte slices.
+
+mod float;
+mod half_types;
+mod kquant_search;
+mod q2_k;
+mod q3_k;
+mod q4_0;
+mod q4_1;
+mod q4_k;
+mod q5_0;
+mod q5_1;
+mod q5_k;
+mod q6_k;
+mod q8_0;
+mod q8_1;
+mod q8_k;
+mod type_traits;
+
+pub use half_types::{BF16, F16};
+pub use q2_k::BlockQ2K;
+pub use q3_k::BlockQ3K;
+pub use q4_0::BlockQ4_0;
+pub use q4_1::BlockQ4_1;
+pub use q4_k::BlockQ4K;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
+pub use q5_k::BlockQ5K;
+pub use q6_k::BlockQ6K;
+pub use q8_0::BlockQ8_0;
+pub use q8_1::BlockQ8_1;
+pub use q8_k::BlockQ8K;
+pub use type_traits::{supported_types, traits, QuantError, TypeTraits};
+
+pub use crate::gguf::GgmlType;
+pub use crate::gguf::QK_K;
+
+/// One block format: a fixed number of elements stored in a fixed number of bytes.
+///
+/// Slices passed to these functions must agree in length (`ys.len() == xs.len() * BLCK_SIZE`,
+/// and equal block counts for `vec_dot`); [`traits`] checks that for byte-level callers. On a
+/// mismatch the functions work on the common prefix; they never panic.
+pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
+    /// The ggml type this block stores.
+    const TYPE: GgmlType;
+    /// Elements per block.
+    const BLCK_SIZE: usize;
+    /// The block type activations are quantized to for [`vec_dot`](Self::vec_dot).
+    type VecDotType: BlockFormat;
+
+    /// Dequantizes `xs` into `ys`.
+    fn to_float(xs: &[Self], ys: &mut [f32]);
+
+    /// Quantizes `xs` into `ys` (ggml's reference quantizer for the format).
+    fn from_float(xs: &[f32], ys: &mut [Self]);
+
+    /// Dot product of a weight row with quantized activations (fastest kernel available).
+    fn vec_dot(xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
+        Self::vec_dot_unopt(xs, ys)
+    }
+
+    /// Scalar reference of [`vec_dot`](Self::vec_dot).
+    fn vec_dot_unopt(xs: &[Self], ys: &[Self::VecDotType]) -> f32;
+}
+
+/// ggml's `nearest_int`: round to nearest, ties to even, for |x| < 2^22.
+#[inline]
+pub(crate) fn nearest_int(fval: f32) -> i32 {
+    let val = fval + 12_582_912.0;
+    (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! ggml-style table of per-type operations over byte slices, with length checks.
+
+use super::*;
+use core::fmt;
+
+/// Why a quantized operation was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuantError {
+    /// The engine has no kernels for this type.
+    Unsupported(GgmlType),
+    /// A byte slice is not a whole number of blocks.
+    NotWholeBlocks {
+        /// The block type.
+        ggml_type: GgmlType,
+        /// The slice length.
+        len: usize,
+    },
+    /// A float slice length is not `blocks * block size`, or two operands differ in length.
+    LengthMismatch {
+        /// Elements expected.
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// A byte slice is not aligned for its block type (only `Q8_K`, whose fields are wider).
+    Misaligned(GgmlType),
+}
+
+impl fmt::Display for QuantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantError::Unsupported(t) => write!(f, "no kernels for tensor type {t}"),
+            QuantError::NotWholeBlocks { ggml_type, len } => {
+                write!(f, "{len} bytes is not a whole number of {ggml_type} blocks")
+            }
+            QuantError::LengthMismatch { expected, got } => write!(f, "expected {expected} elements, got {got}"),
+            QuantError::Misaligned(t) => write!(f, "buffer misaligned for {t} blocks"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for QuantError {}
+
+/// Byte-level operations of one supported type (ggml's `type_traits`).
+#[derive(Clone, Copy)]
+pub struct TypeTraits {
+    /// The weight type.
+    pub ggml_type: GgmlType,
+    /// The activation type [`vec_dot`](Self::vec_dot) pairs it with.
+    pub vec_dot_type: GgmlType,
+    /// Dequantizes whole blocks into `dst` (exactly `blocks * block size` floats).
+    pub to_float: fn(src: &[u8], dst: &mut [f32]) -> Result<(), QuantError>,
+    /// Quantizes `src` (a whole number of blocks) into `dst` (exactly the needed bytes).
+    pub from_float: fn(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError>,
+    /// Fused dot product of a weight row with activations of [`vec_dot_type`](Self::vec_dot_type).
+    pub vec_dot: fn(w: &[u8], a: &[u8]) -> Result<f32, QuantError>,
+    /// Scalar reference of [`vec_dot`](Self::vec_dot).
+    pub vec_dot_unopt: fn(w: &[u8], a: &[u8]) -> Result<f32, QuantError>,
+}
+
+fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
+    if bytes.len() % core::mem::size_of::<B>() != 0 {
+        return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: bytes.len() });
+    }
+    bytemuck::try_cast_slice(bytes).map_err(|_| QuantError::Misaligned(B::TYPE))
+}
+
+fn blocks_mut<B: BlockFormat>(bytes: &mut [u8]) -> Result<&mut [B], QuantError> {
+    if bytes.len() % core::mem::size_of::<B>() != 0 {
+        return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: bytes.len() });
+    }
+    bytemuck::try_cast_slice_mut(bytes).map_err(|_| QuantError::Misaligned(B::TYPE))
+}
+
+fn check_len(expected: usize, got: usize) -> Result<(), QuantError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(QuantError::LengthMismatch { expected, got })
+    }
+}
+
+fn to_float<B: BlockFormat>(src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+    let xs = blocks::<B>(src)?;
+    check_len(xs.len() * B::BLCK_SIZE, dst.len())?;
+    B::to_float(xs, dst);
+    Ok(())
+}
+
+fn from_float<B: BlockFormat>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let ys = blocks_mut::<B>(dst)?;
+    check_len(ys.len() * B::BLCK_SIZE, src.len())?;
+    B::from_float(src, ys);
+    Ok(())
+}
+
+fn dot_operands<'a, B: BlockFormat>(
+    w: &'a [u8],
+    a: &'a [u8],
+) -> Result<(&'a [B], &'a [B::VecDotType]), QuantError> {
+    let (xs, ys) = (blocks::<B>(w)?, blocks::<B::VecDotType>(a)?);
+    check_len(xs.len() * B::BLCK_SIZE, ys.len() * B::VecDotType::BLCK_SIZE)?;
+    Ok((xs, ys))
+}
+
+fn vec_dot<B: BlockFormat>(w: &[u8], a: &[u8]) -> Result<f32, QuantError> {
+    let (xs, ys) = dot_operands::<B>(w, a)?;
+    Ok(B::vec_dot(xs, ys))
+}
+
+fn vec_dot_unopt<B: BlockFormat>(w: &[u8], a: &[u8]) -> Result<f32, QuantError> {
+    let (xs, ys) = dot_operands::<B>(w, a)?;
+    Ok(B::vec_dot_unopt(xs, ys))
+}
+
+const fn entry<B: BlockFormat>() -> TypeTraits {
+    TypeTraits {
+        ggml_type: B::TYPE,
+        vec_dot_type: <B::VecDotType as BlockFormat>::TYPE,
+        to_float: to_float::<B>,
+        from_float: from_float::<B>,
+        vec_dot: vec_dot::<B>,
+        vec_dot_unopt: vec_dot_unopt::<B>,
+    }
+}
+
+static TABLE: [TypeTraits; 15] = [
+    entry::<f32>(),
+    entry::<F16>(),
+    entry::<BF16>(),
+    entry::<BlockQ4_0>(),
+    entry::<BlockQ4_1>(),
+    entry::<BlockQ5_0>(),
+    entry::<BlockQ5_1>(),
+    entry::<BlockQ8_0>(),
+    entry::<BlockQ8_1>(),
+    entry::<BlockQ2K>(),
+    entry::<BlockQ3K>(),
+    entry::<BlockQ4K>(),
+    entry::<BlockQ5K>(),
+    entry::<BlockQ6K>(),
+    entry::<BlockQ8K>(),
+];
+
+/// The operations of `t`, or [`QuantError::Unsupported`].
+pub fn traits(t: GgmlType) -> Result<&'static TypeTraits, QuantError> {
+    TABLE.iter().find(|e| e.ggml_type == t).ok_or(QuantError::Unsupported(t))
+}
+
+/// Every type the engine has kernels for.
+pub fn supported_types() -> impl Iterator<Item = GgmlType> {
+    TABLE.iter().map(|e| e.ggml_type)
+}
