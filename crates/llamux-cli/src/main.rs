@@ -1,1 +1,55 @@
-fn main() {}
+//! `llamux`: inspect, fetch and synthesize GGUF models for the Llamux engine.
+
+mod cache;
+mod info;
+mod mapped;
+mod pull;
+mod registry;
+mod synth;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The Llamux command-line tool.
+#[derive(Parser)]
+#[command(name = "llamux", version, about = "Run and inspect quantized GGUF language models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's architecture, hyper-parameters, quantization mix, tokenizer and tensors.
+    Info(info::InfoArgs),
+    /// Download a known model (or asset) into the cache and verify its digest.
+    Pull(pull::PullArgs),
+    /// Write a llama-architecture GGUF model with seeded random weights and a real vocabulary.
+    Synth(synth::SynthArgs),
+    /// List the known model names and where they are cached.
+    Models,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Pull(a) => pull::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Models => registry::list(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llamux: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A model given by `-m`: a path, or a known name (pulled on first use).
+pub(crate) fn resolve_model(arg: &str) -> Result<PathBuf> {
+    registry::resolve(arg)
+}

@@ -4,6 +4,7 @@
 //! works on them in place. Hosts (the `llamux` CLI, the `llamux.ko` kernel module) supply I/O.
 //!
 //! * [`gguf`] — a hardened, zero-copy GGUF reader and a streaming writer.
+//! * [`model`] — hyper-parameters and file types.
 //! * [`quant`] — every supported block format: dequantize, quantize and fused dot products.
 //! * [`sample`] — random numbers (and, later, samplers).
 #![no_std]
@@ -15,6 +16,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod gguf;
+pub mod model;
 pub mod quant;
 pub mod sample;
 

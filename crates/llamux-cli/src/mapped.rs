@@ -1,0 +1,29 @@
+//! Opening a GGUF file: memory-mapped, parsed in place.
+
+use anyhow::{Context, Result};
+use memmap2::Mmap;
+use std::fs::File;
+use std::path::Path;
+
+/// A read-only memory map of a model file.
+pub struct MappedFile {
+    map: Mmap,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: the mapping is read-only. Its contents are treated as untrusted and every access is
+        // bounds-checked against the (fixed) length. The remaining hazard of any file mapping, another
+        // process truncating the file, faults the process rather than reading freed memory; cached
+        // models are written under a temporary name and renamed into place, never rewritten.
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+        Ok(Self { map })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}

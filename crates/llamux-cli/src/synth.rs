@@ -1,0 +1,248 @@
+//! `llamux synth`: llama-architecture GGUF models with seeded random weights and a real vocabulary,
+//! quantized with llama.cpp's per-tensor type mix. They stand in for TinyLlama-shaped checkpoints
+//! in tests and benchmarks.
+
+use crate::mapped::MappedFile;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use llamux_core::gguf::{Gguf, GgufWriter, IoSink, MetaValue};
+use llamux_core::model::{FileType, TensorRole};
+use llamux_core::quant::traits;
+use llamux_core::sample::Rng;
+use llamux_core::GgmlType;
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+/// Model shapes `synth` can write.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Shape {
+    /// TinyLlama-1.1B: 22 layers, n_embd 2048, FFN 5632, 32 heads, 4 KV heads, ctx 2048.
+    Tinyllama,
+    /// A few-MB model for fast tests: 2 layers, n_embd 256, FFN 512, 4 heads, 2 KV heads, ctx 512.
+    Tiny,
+}
+
+/// Hyper-parameters of a synthetic model.
+struct Dims {
+    n_layer: u32,
+    n_embd: u64,
+    n_ff: u64,
+    n_head: u32,
+    n_head_kv: u32,
+    n_ctx: u32,
+    rope_base: f32,
+    rms_eps: f32,
+}
+
+impl Shape {
+    fn dims(self) -> Dims {
+        match self {
+            Shape::Tinyllama => Dims {
+                n_layer: 22,
+                n_embd: 2048,
+                n_ff: 5632,
+                n_head: 32,
+                n_head_kv: 4,
+                n_ctx: 2048,
+                rope_base: 10_000.0,
+                rms_eps: 1e-5,
+            },
+            Shape::Tiny => Dims {
+                n_layer: 2,
+                n_embd: 256,
+                n_ff: 512,
+                n_head: 4,
+                n_head_kv: 2,
+                n_ctx: 512,
+                rope_base: 10_000.0,
+                rms_eps: 1e-5,
+            },
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Tinyllama => "tinyllama",
+            Shape::Tiny => "tiny",
+        }
+    }
+}
+
+/// Arguments of `llamux synth`.
+#[derive(clap::Args)]
+pub struct SynthArgs {
+    /// Output file.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Model shape.
+    #[arg(long, value_enum, default_value = "tiny")]
+    shape: Shape,
+    /// llama.cpp file type: q4_k_m, q8_0, f16, f32, q4_0, q6_k, …
+    #[arg(long, default_value = "q4_k_m")]
+    ftype: String,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// GGUF file whose `tokenizer.*` metadata is copied (default: llama.cpp's
+    /// ggml-vocab-llama-spm.gguf, fetched on first use).
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+}
+
+/// One tensor to generate.
+struct Spec {
+    name: String,
+    ne: [u64; 2],
+    role: TensorRole,
+    /// Standard deviation of the weights (norm weights: spread around 1).
+    std: f32,
+    ggml_type: GgmlType,
+}
+
+fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
+    let head_dim = d.n_embd / u64::from(d.n_head);
+    let n_embd_kv = head_dim * u64::from(d.n_head_kv);
+    let inv = |n: u64| 1.0 / (n as f32).sqrt();
+    // Residual branches are scaled down with depth so activations stay O(1) through the stack.
+    let resid = 1.0 / (2.0 * d.n_layer as f32).sqrt();
+    let mut v = vec![Spec { name: "token_embd.weight".into(), ne: [d.n_embd, n_vocab], role: TensorRole::TokenEmbedding, std: 1.0, ggml_type: GgmlType::F32 }];
+    for l in 0..d.n_layer {
+        let t = |name: &str, ne: [u64; 2], role: TensorRole, std: f32| Spec { name: format!("blk.{l}.{name}.weight"), ne, role, std, ggml_type: GgmlType::F32 };
+        v.push(t("attn_norm", [d.n_embd, 1], TensorRole::Vector, 0.1));
+        v.push(t("attn_q", [d.n_embd, d.n_embd], TensorRole::OtherMatrix, inv(d.n_embd)));
+        v.push(t("attn_k", [d.n_embd, n_embd_kv], TensorRole::OtherMatrix, inv(d.n_embd)));
+        v.push(t("attn_v", [d.n_embd, n_embd_kv], TensorRole::AttnV { layer: l }, inv(d.n_embd)));
+        v.push(t("attn_output", [d.n_embd, d.n_embd], TensorRole::OtherMatrix, inv(d.n_embd) * resid));
+        v.push(t("ffn_norm", [d.n_embd, 1], TensorRole::Vector, 0.1));
+        v.push(t("ffn_gate", [d.n_embd, d.n_ff], TensorRole::OtherMatrix, inv(d.n_embd)));
+        v.push(t("ffn_up", [d.n_embd, d.n_ff], TensorRole::OtherMatrix, inv(d.n_embd)));
+        v.push(t("ffn_down", [d.n_ff, d.n_embd], TensorRole::FfnDown { layer: l }, inv(d.n_ff) * resid * 2.0));
+    }
+    v.push(Spec { name: "output_norm.weight".into(), ne: [d.n_embd, 1], role: TensorRole::Vector, std: 0.1, ggml_type: GgmlType::F32 });
+    // Logits with a standard deviation of about 3: peaked enough to prefer tokens, far from one-hot.
+    v.push(Spec { name: "output.weight".into(), ne: [d.n_embd, n_vocab], role: TensorRole::Output, std: 3.0 * inv(d.n_embd), ggml_type: GgmlType::F32 });
+    for s in &mut v {
+        s.ggml_type = ftype.tensor_type(s.role, d.n_layer, s.ne[0]);
+    }
+    v
+}
+
+/// FNV-1a, to give every tensor its own random stream independent of generation order.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Generates and quantizes one tensor, rows split across threads.
+fn generate(spec: &Spec, seed: u64, threads: usize) -> Result<Vec<u8>> {
+    let (row_len, n_rows) = (spec.ne[0] as usize, spec.ne[1] as usize);
+    let row_bytes = spec.ggml_type.bytes_for(spec.ne[0]).context("row size")? as usize;
+    let tr = traits(spec.ggml_type)?;
+    let mut out = vec![0u8; row_bytes * n_rows];
+    let rows_per = n_rows.div_ceil(threads.max(1)).max(1);
+    let stream = seed ^ fnv1a(&spec.name);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = out
+            .chunks_mut(rows_per * row_bytes)
+            .enumerate()
+            .map(|(chunk, dst)| {
+                s.spawn(move || -> Result<()> {
+                    let mut row = vec![0f32; row_len];
+                    for (r, dst_row) in dst.chunks_mut(row_bytes).enumerate() {
+                        let global_row = (chunk * rows_per + r) as u64;
+                        let mut rng = Rng::new(stream.wrapping_add(global_row.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                        for x in row.iter_mut() {
+                            *x = rng.normal() * spec.std;
+                        }
+                        if spec.role == TensorRole::Vector {
+                            row.iter_mut().for_each(|x| *x += 1.0);
+                        }
+                        (tr.from_float)(&row, dst_row)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a quantization thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Runs `llamux synth`.
+pub fn run(a: SynthArgs) -> Result<()> {
+    let ftype = FileType::from_name(&a.ftype).with_context(|| {
+        let names: Vec<_> = FileType::ALL.iter().map(|f| f.name().to_lowercase()).collect();
+        format!("unknown --ftype {} (one of: {})", a.ftype, names.join(", "))
+    })?;
+    let vocab_path = match &a.vocab {
+        Some(p) => p.clone(),
+        None => crate::registry::vocab_file("llama-spm")?,
+    };
+    let vocab_file = MappedFile::open(&vocab_path)?;
+    let vocab = Gguf::parse(vocab_file.bytes()).with_context(|| format!("{}", vocab_path.display()))?;
+    let n_vocab = vocab
+        .get("tokenizer.ggml.tokens")
+        .and_then(|v| v.as_array())
+        .map(|a| a.len() as u64)
+        .filter(|&n| n > 0)
+        .with_context(|| format!("{} has no tokenizer.ggml.tokens", vocab_path.display()))?;
+
+    let d = a.shape.dims();
+    let specs = specs(&d, n_vocab, ftype);
+    let mut w = GgufWriter::new();
+    let add = |w: &mut GgufWriter, k: &str, v: MetaValue| w.add(k, v).map_err(|e| anyhow::anyhow!("{e}"));
+    add(&mut w, "general.architecture", "llama".into())?;
+    add(&mut w, "general.name", format!("llamux-synth-{}-{}", a.shape.name(), ftype.name().to_lowercase()).as_str().into())?;
+    add(&mut w, "general.file_type", MetaValue::U32(ftype.id()))?;
+    add(&mut w, "general.quantization_version", MetaValue::U32(2))?;
+    add(&mut w, "llamux.synth.seed", MetaValue::U64(a.seed))?;
+    add(&mut w, "llama.context_length", MetaValue::U32(d.n_ctx))?;
+    add(&mut w, "llama.embedding_length", MetaValue::U32(d.n_embd as u32))?;
+    add(&mut w, "llama.block_count", MetaValue::U32(d.n_layer))?;
+    add(&mut w, "llama.feed_forward_length", MetaValue::U32(d.n_ff as u32))?;
+    add(&mut w, "llama.rope.dimension_count", MetaValue::U32((d.n_embd / u64::from(d.n_head)) as u32))?;
+    add(&mut w, "llama.attention.head_count", MetaValue::U32(d.n_head))?;
+    add(&mut w, "llama.attention.head_count_kv", MetaValue::U32(d.n_head_kv))?;
+    add(&mut w, "llama.attention.layer_norm_rms_epsilon", MetaValue::F32(d.rms_eps))?;
+    add(&mut w, "llama.rope.freq_base", MetaValue::F32(d.rope_base))?;
+    for kv in vocab.metadata().iter().filter(|kv| kv.key.starts_with("tokenizer.")) {
+        add(&mut w, kv.key, kv.value.into())?;
+    }
+    for s in &specs {
+        w.add_tensor(&s.name, &s.ne, s.ggml_type).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+
+    let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut stream = w.start(IoSink(BufWriter::with_capacity(1 << 20, tmp.as_file()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let total: u64 = specs.iter().map(|s| s.ne[0] * s.ne[1]).sum();
+    let pb = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("synth {msg:28} [{bar:40}] {percent:>3}% {eta}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for s in &specs {
+        pb.set_message(s.name.clone());
+        let data = generate(s, a.seed, threads)?;
+        stream.write_tensor(&data).map_err(|e| anyhow::anyhow!("{e}"))?;
+        pb.inc(s.ne[0] * s.ne[1]);
+    }
+    pb.finish_and_clear();
+    let IoSink(mut buf) = stream.finish().map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::io::Write::flush(&mut buf)?;
+    drop(buf);
+    tmp.persist(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let size = std::fs::metadata(&a.out)?.len();
+    eprintln!(
+        "wrote {} ({} shape, {}, {} parameters, {:.1} MiB, seed {})",
+        a.out.display(),
+        a.shape.name(),
+        ftype.name(),
+        total,
+        size as f64 / 1048576.0,
+        a.seed
+    );
+    Ok(())
+}
