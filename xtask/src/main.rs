@@ -1,1 +1,146 @@
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! * `test`      — everything CI checks: formatting, clippy, the `no_std` build, the test suite
+//!   (with the default model and llama.cpp's vocabularies fetched first).
+//! * `fixtures`  — regenerate the golden quantization fixtures from the PyPI `gguf` package.
+//! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
+//! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
+//! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `llama_model_quantize`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GGUF_PY: &str = "gguf==0.19.0";
+const NUMPY: &str = "numpy>=1.26";
+const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn python() -> String {
+    std::env::var("LLAMUX_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn llamux_bin() -> PathBuf {
+    root().join("target/release/llamux")
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("LLAMUX_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("llamux");
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llamux")
+}
+
+/// Output of `llamux pull NAME` (the path it prints).
+fn pull(name: &str) -> Result<PathBuf> {
+    let out = Command::new(llamux_bin()).args(["pull", name]).output().context("cannot run llamux pull")?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("llamux pull {name} failed");
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn rustup(args: &[&str]) -> Result<()> {
+    run(Command::new("rustup").args(args))
+}
+
+fn test() -> Result<()> {
+    rustup(&["component", "add", "rustfmt", "clippy"])?;
+    rustup(&["target", "add", "x86_64-unknown-none"])?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The core must build without std.
+    run(cargo().args(["build", "-p", "llamux-core", "--target", "x86_64-unknown-none"]))?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let gemma = pull("gemma3-270m")?;
+    let vocabs = pull("llama-vocabs")?;
+    run(cargo()
+        .args(["test", "--workspace", "--release"])
+        .env("LLAMUX_GEMMA", &gemma)
+        .env("LLAMUX_VOCAB_DIR", &vocabs)
+        .env("LLAMUX_BIN", llamux_bin())
+        .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
+    Ok(())
+}
+
+/// A venv in the cache with the given packages installed.
+fn venv(name: &str, packages: &[&str], env: &[(&str, &str)]) -> Result<PathBuf> {
+    let dir = cache_dir().join(name);
+    let py = dir.join("bin/python");
+    if !py.exists() {
+        run(Command::new(python()).args(["-m", "venv"]).arg(&dir))?;
+    }
+    let mut pip = Command::new(&py);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "-q"]).args(packages);
+    for (k, v) in env {
+        pip.env(k, v);
+    }
+    run(&mut pip)?;
+    Ok(py)
+}
+
+fn fixtures() -> Result<()> {
+    let py = venv("fixtures-venv", &[GGUF_PY, NUMPY], &[])?;
+    let out = root().join("crates/llamux-core/tests/fixtures/quant_golden.gguf");
+    run(Command::new(py).arg(root().join("tools/quant_fixtures.py")).arg(out))
+}
+
+/// llama.cpp through llama-cpp-python, built from source. On CPUs that list AMX a native build
+/// dies with SIGILL inside VMs, so the build targets AVX2/FMA/F16C explicitly.
+fn oracle() -> Result<PathBuf> {
+    venv(
+        "oracle",
+        &[LLAMA_CPP_PYTHON, GGUF_PY, NUMPY],
+        &[
+            ("CMAKE_ARGS", "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"),
+            ("CMAKE_BUILD_PARALLEL_LEVEL", "2"),
+        ],
+    )
+}
+
+fn llamacpp_check() -> Result<()> {
+    let py = oracle()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    run(Command::new(py).arg(root().join("tools/llamacpp_check.py")).arg(llamux_bin()))
+}
+
+fn kquant_rmse() -> Result<()> {
+    let py = oracle()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let gemma = pull("gemma3-270m")?;
+    run(Command::new(py).arg(root().join("tools/kquant_rmse.py")).arg(llamux_bin()).arg(gemma))
+}
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    match task.as_str() {
+        "test" => test(),
+        "fixtures" => fixtures(),
+        "oracle" => oracle().map(|py| println!("{}", py.display())),
+        "llamacpp-check" => llamacpp_check(),
+        "kquant-rmse" => kquant_rmse(),
+        _ => bail!("usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse>"),
+    }
+}

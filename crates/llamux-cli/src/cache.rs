@@ -12,7 +12,9 @@ pub fn root() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p).join("llamux"));
     }
-    let home = std::env::var_os("HOME").filter(|p| !p.is_empty()).context("neither LLAMUX_CACHE, XDG_CACHE_HOME nor HOME is set")?;
+    let home = std::env::var_os("HOME")
+        .filter(|p| !p.is_empty())
+        .context("neither LLAMUX_CACHE, XDG_CACHE_HOME nor HOME is set")?;
     Ok(PathBuf::from(home).join(".cache").join("llamux"))
 }
 

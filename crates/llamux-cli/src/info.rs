@@ -136,7 +136,13 @@ fn print_text(
     tensors: bool,
 ) {
     println!("file:          {path}");
-    println!("format:        GGUF v{}, {} bytes, alignment {}, data at {}", g.version(), g.bytes().len(), g.alignment(), g.data_offset());
+    println!(
+        "format:        GGUF v{}, {} bytes, alignment {}, data at {}",
+        g.version(),
+        g.bytes().len(),
+        g.alignment(),
+        g.data_offset()
+    );
     println!("architecture:  {}", g.architecture().unwrap_or("(none)"));
     if let Some(n) = g.get_str("general.name") {
         println!("name:          {n}");
@@ -144,12 +150,24 @@ fn print_text(
     if let Some(ft) = file_type_name(g) {
         println!("file type:     {ft}");
     }
-    println!("parameters:    {} ({:.1} M) in {} tensors, {:.1} MiB", mix.params(), mix.params() as f64 / 1e6, g.tensors().len(), mix.bytes() as f64 / 1048576.0);
+    println!(
+        "parameters:    {} ({:.1} M) in {} tensors, {:.1} MiB",
+        mix.params(),
+        mix.params() as f64 / 1e6,
+        g.tensors().len(),
+        mix.bytes() as f64 / 1048576.0
+    );
     match hp {
         Ok(h) => {
             println!("hyper-parameters:");
-            println!("  vocab {}, context {}, embedding {}, layers {}, feed-forward {}", h.n_vocab, h.n_ctx_train, h.n_embd, h.n_layer, h.n_ff);
-            println!("  heads {} (kv {}), head dim {}, rope dims {}, rope base {}, rms eps {:e}", h.n_head, h.n_head_kv, h.head_dim, h.n_rot, h.rope_freq_base, h.rms_eps);
+            println!(
+                "  vocab {}, context {}, embedding {}, layers {}, feed-forward {}",
+                h.n_vocab, h.n_ctx_train, h.n_embd, h.n_layer, h.n_ff
+            );
+            println!(
+                "  heads {} (kv {}), head dim {}, rope dims {}, rope base {}, rms eps {:e}",
+                h.n_head, h.n_head_kv, h.head_dim, h.n_rot, h.rope_freq_base, h.rms_eps
+            );
             if let Some(w) = h.sliding_window {
                 println!("  sliding window {w}");
             }

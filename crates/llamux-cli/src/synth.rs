@@ -99,15 +99,38 @@ struct Spec {
     ggml_type: GgmlType,
 }
 
+impl Spec {
+    /// GGUF dimensions: vectors are 1-D.
+    fn dims(&self) -> &[u64] {
+        if self.role == TensorRole::Vector {
+            &self.ne[..1]
+        } else {
+            &self.ne
+        }
+    }
+}
+
 fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
     let head_dim = d.n_embd / u64::from(d.n_head);
     let n_embd_kv = head_dim * u64::from(d.n_head_kv);
     let inv = |n: u64| 1.0 / (n as f32).sqrt();
     // Residual branches are scaled down with depth so activations stay O(1) through the stack.
     let resid = 1.0 / (2.0 * d.n_layer as f32).sqrt();
-    let mut v = vec![Spec { name: "token_embd.weight".into(), ne: [d.n_embd, n_vocab], role: TensorRole::TokenEmbedding, std: 1.0, ggml_type: GgmlType::F32 }];
+    let mut v = vec![Spec {
+        name: "token_embd.weight".into(),
+        ne: [d.n_embd, n_vocab],
+        role: TensorRole::TokenEmbedding,
+        std: 1.0,
+        ggml_type: GgmlType::F32,
+    }];
     for l in 0..d.n_layer {
-        let t = |name: &str, ne: [u64; 2], role: TensorRole, std: f32| Spec { name: format!("blk.{l}.{name}.weight"), ne, role, std, ggml_type: GgmlType::F32 };
+        let t = |name: &str, ne: [u64; 2], role: TensorRole, std: f32| Spec {
+            name: format!("blk.{l}.{name}.weight"),
+            ne,
+            role,
+            std,
+            ggml_type: GgmlType::F32,
+        };
         v.push(t("attn_norm", [d.n_embd, 1], TensorRole::Vector, 0.1));
         v.push(t("attn_q", [d.n_embd, d.n_embd], TensorRole::OtherMatrix, inv(d.n_embd)));
         v.push(t("attn_k", [d.n_embd, n_embd_kv], TensorRole::OtherMatrix, inv(d.n_embd)));
@@ -118,9 +141,21 @@ fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
         v.push(t("ffn_up", [d.n_embd, d.n_ff], TensorRole::OtherMatrix, inv(d.n_embd)));
         v.push(t("ffn_down", [d.n_ff, d.n_embd], TensorRole::FfnDown { layer: l }, inv(d.n_ff) * resid * 2.0));
     }
-    v.push(Spec { name: "output_norm.weight".into(), ne: [d.n_embd, 1], role: TensorRole::Vector, std: 0.1, ggml_type: GgmlType::F32 });
+    v.push(Spec {
+        name: "output_norm.weight".into(),
+        ne: [d.n_embd, 1],
+        role: TensorRole::Vector,
+        std: 0.1,
+        ggml_type: GgmlType::F32,
+    });
     // Logits with a standard deviation of about 3: peaked enough to prefer tokens, far from one-hot.
-    v.push(Spec { name: "output.weight".into(), ne: [d.n_embd, n_vocab], role: TensorRole::Output, std: 3.0 * inv(d.n_embd), ggml_type: GgmlType::F32 });
+    v.push(Spec {
+        name: "output.weight".into(),
+        ne: [d.n_embd, n_vocab],
+        role: TensorRole::Output,
+        std: 3.0 * inv(d.n_embd),
+        ggml_type: GgmlType::F32,
+    });
     for s in &mut v {
         s.ggml_type = ftype.tensor_type(s.role, d.n_layer, s.ne[0]);
     }
@@ -194,7 +229,11 @@ pub fn run(a: SynthArgs) -> Result<()> {
     let mut w = GgufWriter::new();
     let add = |w: &mut GgufWriter, k: &str, v: MetaValue| w.add(k, v).map_err(|e| anyhow::anyhow!("{e}"));
     add(&mut w, "general.architecture", "llama".into())?;
-    add(&mut w, "general.name", format!("llamux-synth-{}-{}", a.shape.name(), ftype.name().to_lowercase()).as_str().into())?;
+    add(
+        &mut w,
+        "general.name",
+        format!("llamux-synth-{}-{}", a.shape.name(), ftype.name().to_lowercase()).as_str().into(),
+    )?;
     add(&mut w, "general.file_type", MetaValue::U32(ftype.id()))?;
     add(&mut w, "general.quantization_version", MetaValue::U32(2))?;
     add(&mut w, "llamux.synth.seed", MetaValue::U64(a.seed))?;
@@ -211,12 +250,13 @@ pub fn run(a: SynthArgs) -> Result<()> {
         add(&mut w, kv.key, kv.value.into())?;
     }
     for s in &specs {
-        w.add_tensor(&s.name, &s.ne, s.ggml_type).map_err(|e| anyhow::anyhow!("{e}"))?;
+        w.add_tensor(&s.name, s.dims(), s.ggml_type).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
 
     let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
     let tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut stream = w.start(IoSink(BufWriter::with_capacity(1 << 20, tmp.as_file()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut stream =
+        w.start(IoSink(BufWriter::with_capacity(1 << 20, tmp.as_file()))).map_err(|e| anyhow::anyhow!("{e}"))?;
     let total: u64 = specs.iter().map(|s| s.ne[0] * s.ne[1]).sum();
     let pb = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template("synth {msg:28} [{bar:40}] {percent:>3}% {eta}") {

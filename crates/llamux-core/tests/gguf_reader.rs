@@ -1,5 +1,7 @@
 //! The GGUF reader and writer: round trips, and hostile input that must give typed errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use llamux_core::gguf::{Gguf, GgufErrorKind, GgufWriter, MetaValue, ValueType};
 use llamux_core::sample::Rng;
 use llamux_core::GgmlType;
@@ -22,8 +24,11 @@ fn sample_writer() -> (GgufWriter, Vec<Vec<u8>>) {
     w.add("f64", MetaValue::F64(-2.25)).unwrap();
     w.add("strings", MetaValue::strings(["a", "", "ccc"])).unwrap();
     w.add("floats", MetaValue::f32s([0.5, -1.0])).unwrap();
-    w.add("bools", MetaValue::Array { elem: ValueType::Bool, items: vec![MetaValue::Bool(false), MetaValue::Bool(true)] })
-        .unwrap();
+    w.add(
+        "bools",
+        MetaValue::Array { elem: ValueType::Bool, items: vec![MetaValue::Bool(false), MetaValue::Bool(true)] },
+    )
+    .unwrap();
     w.add("empty", MetaValue::Array { elem: ValueType::U64, items: vec![] }).unwrap();
     let inner = |v: &[i32]| MetaValue::i32s(v.iter().copied());
     w.add("nested", MetaValue::Array { elem: ValueType::Array, items: vec![inner(&[1, 2]), inner(&[]), inner(&[3])] })

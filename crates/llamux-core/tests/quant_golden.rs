@@ -1,6 +1,8 @@
 //! Every block format against ggml's definitions, as implemented by the PyPI `gguf` package.
 //! The fixture is written by `tools/quant_fixtures.py` (`cargo xtask fixtures`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use llamux_core::gguf::Gguf;
 use llamux_core::quant::traits;
 use llamux_core::GgmlType;
@@ -78,7 +80,10 @@ fn quantization_is_bit_exact_where_gguf_implements_it() {
         let ours = quantize(ty, &src);
         if let Some(i) = ours.iter().zip(theirs).position(|(a, b)| a != b) {
             let b = i / ty.type_size();
-            panic!("{n}: first difference in byte {i} (block {b}); source {:?}", &src[b * ty.block_size()..][..ty.block_size()]);
+            panic!(
+                "{n}: first difference in byte {i} (block {b}); source {:?}",
+                &src[b * ty.block_size()..][..ty.block_size()]
+            );
         }
         assert_bits_eq(&format!("{n}.deq"), &dequantize(ty, theirs), &floats(&g, &format!("{n}.deq")));
     }
@@ -125,7 +130,8 @@ fn fused_dot_products_within_tolerance() {
             let (wb, ab) = (&bytemuck::cast_slice(&wr32)[..wr.len()], &bytemuck::cast_slice(&ar32)[..ar.len()]);
             let exact: f64 = wdr.iter().zip(adr).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
             let mag: f64 = wdr.iter().zip(adr).map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs()).sum();
-            for (kind, got) in [("vec_dot", (tr.vec_dot)(wb, ab).unwrap()), ("unopt", (tr.vec_dot_unopt)(wb, ab).unwrap())]
+            for (kind, got) in
+                [("vec_dot", (tr.vec_dot)(wb, ab).unwrap()), ("unopt", (tr.vec_dot_unopt)(wb, ab).unwrap())]
             {
                 let rel = (f64::from(got) - exact).abs() / mag.max(1e-30);
                 // Q8_1 keeps d·Σq as f16, which the Q4_1/Q5_1 kernels use for the minimum term.

@@ -109,11 +109,9 @@ impl fmt::Display for GgufErrorKind {
             TooManyDims(n) => write!(f, "tensor has {n} dimensions (at most 4)"),
             SizeOverflow => f.write_str("tensor size overflows"),
             UnknownTensorType(t) => write!(f, "unknown tensor type {t}"),
-            RowNotBlockMultiple { ggml_type, ne0 } => write!(
-                f,
-                "row length {ne0} is not a multiple of the {ggml_type} block size {}",
-                ggml_type.block_size()
-            ),
+            RowNotBlockMultiple { ggml_type, ne0 } => {
+                write!(f, "row length {ne0} is not a multiple of the {ggml_type} block size {}", ggml_type.block_size())
+            }
             DuplicateTensorName => f.write_str("duplicate tensor name"),
             MisalignedTensor { offset } => write!(f, "tensor data offset {offset} is misaligned"),
             TensorOutOfBounds { index } => write!(f, "tensor {index} data runs past the end of the file"),

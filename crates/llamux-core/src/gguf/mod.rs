@@ -16,9 +16,9 @@ pub use error::{GgufError, GgufErrorKind};
 pub use ggml_type::{GgmlType, QK_K};
 pub use reader::{Gguf, MetadataKv, TensorInfo, MAX_DIMS};
 pub use value::{Array, ArrayIter, Value, ValueType};
-pub use writer::{GgufWriter, MetaValue, Sink, TensorStream, WriteError};
 #[cfg(feature = "std")]
 pub use writer::IoSink;
+pub use writer::{GgufWriter, MetaValue, Sink, TensorStream, WriteError};
 
 /// `"GGUF"` as it appears in the first four bytes of every file.
 pub const MAGIC: [u8; 4] = *b"GGUF";

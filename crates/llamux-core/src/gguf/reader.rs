@@ -123,9 +123,8 @@ impl<'a> Gguf<'a> {
             metadata.push(MetadataKv { key, value });
             key_offsets.push(at);
         }
-        check_unique(&metadata, |kv| kv.key).map_err(|i| {
-            GgufError::at(key_offsets.get(i).copied().unwrap_or(0), GgufErrorKind::DuplicateKey)
-        })?;
+        check_unique(&metadata, |kv| kv.key)
+            .map_err(|i| GgufError::at(key_offsets.get(i).copied().unwrap_or(0), GgufErrorKind::DuplicateKey))?;
 
         let mut tensors = Vec::with_capacity(n_tensors_usize);
         let mut info_offsets = Vec::with_capacity(n_tensors_usize);
@@ -217,10 +216,8 @@ impl<'a> Gguf<'a> {
 
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo<'a>> {
-        let i = self
-            .by_name
-            .binary_search_by(|&i| self.tensors.get(i as usize).map(|t| t.name).cmp(&Some(name)))
-            .ok()?;
+        let i =
+            self.by_name.binary_search_by(|&i| self.tensors.get(i as usize).map(|t| t.name).cmp(&Some(name))).ok()?;
         self.tensors.get(*self.by_name.get(i)? as usize)
     }
 

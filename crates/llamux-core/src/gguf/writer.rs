@@ -20,7 +20,10 @@ pub enum MetaValue {
     Bool(bool),
     String(String),
     /// An array whose elements all have type `elem`.
-    Array { elem: ValueType, items: Vec<MetaValue> },
+    Array {
+        elem: ValueType,
+        items: Vec<MetaValue>,
+    },
     U64(u64),
     I64(i64),
     F64(f64),

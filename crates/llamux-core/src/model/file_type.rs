@@ -54,7 +54,10 @@ impl FileType {
     /// Every file type, in id order.
     pub const ALL: [FileType; 17] = {
         use FileType::*;
-        [F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, BF16]
+        [
+            F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K,
+            BF16,
+        ]
     };
 
     /// The numeric id stored in `general.file_type`.
@@ -125,7 +128,7 @@ impl FileType {
             return GgmlType::F32;
         }
         let base = self.base_type();
-        if row_len % base.block_size() as u64 != 0 {
+        if !row_len.is_multiple_of(base.block_size() as u64) {
             // K-quants need rows of 256; llama.cpp falls back to a legacy type of similar size.
             return match base {
                 GgmlType::Q2_K | GgmlType::Q3_K => GgmlType::IQ4_NL,
@@ -137,7 +140,7 @@ impl FileType {
         }
         // Layers that get more bits in the _M mixes: the first and last eighth, and every third
         // one in between.
-        let more_bits = |i: u32| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i >= n_layer / 8 && (i - n_layer / 8) % 3 == 2);
+        let more_bits = |i: u32| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i - n_layer / 8) % 3 == 2;
         match role {
             TensorRole::Output => match self {
                 F32 | F16 | BF16 | Q8_0 => base,

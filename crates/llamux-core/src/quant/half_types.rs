@@ -40,11 +40,7 @@ impl BF16 {
     #[inline]
     pub fn from_f32(x: f32) -> Self {
         let u = x.to_bits();
-        let bits = if u & 0x7fff_ffff > 0x7f80_0000 {
-            (u >> 16) | 64
-        } else {
-            (u + (0x7fff + ((u >> 16) & 1))) >> 16
-        };
+        let bits = if u & 0x7fff_ffff > 0x7f80_0000 { (u >> 16) | 64 } else { (u + (0x7fff + ((u >> 16) & 1))) >> 16 };
         BF16((bits as u16).to_le_bytes())
     }
 }

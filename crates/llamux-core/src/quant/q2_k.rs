@@ -90,8 +90,7 @@ impl BlockFormat for BlockQ2K {
             for h in 0..2 {
                 for l in 0..32 {
                     let b = 128 * h + l;
-                    y.qs[32 * h + l] =
-                        big_l[b] | (big_l[b + 32] << 2) | (big_l[b + 64] << 4) | (big_l[b + 96] << 6);
+                    y.qs[32 * h + l] = big_l[b] | (big_l[b + 32] << 2) | (big_l[b + 64] << 4) | (big_l[b + 96] << 6);
                 }
             }
         }

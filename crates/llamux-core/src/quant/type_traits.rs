@@ -61,14 +61,14 @@ pub struct TypeTraits {
 }
 
 fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
-    if bytes.len() % core::mem::size_of::<B>() != 0 {
+    if !bytes.len().is_multiple_of(core::mem::size_of::<B>()) {
         return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: bytes.len() });
     }
     bytemuck::try_cast_slice(bytes).map_err(|_| QuantError::Misaligned(B::TYPE))
 }
 
 fn blocks_mut<B: BlockFormat>(bytes: &mut [u8]) -> Result<&mut [B], QuantError> {
-    if bytes.len() % core::mem::size_of::<B>() != 0 {
+    if !bytes.len().is_multiple_of(core::mem::size_of::<B>()) {
         return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: bytes.len() });
     }
     bytemuck::try_cast_slice_mut(bytes).map_err(|_| QuantError::Misaligned(B::TYPE))
@@ -96,10 +96,7 @@ fn from_float<B: BlockFormat>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantEr
     Ok(())
 }
 
-fn dot_operands<'a, B: BlockFormat>(
-    w: &'a [u8],
-    a: &'a [u8],
-) -> Result<(&'a [B], &'a [B::VecDotType]), QuantError> {
+fn dot_operands<'a, B: BlockFormat>(w: &'a [u8], a: &'a [u8]) -> Result<(&'a [B], &'a [B::VecDotType]), QuantError> {
     let (xs, ys) = (blocks::<B>(w)?, blocks::<B::VecDotType>(a)?);
     check_len(xs.len() * B::BLCK_SIZE, ys.len() * B::VecDotType::BLCK_SIZE)?;
     Ok((xs, ys))
