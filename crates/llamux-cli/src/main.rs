@@ -4,6 +4,7 @@ mod cache;
 mod info;
 mod mapped;
 mod pull;
+mod quantize;
 mod registry;
 mod synth;
 
@@ -28,6 +29,8 @@ enum Command {
     Pull(pull::PullArgs),
     /// Write a llama-architecture GGUF model with seeded random weights and a real vocabulary.
     Synth(synth::SynthArgs),
+    /// Requantize a model to a llama.cpp file type (llama.cpp's per-tensor mix, or --pure).
+    Quantize(quantize::QuantizeArgs),
     /// List the known model names and where they are cached.
     Models,
 }
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::Models => registry::list(),
     };
     match result {

@@ -3,14 +3,12 @@
 //! in tests and benchmarks.
 
 use crate::mapped::MappedFile;
+use crate::quantize::{params_bar, parse_ftype, quantize_rows, write_model};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use llamux_core::gguf::{Gguf, GgufWriter, IoSink, MetaValue};
+use llamux_core::gguf::{Gguf, GgufWriter, MetaValue};
 use llamux_core::model::{FileType, TensorRole};
-use llamux_core::quant::traits;
 use llamux_core::sample::Rng;
 use llamux_core::GgmlType;
-use std::io::BufWriter;
 use std::path::PathBuf;
 
 /// Model shapes `synth` can write.
@@ -167,50 +165,22 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Generates and quantizes one tensor, rows split across threads.
-fn generate(spec: &Spec, seed: u64, threads: usize) -> Result<Vec<u8>> {
-    let (row_len, n_rows) = (spec.ne[0] as usize, spec.ne[1] as usize);
-    let row_bytes = spec.ggml_type.bytes_for(spec.ne[0]).context("row size")? as usize;
-    let tr = traits(spec.ggml_type)?;
-    let mut out = vec![0u8; row_bytes * n_rows];
-    let rows_per = n_rows.div_ceil(threads.max(1)).max(1);
+/// Generates and quantizes one tensor; every row has its own random stream.
+fn generate(spec: &Spec, seed: u64) -> Result<Vec<u8>> {
     let stream = seed ^ fnv1a(&spec.name);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = out
-            .chunks_mut(rows_per * row_bytes)
-            .enumerate()
-            .map(|(chunk, dst)| {
-                s.spawn(move || -> Result<()> {
-                    let mut row = vec![0f32; row_len];
-                    for (r, dst_row) in dst.chunks_mut(row_bytes).enumerate() {
-                        let global_row = (chunk * rows_per + r) as u64;
-                        let mut rng = Rng::new(stream.wrapping_add(global_row.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-                        for x in row.iter_mut() {
-                            *x = rng.normal() * spec.std;
-                        }
-                        if spec.role == TensorRole::Vector {
-                            row.iter_mut().for_each(|x| *x += 1.0);
-                        }
-                        (tr.from_float)(&row, dst_row)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a quantization thread panicked"))??;
+    quantize_rows(spec.ggml_type, spec.ne[1] as usize, spec.ne[0] as usize, |r, row| {
+        let mut rng = Rng::new(stream.wrapping_add((r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let center = if spec.role == TensorRole::Vector { 1.0 } else { 0.0 };
+        for x in row.iter_mut() {
+            *x = center + rng.normal() * spec.std;
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// Runs `llamux synth`.
 pub fn run(a: SynthArgs) -> Result<()> {
-    let ftype = FileType::from_name(&a.ftype).with_context(|| {
-        let names: Vec<_> = FileType::ALL.iter().map(|f| f.name().to_lowercase()).collect();
-        format!("unknown --ftype {} (one of: {})", a.ftype, names.join(", "))
-    })?;
+    let ftype = parse_ftype(&a.ftype)?;
     let vocab_path = match &a.vocab {
         Some(p) => p.clone(),
         None => crate::registry::vocab_file("llama-spm")?,
@@ -253,28 +223,16 @@ pub fn run(a: SynthArgs) -> Result<()> {
         w.add_tensor(&s.name, s.dims(), s.ggml_type).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
 
-    let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut stream =
-        w.start(IoSink(BufWriter::with_capacity(1 << 20, tmp.as_file()))).map_err(|e| anyhow::anyhow!("{e}"))?;
     let total: u64 = specs.iter().map(|s| s.ne[0] * s.ne[1]).sum();
-    let pb = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("synth {msg:28} [{bar:40}] {percent:>3}% {eta}") {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for s in &specs {
+    let pb = params_bar(total, "synth");
+    let size = write_model(&w, &a.out, specs.len(), |i| {
+        let s = &specs[i];
         pb.set_message(s.name.clone());
-        let data = generate(s, a.seed, threads)?;
-        stream.write_tensor(&data).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let data = generate(s, a.seed)?;
         pb.inc(s.ne[0] * s.ne[1]);
-    }
+        Ok(data)
+    })?;
     pb.finish_and_clear();
-    let IoSink(mut buf) = stream.finish().map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::io::Write::flush(&mut buf)?;
-    drop(buf);
-    tmp.persist(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let size = std::fs::metadata(&a.out)?.len();
     eprintln!(
         "wrote {} ({} shape, {}, {} parameters, {:.1} MiB, seed {})",
         a.out.display(),

@@ -159,5 +159,5 @@ fn synth_every_ftype_round_trips_through_info() {
     }
     let out = llamux().args(["synth", "--ftype", "q9_z", "-o"]).arg(dir.path().join("x.gguf")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown --ftype"));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown file type"));
 }

@@ -50,6 +50,27 @@ pub enum TensorRole {
     Vector,
 }
 
+impl TensorRole {
+    /// The role of a tensor from its GGUF name and dimension count.
+    pub fn from_name(name: &str, n_dims: usize) -> Self {
+        if n_dims < 2 {
+            return TensorRole::Vector;
+        }
+        match name {
+            "token_embd.weight" => return TensorRole::TokenEmbedding,
+            "output.weight" => return TensorRole::Output,
+            _ => {}
+        }
+        let layer =
+            name.strip_prefix("blk.").and_then(|rest| rest.split('.').next()).and_then(|n| n.parse::<u32>().ok());
+        match (layer, name.ends_with(".attn_v.weight"), name.ends_with(".ffn_down.weight")) {
+            (Some(layer), true, _) => TensorRole::AttnV { layer },
+            (Some(layer), _, true) => TensorRole::FfnDown { layer },
+            _ => TensorRole::OtherMatrix,
+        }
+    }
+}
+
 impl FileType {
     /// Every file type, in id order.
     pub const ALL: [FileType; 17] = {
@@ -195,6 +216,17 @@ mod tests {
         assert_eq!(f.tensor_type(TensorRole::OtherMatrix, 22, 2048), GgmlType::Q4_K);
         assert_eq!(f.tensor_type(TensorRole::Vector, 22, 2048), GgmlType::F32);
         assert_eq!(f.tensor_type(TensorRole::OtherMatrix, 22, 100), GgmlType::Q5_0);
+    }
+
+    #[test]
+    fn roles_from_names() {
+        assert_eq!(TensorRole::from_name("blk.12.attn_v.weight", 2), TensorRole::AttnV { layer: 12 });
+        assert_eq!(TensorRole::from_name("blk.3.ffn_down.weight", 2), TensorRole::FfnDown { layer: 3 });
+        assert_eq!(TensorRole::from_name("blk.3.ffn_up.weight", 2), TensorRole::OtherMatrix);
+        assert_eq!(TensorRole::from_name("blk.3.attn_norm.weight", 1), TensorRole::Vector);
+        assert_eq!(TensorRole::from_name("token_embd.weight", 2), TensorRole::TokenEmbedding);
+        assert_eq!(TensorRole::from_name("output.weight", 2), TensorRole::Output);
+        assert_eq!(TensorRole::from_name("blk.x.attn_v.weight", 2), TensorRole::OtherMatrix);
     }
 
     #[test]
