@@ -161,3 +161,46 @@ fn synth_every_ftype_round_trips_through_info() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().contains("unknown file type"));
 }
+
+#[test]
+fn quantize_requantizes_and_refuses_bad_types() {
+    let Some(vocab) = vocab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f32.gguf");
+    llamux()
+        .args(["synth", "--shape", "tiny", "--ftype", "f32", "--vocab"])
+        .arg(&vocab)
+        .arg("-o")
+        .arg(&src)
+        .assert()
+        .success();
+    let mixed = dir.path().join("q4km.gguf");
+    llamux().arg("quantize").arg(&src).arg(&mixed).arg("q4_k_m").assert().success();
+    let pure = dir.path().join("q5k.gguf");
+    llamux().arg("quantize").arg(&src).arg(&pure).args(["q5_k_s", "--pure"]).assert().success();
+    let types = |p: &PathBuf| -> Vec<String> {
+        let j = json_of(&llamux().args(["info", "--json"]).arg(p).output().unwrap().stdout);
+        j["tensors"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap().to_string()).collect()
+    };
+    let m = types(&mixed);
+    assert!(m.contains(&"q6_K".to_string()) && m.contains(&"q4_K".to_string()) && m.contains(&"f32".to_string()));
+    assert!(types(&pure).iter().all(|t| t == "q5_K" || t == "f32"));
+    // Requantizing a synth f32 model to q4_k_m gives the same bytes as synthesizing q4_k_m directly.
+    let direct = dir.path().join("direct.gguf");
+    llamux()
+        .args(["synth", "--shape", "tiny", "--ftype", "q4_k_m", "--vocab"])
+        .arg(&vocab)
+        .arg("-o")
+        .arg(&direct)
+        .assert()
+        .success();
+    let (a, b) = (std::fs::read(&mixed).unwrap(), std::fs::read(&direct).unwrap());
+    let (ga, gb) = (llamux_core::gguf::Gguf::parse(&a).unwrap(), llamux_core::gguf::Gguf::parse(&b).unwrap());
+    assert_eq!(ga.tensors().len(), gb.tensors().len());
+    for (ta, tb) in ga.tensors().iter().zip(gb.tensors()) {
+        assert_eq!((ta.name, ta.ggml_type), (tb.name, tb.ggml_type));
+        assert!(ga.tensor_data(ta) == gb.tensor_data(tb), "{} differs", ta.name);
+    }
+    let out = llamux().arg("quantize").arg(&src).arg(dir.path().join("x.gguf")).arg("q7").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
