@@ -17,7 +17,11 @@ extern crate std;
 
 pub mod gguf;
 pub mod model;
+pub mod ops;
+pub mod platform;
 pub mod quant;
 pub mod sample;
+pub mod session;
+pub mod tokenizer;
 
 pub use gguf::GgmlType;

@@ -15,6 +15,12 @@ pub enum ModelError {
     MissingKey(String),
     /// A key has a value of the wrong type or out of range.
     BadValue(String),
+    /// The architecture is not one the engine implements.
+    UnsupportedArch(String),
+    /// A required tensor is missing.
+    MissingTensor(String),
+    /// A tensor has the wrong shape or an unsupported type.
+    BadTensor(String),
 }
 
 impl fmt::Display for ModelError {
@@ -23,6 +29,9 @@ impl fmt::Display for ModelError {
             ModelError::NoArchitecture => f.write_str("general.architecture is missing"),
             ModelError::MissingKey(k) => write!(f, "metadata key {k} is missing"),
             ModelError::BadValue(k) => write!(f, "metadata key {k} has an unusable value"),
+            ModelError::UnsupportedArch(a) => write!(f, "architecture {a} is not supported (llama, qwen2, gemma3 are)"),
+            ModelError::MissingTensor(t) => write!(f, "tensor {t} is missing"),
+            ModelError::BadTensor(t) => write!(f, "tensor {t} has an unexpected shape or type"),
         }
     }
 }
@@ -59,6 +68,12 @@ pub struct HParams {
     pub rms_eps: f32,
     /// Sliding-window length for local attention layers, if any.
     pub sliding_window: Option<u32>,
+    /// RoPE base of sliding-window layers.
+    pub rope_freq_base_swa: Option<f32>,
+    /// Linear RoPE scaling factor (`rope.scaling.factor` with type `linear`), else 1.
+    pub rope_scaling_factor: f32,
+    /// Final logit soft-capping, if any.
+    pub final_logit_softcapping: Option<f32>,
 }
 
 /// A scalar integer, or the largest element of an integer array (llama.cpp allows per-layer
@@ -114,7 +129,13 @@ impl HParams {
             n_rot: opt_u32("rope.dimension_count")?.unwrap_or(head_dim),
             rope_freq_base: opt_f32("rope.freq_base")?.unwrap_or(10_000.0),
             rms_eps: opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
-            sliding_window: opt_u32("attention.sliding_window")?,
+            sliding_window: opt_u32("attention.sliding_window")?.filter(|&w| w > 0),
+            rope_freq_base_swa: opt_f32("rope.freq_base_swa")?,
+            rope_scaling_factor: match g.get_str(&key("rope.scaling.type")) {
+                Some("linear") => opt_f32("rope.scaling.factor")?.filter(|f| *f > 0.0).unwrap_or(1.0),
+                _ => 1.0,
+            },
+            final_logit_softcapping: opt_f32("final_logit_softcapping")?.filter(|c| *c > 0.0),
             arch,
         })
     }

@@ -1,7 +1,13 @@
-//! Model description: hyper-parameters read from GGUF metadata and llama.cpp's file types.
+//! The model: hyper-parameters from metadata, per-architecture options, borrowed weights, and the
+//! forward pass; plus llama.cpp's file types.
 
+mod arch;
 mod file_type;
+mod forward;
 mod hparams;
+mod weights;
 
+pub use arch::{Activation, ArchKind, ArchOptions};
 pub use file_type::{FileType, TensorRole};
 pub use hparams::{HParams, ModelError};
+pub use weights::{Layer, Model};

@@ -1,0 +1,171 @@
+//! The forward pass of one token, top to bottom.
+
+use super::{Activation, Model};
+use crate::ops::{rms_norm, softmax, Rope};
+use crate::platform::Parallel;
+use crate::quant::F16;
+use crate::session::{Session, SessionError};
+
+/// Rounds to half precision and back (what storing in, or converting for, an f16 tensor does).
+#[inline]
+fn f16_round(x: f32) -> f32 {
+    F16::from_f32(x).to_f32()
+}
+
+impl Model<'_> {
+    /// Runs token `token` at the session's next position; returns the logits.
+    pub fn forward<'s>(
+        &self,
+        sess: &'s mut Session,
+        token: u32,
+        par: &dyn Parallel,
+    ) -> Result<&'s [f32], SessionError> {
+        let hp = &self.hp;
+        let pos = sess.pos;
+        if pos >= sess.n_ctx() {
+            return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
+        }
+        if token >= hp.n_vocab {
+            return Err(SessionError::TokenOutOfRange(token));
+        }
+        let (head_dim, n_head, n_head_kv) = (hp.head_dim as usize, hp.n_head as usize, hp.n_head_kv as usize);
+        let kv_mul = n_head / n_head_kv;
+        let eps = hp.rms_eps;
+        let Session { kv, s, .. } = sess;
+
+        // Token embedding (scaled for Gemma).
+        self.tok_embd.dequantize_row(token as usize, &mut s.x)?;
+        if let Some(scale) = self.arch.embd_scale {
+            s.x.iter_mut().for_each(|v| *v *= scale);
+        }
+
+        for (il, l) in self.layers.iter().enumerate() {
+            // ---- attention ----
+            rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.attn_norm, eps);
+            s.xq.quantize(&s.xb[..s.x.len()], l.wq.input_type())?;
+            l.wq.matvec(par, &s.xq, &mut s.q)?;
+            if l.wk.input_type() != l.wq.input_type() {
+                s.xq.quantize(&s.xb[..s.x.len()], l.wk.input_type())?;
+            }
+            l.wk.matvec(par, &s.xq, &mut s.k)?;
+            if l.wv.input_type() != l.wk.input_type() {
+                s.xq.quantize(&s.xb[..s.x.len()], l.wv.input_type())?;
+            }
+            l.wv.matvec(par, &s.xq, &mut s.v)?;
+            for (buf, bias) in [(&mut s.q, &l.bq), (&mut s.k, &l.bk), (&mut s.v, &l.bv)] {
+                if let Some(b) = bias {
+                    buf.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                }
+            }
+            // Per-head Q/K norms (Gemma 3), then RoPE.
+            if let Some(w) = &l.q_norm {
+                for h in s.q.chunks_exact_mut(head_dim) {
+                    let tmp: &mut [f32] = &mut s.att_out[..head_dim];
+                    tmp.copy_from_slice(h);
+                    rms_norm(h, tmp, w, eps);
+                }
+            }
+            if let Some(w) = &l.k_norm {
+                for h in s.k.chunks_exact_mut(head_dim) {
+                    let tmp: &mut [f32] = &mut s.att_out[..head_dim];
+                    tmp.copy_from_slice(h);
+                    rms_norm(h, tmp, w, eps);
+                }
+            }
+            let freq_scale = 1.0 / hp.rope_scaling_factor;
+            let rope = Rope::new(
+                &mut s.rope,
+                pos,
+                hp.n_rot as usize,
+                l.rope_base,
+                freq_scale,
+                self.rope_freqs.as_deref(),
+                self.arch.rope_mode,
+            );
+            s.q.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
+            s.k.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
+            let kq_scale = match self.arch.q_scale {
+                Some(qs) => {
+                    s.q.iter_mut().for_each(|v| *v *= qs);
+                    1.0
+                }
+                None => 1.0 / libm::sqrtf(head_dim as f32),
+            };
+
+            // Store this position's K and V (f16), then attend over the window.
+            let base = kv.index(il, 0);
+            let at = kv.index(il, pos);
+            for (dst, &src) in kv.k[at..at + kv.kv_dim].iter_mut().zip(&s.k) {
+                *dst = F16::from_f32(src);
+            }
+            for (dst, &src) in kv.v[at..at + kv.kv_dim].iter_mut().zip(&s.v) {
+                *dst = F16::from_f32(src);
+            }
+            let first = match (l.is_swa, self.arch.sliding_window) {
+                (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
+                _ => 0,
+            };
+            for h in 0..n_head {
+                let kvh = h / kv_mul;
+                // ggml converts the query to the cache's f16 for the dot products.
+                let q: &mut [f32] = &mut s.xb2[..head_dim];
+                for (d, &v) in q.iter_mut().zip(&s.q[h * head_dim..(h + 1) * head_dim]) {
+                    *d = f16_round(v);
+                }
+                let att = &mut s.att[first..=pos];
+                for (t, a) in (first..=pos).zip(att.iter_mut()) {
+                    let k = &kv.k[base + t * kv.kv_dim + kvh * head_dim..][..head_dim];
+                    let dot: f32 = q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum();
+                    *a = dot * kq_scale;
+                }
+                softmax(att);
+                let out = &mut s.att_out[h * head_dim..(h + 1) * head_dim];
+                out.fill(0.0);
+                for (t, &a) in (first..=pos).zip(att.iter()) {
+                    // ... and the probabilities to f16 for the product with V.
+                    let a = f16_round(a);
+                    let v = &kv.v[base + t * kv.kv_dim + kvh * head_dim..][..head_dim];
+                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v.to_f32());
+                }
+            }
+            s.xq.quantize(&s.att_out, l.wo.input_type())?;
+            l.wo.matvec(par, &s.xq, &mut s.xb2)?;
+            if let Some(w) = &l.post_attn_norm {
+                s.xb[..s.xb2.len()].copy_from_slice(&s.xb2);
+                rms_norm(&mut s.xb2, &s.xb[..s.x.len()], w, eps);
+            }
+            s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
+
+            // ---- feed-forward ----
+            rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.ffn_norm, eps);
+            s.xq.quantize(&s.xb[..s.x.len()], l.w_gate.input_type())?;
+            l.w_gate.matvec(par, &s.xq, &mut s.hb)?;
+            if l.w_up.input_type() != l.w_gate.input_type() {
+                s.xq.quantize(&s.xb[..s.x.len()], l.w_up.input_type())?;
+            }
+            l.w_up.matvec(par, &s.xq, &mut s.hb2)?;
+            match (self.arch.activation, &self.gelu) {
+                (Activation::Gelu, Some(table)) => {
+                    s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = table.gelu(*g) * u);
+                }
+                _ => s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = crate::ops::silu(*g) * u),
+            }
+            s.xq.quantize(&s.hb, l.w_down.input_type())?;
+            l.w_down.matvec(par, &s.xq, &mut s.xb2)?;
+            if let Some(w) = &l.post_ffn_norm {
+                s.xb[..s.xb2.len()].copy_from_slice(&s.xb2);
+                rms_norm(&mut s.xb2, &s.xb[..s.x.len()], w, eps);
+            }
+            s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
+        }
+
+        rms_norm(&mut s.xb[..s.x.len()], &s.x, &self.output_norm, eps);
+        s.xq.quantize(&s.xb[..s.x.len()], self.output.input_type())?;
+        self.output.matvec(par, &s.xq, &mut s.logits)?;
+        if let Some(cap) = hp.final_logit_softcapping {
+            s.logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
+        }
+        sess.pos += 1;
+        Ok(&sess.s.logits)
+    }
+}

@@ -1,0 +1,127 @@
+//! Tokenizers: SentencePiece (and, to come, byte-level BPE) behind one type, with llama.cpp's
+//! handling of special tokens, BOS/EOS and the SentencePiece space prefix.
+
+mod special;
+mod spm;
+mod vocab;
+
+pub use vocab::{TokenType, Vocab, VocabError};
+
+use crate::gguf::Gguf;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use special::Fragment;
+
+/// Which algorithm splits text into tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerKind {
+    /// SentencePiece with scores and byte fallback (`llama`).
+    SentencePiece,
+}
+
+/// A model's tokenizer.
+pub struct Tokenizer<'a> {
+    /// The vocabulary.
+    pub vocab: Vocab<'a>,
+    /// The algorithm.
+    pub kind: TokenizerKind,
+}
+
+/// `▁` (U+2581), SentencePiece's visible space.
+const SPM_SPACE: &str = "\u{2581}";
+
+impl<'a> Tokenizer<'a> {
+    /// Loads the tokenizer described by `tokenizer.ggml.*`.
+    pub fn from_gguf(g: &Gguf<'a>) -> Result<Self, VocabError> {
+        let model = g.get_str("tokenizer.ggml.model").unwrap_or("llama");
+        let kind = match model {
+            "llama" => TokenizerKind::SentencePiece,
+            other => return Err(VocabError::UnsupportedModel(other.to_string())),
+        };
+        Ok(Tokenizer { vocab: Vocab::from_gguf(g, kind == TokenizerKind::SentencePiece)?, kind })
+    }
+
+    /// Encodes `text` (any bytes). `add_special` adds BOS/EOS as the model's metadata asks;
+    /// `parse_special` lets control tokens written in the text (`<start_of_turn>`) become tokens.
+    pub fn encode(&self, text: &[u8], add_special: bool, parse_special: bool) -> Vec<u32> {
+        let v = &self.vocab;
+        let mut out = Vec::new();
+        if add_special && v.add_bos {
+            out.extend(v.bos);
+        }
+        let fragments = special::partition(v, text, parse_special);
+        match self.kind {
+            TokenizerKind::SentencePiece => {
+                let mut prev_special = true;
+                let mut buf = Vec::new();
+                for f in fragments {
+                    match f {
+                        Fragment::Text(s, e) => {
+                            buf.clear();
+                            if v.add_space_prefix && prev_special {
+                                buf.extend_from_slice(SPM_SPACE.as_bytes());
+                            }
+                            for &b in &text[s..e] {
+                                if b == b' ' {
+                                    buf.extend_from_slice(SPM_SPACE.as_bytes());
+                                } else {
+                                    buf.push(b);
+                                }
+                            }
+                            spm::tokenize(v, &buf, &mut out);
+                            prev_special = false;
+                        }
+                        Fragment::Token(id) => {
+                            out.push(id);
+                            prev_special = true;
+                        }
+                    }
+                }
+            }
+        }
+        if add_special && v.add_eos {
+            out.extend(v.eos);
+        }
+        out
+    }
+
+    /// The bytes token `id` stands for; control and unknown tokens give their text only when
+    /// `special` is set (llama.cpp's `token_to_piece`).
+    pub fn piece(&self, id: u32, special: bool) -> Vec<u8> {
+        let v = &self.vocab;
+        let (Some(text), Some(ty)) = (v.text(id), v.token_type(id)) else { return Vec::new() };
+        match ty {
+            TokenType::Control | TokenType::Unknown => {
+                if special {
+                    text.as_bytes().to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            TokenType::UserDefined => text.as_bytes().to_vec(),
+            TokenType::Byte => {
+                let hex = text.get(3..5).and_then(|h| u8::from_str_radix(h, 16).ok());
+                hex.map(|b| alloc::vec![b]).unwrap_or_default()
+            }
+            TokenType::Normal | TokenType::Unused => match self.kind {
+                TokenizerKind::SentencePiece => text.replace(SPM_SPACE, " ").into_bytes(),
+            },
+        }
+    }
+
+    /// Decodes a token sequence to bytes (llama.cpp's `detokenize`): pieces concatenated, with
+    /// the space the tokenizer prefixed removed after a leading BOS.
+    pub fn decode(&self, ids: &[u32], special: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut remove_space = self.vocab.add_space_prefix;
+        for &id in ids {
+            let p = self.piece(id, special);
+            let skip = usize::from(remove_space && p.first() == Some(&b' '));
+            if Some(id) != self.vocab.bos || !special || !p.is_empty() {
+                remove_space = false;
+            }
+            out.extend_from_slice(&p[skip..]);
+        }
+        out
+    }
+}

@@ -1,0 +1,74 @@
+//! Splitting text at special tokens before tokenizing (llama.cpp's `tokenizer_st_partition`).
+
+use super::vocab::{TokenType, Vocab};
+use alloc::vec::Vec;
+
+/// A piece of input: raw text (a byte range) or a token matched literally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fragment {
+    /// `text[start..end]`, still to be tokenized.
+    Text(usize, usize),
+    /// A special token.
+    Token(u32),
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    let first = needle[0];
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        match hay[i..=hay.len() - needle.len()].iter().position(|&b| b == first) {
+            None => return None,
+            Some(p) => {
+                i += p;
+                if &hay[i..i + needle.len()] == needle {
+                    return Some(i);
+                }
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Splits `text` at every special token (longest tokens first). Control and unknown tokens are
+/// matched only with `parse_special`; user-defined tokens always are.
+pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool) -> Vec<Fragment> {
+    let mut frags = Vec::new();
+    if text.is_empty() {
+        return frags;
+    }
+    frags.push(Fragment::Text(0, text.len()));
+    for &id in &vocab.specials {
+        let ty = vocab.token_type(id);
+        if !parse_special && matches!(ty, Some(TokenType::Control | TokenType::Unknown)) {
+            continue;
+        }
+        let Some(tok) = vocab.text(id).map(str::as_bytes) else { continue };
+        // Cheap rejection: most special tokens do not occur at all.
+        if find(text, tok).is_none() {
+            continue;
+        }
+        let mut next = Vec::with_capacity(frags.len() + 2);
+        for f in frags {
+            let Fragment::Text(mut s, e) = f else {
+                next.push(f);
+                continue;
+            };
+            while let Some(p) = find(&text[s..e], tok) {
+                if p > 0 {
+                    next.push(Fragment::Text(s, s + p));
+                }
+                next.push(Fragment::Token(id));
+                s += p + tok.len();
+            }
+            if s < e {
+                next.push(Fragment::Text(s, e));
+            }
+        }
+        frags = next;
+    }
+    frags
+}

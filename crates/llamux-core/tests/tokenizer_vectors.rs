@@ -1,0 +1,71 @@
+//! llama.cpp's tokenizer test vectors (`models/ggml-vocab-*.gguf` with `.inp`/`.out`, from the
+//! `llama-cpp-python` sdist): tokenization without special tokens must match exactly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use llamux_core::gguf::Gguf;
+use llamux_core::tokenizer::Tokenizer;
+use std::path::PathBuf;
+
+fn vocab_dir() -> Option<PathBuf> {
+    match std::env::var_os("LLAMUX_VOCAB_DIR") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("LLAMUX_VOCAB_DIR is not set"),
+        None => {
+            eprintln!("skipped: LLAMUX_VOCAB_DIR is not set (run through `cargo xtask test`)");
+            None
+        }
+    }
+}
+
+/// Runs the vectors of `ggml-vocab-{name}.gguf`; returns (passed, total).
+fn run(name: &str) -> Option<(usize, usize)> {
+    let dir = vocab_dir()?;
+    let model = std::fs::read(dir.join(format!("ggml-vocab-{name}.gguf"))).unwrap();
+    let inp = std::fs::read(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).unwrap();
+    let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();
+    let g = Gguf::parse(&model).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let sep = b"\n__ggml_vocab_test__\n";
+    let mut inputs = Vec::new();
+    let mut pos = 0;
+    while pos < inp.len() {
+        match inp[pos..].windows(sep.len()).position(|w| w == sep) {
+            Some(n) => {
+                inputs.push(&inp[pos..pos + n]);
+                pos += n + sep.len();
+            }
+            None => {
+                inputs.push(&inp[pos..]);
+                break;
+            }
+        }
+    }
+    let expected: Vec<Vec<u32>> =
+        out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    assert_eq!(inputs.len(), expected.len(), "{name}: test count");
+    let mut passed = 0;
+    for (text, want) in inputs.iter().zip(&expected) {
+        let got = tok.encode(text, false, false);
+        if &got == want {
+            passed += 1;
+        } else {
+            eprintln!("{name}: {:?}\n  ours  {got:?}\n  llama {want:?}", String::from_utf8_lossy(text));
+        }
+    }
+    Some((passed, inputs.len()))
+}
+
+#[test]
+fn llama_spm() {
+    if let Some((p, n)) = run("llama-spm") {
+        assert_eq!(p, n, "llama-spm: {p}/{n}");
+    }
+}
+
+#[test]
+fn phi_3_spm() {
+    if let Some((p, n)) = run("phi-3") {
+        assert_eq!(p, n, "phi-3: {p}/{n}");
+    }
+}
