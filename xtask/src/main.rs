@@ -5,7 +5,9 @@
 //! * `fixtures`  — regenerate the golden quantization fixtures from the PyPI `gguf` package.
 //! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
-//! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `llama_model_quantize`.
+//! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `ggml_quantize_chunk`.
+//! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests.
+//! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -66,6 +68,73 @@ fn rustup(args: &[&str]) -> Result<()> {
     run(Command::new("rustup").args(args))
 }
 
+/// The TinyLlama-shaped synthetic model the oracle fixtures were recorded on (seed 1, Q4_K_M),
+/// written into the cache on first use.
+fn tinyllama() -> Result<PathBuf> {
+    let dir = cache_dir().join("synth");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("tinyllama-q4_k_m-seed1.gguf");
+    if !path.exists() {
+        run(Command::new(llamux_bin())
+            .args(["synth", "--shape", "tinyllama", "--ftype", "q4_k_m", "--seed", "1", "-o"])
+            .arg(&path))?;
+    }
+    Ok(path)
+}
+
+const ORACLE_DIR: &str = "crates/llamux-core/tests/fixtures/oracle";
+
+fn oracle_models() -> Result<Vec<(&'static str, PathBuf)>> {
+    Ok(vec![("gemma3-270m", pull("gemma3-270m")?), ("tinyllama-q4_k_m", tinyllama()?)])
+}
+
+fn oracle_fixtures() -> Result<()> {
+    let py = oracle()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    for (name, model) in oracle_models()? {
+        let out = root().join(ORACLE_DIR).join(format!("{name}.json"));
+        run(Command::new(&py)
+            .arg(root().join("tools/oracle.py"))
+            .arg("record")
+            .arg(&model)
+            .arg(out)
+            .args(["--name", name]))?;
+    }
+    Ok(())
+}
+
+/// Generates greedily with llamux for every fixture prompt, then has llama.cpp score each token.
+fn oracle_check() -> Result<()> {
+    let py = oracle()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    for (name, model) in oracle_models()? {
+        let fixture = root().join(ORACLE_DIR).join(format!("{name}.json"));
+        let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture)?)?;
+        let mut lines = String::new();
+        for case in fx["prompts"].as_array().context("fixture has no prompts")? {
+            let prompt = case["prompt"].as_str().context("prompt")?;
+            let out = Command::new(llamux_bin())
+                .args(["run", "--json", "--temp", "0", "-n", "64", "-c", "512", "-m"])
+                .arg(&model)
+                .arg("-p")
+                .arg(prompt)
+                .output()?;
+            if !out.status.success() {
+                bail!("llamux run failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let mut j: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            j["prompt"] = prompt.into();
+            lines.push_str(&j.to_string());
+            lines.push('\n');
+        }
+        let ours = std::env::temp_dir().join(format!("{name}.ours.jsonl"));
+        std::fs::write(&ours, lines)?;
+        eprintln!("== {name}");
+        run(Command::new(&py).arg(root().join("tools/oracle.py")).arg("check").arg(&model).arg(&ours).arg(&fixture))?;
+    }
+    Ok(())
+}
+
 fn test() -> Result<()> {
     rustup(&["component", "add", "rustfmt", "clippy"])?;
     rustup(&["target", "add", "x86_64-unknown-none"])?;
@@ -76,10 +145,12 @@ fn test() -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
     let gemma = pull("gemma3-270m")?;
     let vocabs = pull("llama-vocabs")?;
+    let tinyllama = tinyllama()?;
     run(cargo()
         .args(["test", "--workspace", "--release"])
         .env("LLAMUX_GEMMA", &gemma)
         .env("LLAMUX_VOCAB_DIR", &vocabs)
+        .env("LLAMUX_TINYLLAMA", &tinyllama)
         .env("LLAMUX_BIN", llamux_bin())
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
     Ok(())
@@ -141,6 +212,8 @@ fn main() -> Result<()> {
         "oracle" => oracle().map(|py| println!("{}", py.display())),
         "llamacpp-check" => llamacpp_check(),
         "kquant-rmse" => kquant_rmse(),
-        _ => bail!("usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse>"),
+        "oracle-fixtures" => oracle_fixtures(),
+        "oracle-check" => oracle_check(),
+        _ => bail!("usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check>"),
     }
 }

@@ -6,6 +6,7 @@ mod mapped;
 mod pull;
 mod quantize;
 mod registry;
+mod run;
 mod synth;
 
 use anyhow::Result;
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate text from a prompt, streamed to stdout.
+    Run(run::RunArgs),
     /// Show a model's architecture, hyper-parameters, quantization mix, tokenizer and tensors.
     Info(info::InfoArgs),
     /// Download a known model (or asset) into the cache and verify its digest.
@@ -38,6 +41,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
+        Command::Run(a) => run::run(a),
         Command::Info(a) => info::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Synth(a) => synth::run(a),

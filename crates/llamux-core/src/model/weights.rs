@@ -78,7 +78,8 @@ fn matrix<'a>(g: &Gguf<'a>, name: &str, rows: u32, cols: u32) -> Result<Matrix<'
     if t.n_dims != 2 || t.ne[0] != u64::from(cols) || t.ne[1] != u64::from(rows) {
         return Err(ModelError::BadTensor(name.to_string()));
     }
-    Matrix::new(t.ggml_type, rows as usize, cols as usize, g.tensor_data(t)).map_err(|_| ModelError::BadTensor(name.to_string()))
+    Matrix::new(t.ggml_type, rows as usize, cols as usize, g.tensor_data(t))
+        .map_err(|_| ModelError::BadTensor(name.to_string()))
 }
 
 fn vector(g: &Gguf<'_>, name: &str, n: u32) -> Result<Vec<f32>, ModelError> {

@@ -27,8 +27,7 @@ pub struct GeluTable {
 impl GeluTable {
     /// Builds the 65 536-entry table (128 KiB).
     pub fn new() -> Self {
-        let table =
-            (0..=u16::MAX).map(|bits| F16::from_f32(gelu_tanh(F16(bits.to_le_bytes()).to_f32()))).collect();
+        let table = (0..=u16::MAX).map(|bits| F16::from_f32(gelu_tanh(F16(bits.to_le_bytes()).to_f32()))).collect();
         GeluTable { table }
     }
 

@@ -29,7 +29,8 @@ impl<'a> Matrix<'a> {
             .bytes_for(cols as u64)
             .and_then(|b| usize::try_from(b).ok())
             .ok_or(QuantError::NotWholeBlocks { ggml_type, len: cols })?;
-        let expected = row_bytes.checked_mul(rows).ok_or(QuantError::LengthMismatch { expected: usize::MAX, got: data.len() })?;
+        let expected =
+            row_bytes.checked_mul(rows).ok_or(QuantError::LengthMismatch { expected: usize::MAX, got: data.len() })?;
         if data.len() != expected {
             return Err(QuantError::LengthMismatch { expected, got: data.len() });
         }
@@ -98,7 +99,7 @@ impl QuantizedInput {
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.buf);
         let have = bytes.len();
         let dst = bytes.get_mut(..len).ok_or(QuantError::LengthMismatch { expected: len, got: have })?;
-        (traits(ggml_type)?.from_float)(x, dst)?;
+        (traits(ggml_type)?.from_float_act)(x, dst)?;
         self.ggml_type = ggml_type;
         self.n = x.len();
         self.len = len;

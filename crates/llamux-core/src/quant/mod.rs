@@ -65,6 +65,13 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
     /// Quantizes `xs` into `ys` (ggml's reference quantizer for the format).
     fn from_float(xs: &[f32], ys: &mut [Self]);
 
+    /// Quantizes activations for [`vec_dot`](Self::vec_dot) the way ggml's CPU backend does on
+    /// x86 (for `Q8_0`/`Q8_1`: scale `127/amax`, round half to even), so that results track
+    /// llama.cpp's; the reference quantizer for every other format.
+    fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+        Self::from_float(xs, ys)
+    }
+
     /// Dot product of a weight row with quantized activations (fastest kernel available).
     fn vec_dot(xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         Self::vec_dot_unopt(xs, ys)

@@ -31,6 +31,19 @@ pub(crate) fn quantize_q8(x: &[f32; 32], qs: &mut [i8; 32]) -> f32 {
     d
 }
 
+/// ggml's x86 activation quantizer (`quantize_row_q8_0` with AVX2): multiplier `127 / amax`,
+/// rounding half to even. Returns the scale `amax / 127`.
+#[inline]
+pub(crate) fn quantize_q8_act(x: &[f32; 32], qs: &mut [i8; 32]) -> f32 {
+    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = libm::rintf(v * id) as i8;
+    }
+    d
+}
+
 impl BlockFormat for BlockQ8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
     const BLCK_SIZE: usize = QK8_0;
@@ -48,6 +61,12 @@ impl BlockFormat for BlockQ8_0 {
     fn from_float(xs: &[f32], ys: &mut [Self]) {
         for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
             y.d = F16::from_f32(quantize_q8(x, &mut y.qs));
+        }
+    }
+
+    fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+        for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
+            y.d = F16::from_f32(quantize_q8_act(x, &mut y.qs));
         }
     }
 

@@ -1,6 +1,6 @@
 //! `Q8_1`: `Q8_0` plus the scaled sum of the quants; the activation type of `Q4_1` and `Q5_1`.
 
-use super::q8_0::quantize_q8;
+use super::q8_0::{quantize_q8, quantize_q8_act};
 use super::{BlockFormat, GgmlType, F16};
 use bytemuck::{Pod, Zeroable};
 
@@ -40,6 +40,15 @@ impl BlockFormat for BlockQ8_1 {
             let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
             y.d = F16::from_f32(d);
             y.s = F16::from_f32(sum as f32 * d);
+        }
+    }
+
+    fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+        for (x, y) in xs.as_chunks::<QK8_1>().0.iter().zip(ys) {
+            let d = quantize_q8_act(x, &mut y.qs);
+            let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
+            y.d = F16::from_f32(d);
+            y.s = F16::from_f32(d * sum as f32);
         }
     }
 

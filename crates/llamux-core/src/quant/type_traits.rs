@@ -54,6 +54,8 @@ pub struct TypeTraits {
     pub to_float: fn(src: &[u8], dst: &mut [f32]) -> Result<(), QuantError>,
     /// Quantizes `src` (a whole number of blocks) into `dst` (exactly the needed bytes).
     pub from_float: fn(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError>,
+    /// Quantizes activations as ggml's CPU backend does ([`BlockFormat::from_float_act`]).
+    pub from_float_act: fn(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError>,
     /// Fused dot product of a weight row with activations of [`vec_dot_type`](Self::vec_dot_type).
     pub vec_dot: fn(w: &[u8], a: &[u8]) -> Result<f32, QuantError>,
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
@@ -96,6 +98,13 @@ fn from_float<B: BlockFormat>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantEr
     Ok(())
 }
 
+fn from_float_act<B: BlockFormat>(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let ys = blocks_mut::<B>(dst)?;
+    check_len(ys.len() * B::BLCK_SIZE, src.len())?;
+    B::from_float_act(src, ys);
+    Ok(())
+}
+
 fn dot_operands<'a, B: BlockFormat>(w: &'a [u8], a: &'a [u8]) -> Result<(&'a [B], &'a [B::VecDotType]), QuantError> {
     let (xs, ys) = (blocks::<B>(w)?, blocks::<B::VecDotType>(a)?);
     check_len(xs.len() * B::BLCK_SIZE, ys.len() * B::VecDotType::BLCK_SIZE)?;
@@ -118,6 +127,7 @@ const fn entry<B: BlockFormat>() -> TypeTraits {
         vec_dot_type: <B::VecDotType as BlockFormat>::TYPE,
         to_float: to_float::<B>,
         from_float: from_float::<B>,
+        from_float_act: from_float_act::<B>,
         vec_dot: vec_dot::<B>,
         vec_dot_unopt: vec_dot_unopt::<B>,
     }

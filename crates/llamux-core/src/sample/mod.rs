@@ -1,5 +1,7 @@
-//! Sampling support. For now: the seeded random number generator shared by samplers and tools.
+//! Sampling: the seeded random number generator and the token samplers.
 
 mod rng;
+mod sampler;
 
 pub use rng::Rng;
+pub use sampler::{argmax, BadSamplerConfig, Sampler, SamplerConfig};

@@ -149,10 +149,8 @@ impl<'a> Vocab<'a> {
         }
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&i| {
-                matches!(
-                    types.get(i as usize),
-                    Some(TokenType::Control | TokenType::UserDefined | TokenType::Unknown)
-                ) && tokens.get(i as usize).is_some_and(|t| !t.is_empty())
+                matches!(types.get(i as usize), Some(TokenType::Control | TokenType::UserDefined | TokenType::Unknown))
+                    && tokens.get(i as usize).is_some_and(|t| !t.is_empty())
             })
             .collect();
         specials.sort_by_key(|&i| core::cmp::Reverse(tokens.get(i as usize).map_or(0, |t| t.len())));

@@ -1,0 +1,254 @@
+//! `llamux run`: generate a continuation of a prompt, streamed to stdout.
+
+use crate::mapped::MappedFile;
+use anyhow::{bail, Context, Result};
+use llamux_core::gguf::Gguf;
+use llamux_core::model::Model;
+use llamux_core::platform::Threads;
+use llamux_core::sample::{Sampler, SamplerConfig};
+use llamux_core::session::{Session, SessionError};
+use llamux_core::tokenizer::Tokenizer;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Model-loading and sampling options shared by `run`, `chat` and `perplexity`.
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// Model file or known model name.
+    #[arg(short = 'm', long = "model", default_value = crate::registry::DEFAULT_MODEL)]
+    pub model: String,
+    /// Context length (default: the model's training context, at most 4096).
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Threads (default: one per core).
+    #[arg(short = 't', long = "threads", default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Sampling options.
+#[derive(clap::Args, Clone)]
+pub struct SampleArgs {
+    /// Temperature (0 = greedy).
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed.
+    #[arg(long = "seed", default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SampleArgs {
+    /// The core's sampler configuration.
+    pub fn config(&self) -> SamplerConfig {
+        SamplerConfig {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: 64,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Arguments of `llamux run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt text.
+    #[arg(short = 'p', long = "prompt", conflicts_with = "file")]
+    pub prompt: Option<std::ffi::OsString>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Tokens to generate (stops earlier at end of generation or when the context is full).
+    #[arg(short = 'n', long = "n-predict", default_value_t = 256)]
+    pub n_predict: usize,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Stop when the output contains this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A model file mapped and parsed, kept alive for the model and tokenizer that borrow it.
+pub struct Loaded {
+    file: MappedFile,
+}
+
+impl Loaded {
+    /// Opens and maps `arg` (path or known name).
+    pub fn open(arg: &str) -> Result<Self> {
+        let path = crate::resolve_model(arg)?;
+        Ok(Loaded { file: MappedFile::open(&path)? })
+    }
+
+    /// Parses the file and binds model and tokenizer.
+    pub fn bind(&self) -> Result<(Model<'_>, Tokenizer<'_>)> {
+        let g = Gguf::parse(self.file.bytes())?;
+        let model = Model::load(&g)?;
+        let tok = Tokenizer::from_gguf(&g)?;
+        Ok((model, tok))
+    }
+}
+
+/// Context length for a model: `-c`, else its training context capped at 4096.
+pub fn context_len(model: &Model<'_>, requested: Option<usize>) -> Result<usize> {
+    let n = requested.unwrap_or_else(|| (model.hp.n_ctx_train as usize).min(4096));
+    if n == 0 || n > 1 << 20 {
+        bail!("context length {n} is out of range (1 to 1048576)");
+    }
+    Ok(n)
+}
+
+/// Emits complete UTF-8 from a byte stream, holding back an incomplete trailing sequence.
+#[derive(Default)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    /// Appends bytes; returns the text that is now complete (invalid bytes become U+FFFD).
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let cut = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let out = String::from_utf8_lossy(&self.pending[..cut]).into_owned();
+        self.pending.drain(..cut);
+        out
+    }
+
+    /// Whatever is left.
+    pub fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+}
+
+fn prompt_bytes(a: &RunArgs) -> Result<Vec<u8>> {
+    if let Some(f) = &a.file {
+        return std::fs::read(f).with_context(|| format!("cannot read prompt file {}", f.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(a.prompt.as_deref().map(|p| p.as_bytes().to_vec()).unwrap_or_default())
+    }
+    #[cfg(not(unix))]
+    Ok(a.prompt.as_deref().map(|p| p.to_string_lossy().into_owned().into_bytes()).unwrap_or_default())
+}
+
+/// Runs `llamux run`.
+pub fn run(a: RunArgs) -> Result<()> {
+    let cfg = a.sample.config();
+    cfg.validate()?;
+    let prompt = prompt_bytes(&a)?;
+    let loaded = Loaded::open(&a.model.model)?;
+    let (model, tok) = loaded.bind()?;
+    let n_ctx = context_len(&model, a.model.ctx)?;
+    let par = Threads::new(a.model.threads);
+    let prompt_tokens = tok.encode(&prompt, true, true);
+    if prompt_tokens.is_empty() {
+        bail!("the prompt is empty and the model adds no BOS token; give a prompt with -p");
+    }
+    if prompt_tokens.len() >= n_ctx {
+        bail!("the prompt has {} tokens but the context holds {n_ctx}; shorten it or raise -c", prompt_tokens.len());
+    }
+    let mut sess = Session::new(&model, n_ctx);
+    let mut sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
+
+    let t0 = Instant::now();
+    let mut logits = Vec::new();
+    for &t in &prompt_tokens {
+        logits.clear();
+        logits.extend_from_slice(model.forward(&mut sess, t, &par)?);
+    }
+    let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let t1 = Instant::now();
+    let mut history = prompt_tokens.clone();
+    let mut generated = Vec::new();
+    let mut text = Vec::new();
+    let mut stream = Utf8Stream::default();
+    let mut stdout = std::io::stdout().lock();
+    let mut stopped_by_context = false;
+    while generated.len() < a.n_predict {
+        let next = sampler.sample(&mut logits, &history);
+        if tok.vocab.is_eog(next) {
+            break;
+        }
+        generated.push(next);
+        history.push(next);
+        let piece = tok.piece(next, false);
+        text.extend_from_slice(&piece);
+        if !a.json {
+            write!(stdout, "{}", stream.push(&piece))?;
+            stdout.flush()?;
+        }
+        if a.stop.iter().any(|s| !s.is_empty() && text.windows(s.len()).any(|w| w == s.as_bytes())) {
+            break;
+        }
+        if generated.len() == a.n_predict {
+            break;
+        }
+        match model.forward(&mut sess, next, &par) {
+            Ok(l) => {
+                logits.clear();
+                logits.extend_from_slice(l);
+            }
+            Err(SessionError::ContextFull { .. }) => {
+                stopped_by_context = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let gen_s = t1.elapsed().as_secs_f64();
+    if a.json {
+        let out = serde_json::json!({
+            "prompt_tokens": prompt_tokens,
+            "tokens": generated,
+            "text": String::from_utf8_lossy(&text),
+            "timings": {
+                "prompt_ms": prompt_ms,
+                "gen_ms": gen_s * 1e3,
+                "tokens_per_s": if gen_s > 0.0 { generated.len() as f64 / gen_s } else { 0.0 },
+            },
+            "stopped_by_context": stopped_by_context,
+        });
+        writeln!(stdout, "{out}")?;
+    } else {
+        writeln!(stdout, "{}", stream.finish())?;
+        eprintln!(
+            "\n[{} prompt tokens in {:.0} ms; {} tokens in {:.0} ms, {:.2} tok/s{}]",
+            prompt_tokens.len(),
+            prompt_ms,
+            generated.len(),
+            gen_s * 1e3,
+            if gen_s > 0.0 { generated.len() as f64 / gen_s } else { 0.0 },
+            if stopped_by_context { "; stopped: context full" } else { "" }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Prints the top logits after feeding token ids: `cargo run --release --features std --example
+//! logits -- MODEL ID [ID …]` (a debugging aid for comparisons with llama.cpp).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use llamux_core::gguf::Gguf;
+use llamux_core::model::Model;
+use llamux_core::platform::Threads;
+use llamux_core::session::Session;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bytes = std::fs::read(&args[1]).expect("model file");
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::load(&g).unwrap();
+    let mut sess = Session::new(&model, 512);
+    let par = Threads::new(0);
+    let mut logits = Vec::new();
+    for t in &args[2..] {
+        logits = model.forward(&mut sess, t.parse().unwrap(), &par).unwrap().to_vec();
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    for &i in &idx[..10] {
+        println!("{i} {}", logits[i]);
+    }
+}
