@@ -8,6 +8,7 @@ in llama.cpp's distribution at that step against llama.cpp's maximum (the free-r
 
 usage: oracle.py record MODEL OUT.json [--name NAME]
        oracle.py check MODEL OURS.jsonl FIXTURE.json
+       oracle.py perplexity MODEL TEXT N_CTX N_CHUNKS
 Run through `cargo xtask oracle-fixtures` / `cargo xtask oracle-check`.
 """
 import json
@@ -101,7 +102,32 @@ def check(model: str, ours_path: str, fixture_path: str) -> int:
     return 0 if ok else 1
 
 
+def perplexity(model: str, path: str, n_ctx: int, n_chunks: int) -> int:
+    """llama-perplexity's computation through llama-cpp-python: text tokenized once with BOS,
+    chunks of n_ctx tokens with BOS first, each evaluated as one batch, second half scored."""
+    llm = Llama(model_path=model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=2, logits_all=True, verbose=False)
+    tokens = llm.tokenize(open(path, "rb").read(), add_bos=True, special=False)
+    n_chunks = min(n_chunks, len(tokens) // n_ctx)
+    first = n_ctx // 2
+    nll, count = 0.0, 0
+    for c in range(n_chunks):
+        chunk = tokens[c * n_ctx:(c + 1) * n_ctx]
+        chunk[0] = llm.token_bos()
+        llm.reset()
+        llm.eval(chunk)
+        for j in range(first, n_ctx - 1):
+            logits = np.array(llm.scores[j], dtype=np.float64)
+            m = logits.max()
+            nll += -(logits[chunk[j + 1]] - m - np.log(np.exp(logits - m).sum()))
+            count += 1
+    ppl = float(np.exp(nll / count))
+    print(json.dumps({"ppl": ppl, "chunks": n_chunks, "n_ctx": n_ctx, "tokens_scored": count}))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "perplexity":
+        sys.exit(perplexity(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
     if sys.argv[1] == "record":
         name = sys.argv[sys.argv.index("--name") + 1] if "--name" in sys.argv else sys.argv[2]
         sys.exit(record(sys.argv[2], sys.argv[3], name))

@@ -3,11 +3,13 @@
 mod cache;
 mod info;
 mod mapped;
+mod perplexity;
 mod pull;
 mod quantize;
 mod registry;
 mod run;
 mod synth;
+mod tokenize;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +28,12 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt, streamed to stdout.
     Run(run::RunArgs),
+    /// Perplexity of a text file, computed as llama.cpp's llama-perplexity does.
+    Perplexity(perplexity::PerplexityArgs),
+    /// Split text into token ids and pieces.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Turn token ids back into text.
+    Detokenize(tokenize::DetokenizeArgs),
     /// Show a model's architecture, hyper-parameters, quantization mix, tokenizer and tensors.
     Info(info::InfoArgs),
     /// Download a known model (or asset) into the cache and verify its digest.
@@ -42,6 +50,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Perplexity(a) => perplexity::run(a),
+        Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Detokenize(a) => tokenize::detokenize(a),
         Command::Info(a) => info::run(a),
         Command::Pull(a) => pull::run(a),
         Command::Synth(a) => synth::run(a),

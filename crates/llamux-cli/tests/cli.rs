@@ -204,3 +204,127 @@ fn quantize_requantizes_and_refuses_bad_types() {
     let out = llamux().arg("quantize").arg(&src).arg(dir.path().join("x.gguf")).arg("q7").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The tiny synthetic model, written once per test binary run.
+fn tiny_model(dir: &std::path::Path) -> Option<PathBuf> {
+    let vocab = vocab()?;
+    let p = dir.join("tiny.gguf");
+    llamux().args(["synth", "--shape", "tiny", "--vocab"]).arg(&vocab).arg("-o").arg(&p).assert().success();
+    Some(p)
+}
+
+fn run_json(args: &[&str], model: &std::path::Path) -> (Option<i32>, serde_json::Value, String) {
+    let out = llamux().arg("run").arg("-m").arg(model).args(["--json", "--temp", "0"]).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let j = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), j, stderr)
+}
+
+#[test]
+fn run_json_reports_tokens_text_and_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(m) = tiny_model(dir.path()) else { return };
+    let (code, j, err) = run_json(&["-p", "Hello world", "-n", "8"], &m);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["prompt_tokens"][0], 1, "BOS first");
+    assert_eq!(j["tokens"].as_array().unwrap().len(), 8);
+    assert!(j["text"].is_string());
+    assert!(j["timings"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    // Greedy decoding is deterministic, sampling is deterministic per seed.
+    let (_, j2, _) = run_json(&["-p", "Hello world", "-n", "8"], &m);
+    assert_eq!(j["tokens"], j2["tokens"]);
+    let s = |seed: &str| run_json(&["-p", "Hello", "-n", "8", "--temp", "1.0", "--seed", seed], &m).1["tokens"].clone();
+    assert_eq!(s("3"), s("3"));
+}
+
+#[test]
+fn hostile_run_inputs_fail_cleanly_or_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(m) = tiny_model(dir.path()) else { return };
+    // Empty prompt: BOS alone is a valid prompt.
+    let (code, j, err) = run_json(&["-p", "", "-n", "4"], &m);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j["prompt_tokens"].as_array().unwrap().len(), 1);
+    // -n 0 generates nothing.
+    let (code, j, _) = run_json(&["-p", "hi", "-n", "0"], &m);
+    assert_eq!(code, Some(0));
+    assert!(j["tokens"].as_array().unwrap().is_empty());
+    // Huge -n stops when the context is full (documented truncation), without error.
+    let (code, j, err) = run_json(&["-p", "hi", "-n", "1000000", "-c", "32"], &m);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(j["tokens"].as_array().unwrap().len() <= 32);
+    // Non-finite or negative temperatures are refused with one line.
+    for t in ["nan", "inf", "-1"] {
+        let out = llamux().arg("run").arg("-m").arg(&m).args(["-p", "x", &format!("--temp={t}")]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "--temp {t}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains("temperature") && !e.contains("panicked"), "{e}");
+    }
+    // Invalid UTF-8 bytes in the prompt are tokenized through byte fallback.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff\xfe end");
+        let out = llamux()
+            .arg("run")
+            .arg("-m")
+            .arg(&m)
+            .args(["--json", "--temp", "0", "-n", "2", "-p"])
+            .arg(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A 1 MB prompt is longer than the context: a clear error, no panic.
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "lorem ipsum dolor sit amet ".repeat(40_000)).unwrap();
+    let out = llamux().arg("run").arg("-m").arg(&m).arg("-f").arg(&big).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("context holds") && !e.contains("panicked"), "{e}");
+    // Bad context sizes and token ids.
+    let out = llamux().arg("run").arg("-m").arg(&m).args(["-p", "x", "-c", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = llamux().arg("detokenize").arg("-m").arg(&m).args(["999999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn tokenize_and_detokenize_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(m) = tiny_model(dir.path()) else { return };
+    let out = llamux().arg("tokenize").arg("-m").arg(&m).args(["--json", "Hello world"]).output().unwrap();
+    let j = json_of(&out.stdout);
+    // llama.cpp's llama-spm vocabulary: <s> ▁Hello ▁world
+    assert_eq!(j["ids"], serde_json::json!([1, 15043, 3186]));
+    let out = llamux().arg("detokenize").arg("-m").arg(&m).args(["1", "15043", "3186"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "Hello world");
+}
+
+/// Perplexity against llama.cpp's on the same text and context (fixture from
+/// `tools/oracle.py perplexity`), within 0.5%.
+#[test]
+fn perplexity_matches_llama_cpp_within_half_a_percent() {
+    let Some(gemma) = gemma() else { return };
+    let fx: serde_json::Value =
+        serde_json::from_str(include_str!("../../llamux-core/tests/fixtures/oracle/perplexity-gemma3-270m.json"))
+            .unwrap();
+    let text = fx["text"].as_str().unwrap();
+    let bytes = std::fs::read(text).unwrap_or_else(|e| panic!("{text}: {e} (Debian's base-files ships it)"));
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, fx["text_sha256"].as_str().unwrap(), "{text} differs from the one the fixture used");
+    let out = llamux()
+        .args(["perplexity", "--json", "-c", &fx["n_ctx"].to_string(), "--chunks", &fx["chunks"].to_string(), "-m"])
+        .arg(&gemma)
+        .arg("-f")
+        .arg(text)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = json_of(&out.stdout);
+    let (a, b) = (ours["ppl"].as_f64().unwrap(), fx["ppl"].as_f64().unwrap());
+    eprintln!("perplexity: llamux {a:.4}, llama.cpp {b:.4} ({:+.3}%)", (a / b - 1.0) * 100.0);
+    assert_eq!(ours["tokens_scored"], fx["tokens_scored"]);
+    assert!((a / b - 1.0).abs() < 0.005);
+}

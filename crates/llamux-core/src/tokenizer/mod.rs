@@ -109,18 +109,19 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
-    /// Decodes a token sequence to bytes (llama.cpp's `detokenize`): pieces concatenated, with
-    /// the space the tokenizer prefixed removed after a leading BOS.
+    /// Decodes a token sequence to bytes: pieces concatenated; after a leading BOS, the space
+    /// the SentencePiece tokenizer prefixed is removed (as llama-cpp-python's `detokenize`).
     pub fn decode(&self, ids: &[u32], special: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut remove_space = self.vocab.add_space_prefix;
+        let bos = self.vocab.bos;
+        let mut strip = !special && self.vocab.add_space_prefix && bos.is_some() && ids.first().copied() == bos;
         for &id in ids {
             let p = self.piece(id, special);
-            let skip = usize::from(remove_space && p.first() == Some(&b' '));
-            if Some(id) != self.vocab.bos || !special || !p.is_empty() {
-                remove_space = false;
+            let skip = usize::from(strip && Some(id) != bos && p.first() == Some(&b' '));
+            if Some(id) != bos {
+                strip = false;
             }
-            out.extend_from_slice(&p[skip..]);
+            out.extend_from_slice(p.get(skip..).unwrap_or(&[]));
         }
         out
     }

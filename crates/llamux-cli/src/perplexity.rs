@@ -1,0 +1,83 @@
+//! `llamux perplexity`: perplexity of a text file, computed as llama.cpp's `llama-perplexity`
+//! does: the text is tokenized once (with BOS), cut into chunks of `-c` tokens whose first token
+//! is replaced by BOS, and the second half of each chunk is scored.
+
+use crate::run::{Loaded, ModelArgs};
+use anyhow::{bail, Context, Result};
+use llamux_core::platform::Threads;
+use llamux_core::session::Session;
+use std::path::PathBuf;
+
+/// Arguments of `llamux perplexity`.
+#[derive(clap::Args)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Text file.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Score at most this many chunks (default: all).
+    #[arg(long = "chunks")]
+    chunks: Option<usize>,
+    /// Print `{"ppl": .., "chunks": ..}`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `-log p(target)` from logits, with the log-sum-exp in double precision.
+fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let sum: f64 = logits.iter().map(|&v| f64::from(v - max).exp()).sum();
+    let l = logits.get(target as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    -(f64::from(l - max) - sum.ln())
+}
+
+/// Runs `llamux perplexity`.
+pub fn run(a: PerplexityArgs) -> Result<()> {
+    let text = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let loaded = Loaded::open(&a.model.model)?;
+    let (model, tok) = loaded.bind()?;
+    let n_ctx = a.model.ctx.unwrap_or(512);
+    if n_ctx < 16 {
+        bail!("-c must be at least 16");
+    }
+    let tokens = tok.encode(&text, true, false);
+    let available = tokens.len() / n_ctx;
+    if available == 0 {
+        bail!(
+            "{} has {} tokens; at least {} are needed for one chunk of -c {n_ctx}",
+            a.file.display(),
+            tokens.len(),
+            n_ctx
+        );
+    }
+    let n_chunks = a.chunks.map_or(available, |c| c.min(available));
+    let par = Threads::new(a.model.threads);
+    let mut sess = Session::new(&model, n_ctx);
+    let first = n_ctx / 2;
+    let (mut total_nll, mut count) = (0.0f64, 0usize);
+    for c in 0..n_chunks {
+        let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
+        if let (true, Some(bos)) = (tok.vocab.add_bos, tok.vocab.bos) {
+            chunk[0] = bos;
+        }
+        sess.reset();
+        for (j, &t) in chunk.iter().enumerate().take(n_ctx - 1) {
+            let logits = model.forward(&mut sess, t, &par)?;
+            if j >= first {
+                total_nll += nll(logits, chunk[j + 1]);
+                count += 1;
+            }
+        }
+        if !a.json {
+            eprintln!("[{}/{}] ppl so far {:.4}", c + 1, n_chunks, (total_nll / count as f64).exp());
+        }
+    }
+    let ppl = (total_nll / count as f64).exp();
+    if a.json {
+        println!("{}", serde_json::json!({"ppl": ppl, "chunks": n_chunks, "n_ctx": n_ctx, "tokens_scored": count}));
+    } else {
+        println!("perplexity {ppl:.4} over {n_chunks} chunks of {n_ctx} tokens ({count} tokens scored)");
+    }
+    Ok(())
+}
