@@ -69,3 +69,24 @@ fn phi_3_spm() {
         assert_eq!(p, n, "phi-3: {p}/{n}");
     }
 }
+
+#[test]
+fn llama_bpe() {
+    if let Some((p, n)) = run("llama-bpe") {
+        assert_eq!(p, n, "llama-bpe: {p}/{n}");
+    }
+}
+
+#[test]
+fn qwen2_bpe() {
+    if let Some((p, n)) = run("qwen2") {
+        assert_eq!(p, n, "qwen2: {p}/{n}");
+    }
+}
+
+#[test]
+fn gpt_2_bpe() {
+    if let Some((p, n)) = run("gpt-2") {
+        assert_eq!(p, n, "gpt-2: {p}/{n}");
+    }
+}

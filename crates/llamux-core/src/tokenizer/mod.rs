@@ -1,10 +1,14 @@
 //! Tokenizers: SentencePiece (and, to come, byte-level BPE) behind one type, with llama.cpp's
 //! handling of special tokens, BOS/EOS and the SentencePiece space prefix.
 
+mod bpe;
 mod special;
 mod spm;
+mod unicode;
+mod unicode_table;
 mod vocab;
 
+pub use bpe::PreTokenizer;
 pub use vocab::{TokenType, Vocab, VocabError};
 
 use crate::gguf::Gguf;
@@ -17,6 +21,8 @@ use special::Fragment;
 pub enum TokenizerKind {
     /// SentencePiece with scores and byte fallback (`llama`).
     SentencePiece,
+    /// Byte-level BPE with merges (`gpt2`), and its pre-tokenizer.
+    BytePairEncoding(PreTokenizer),
 }
 
 /// A model's tokenizer.
@@ -25,6 +31,7 @@ pub struct Tokenizer<'a> {
     pub vocab: Vocab<'a>,
     /// The algorithm.
     pub kind: TokenizerKind,
+    merges: Option<bpe::Merges<'a>>,
 }
 
 /// `▁` (U+2581), SentencePiece's visible space.
@@ -34,11 +41,27 @@ impl<'a> Tokenizer<'a> {
     /// Loads the tokenizer described by `tokenizer.ggml.*`.
     pub fn from_gguf(g: &Gguf<'a>) -> Result<Self, VocabError> {
         let model = g.get_str("tokenizer.ggml.model").unwrap_or("llama");
-        let kind = match model {
-            "llama" => TokenizerKind::SentencePiece,
-            other => return Err(VocabError::UnsupportedModel(other.to_string())),
-        };
-        Ok(Tokenizer { vocab: Vocab::from_gguf(g, kind == TokenizerKind::SentencePiece)?, kind })
+        match model {
+            "llama" => Ok(Tokenizer {
+                vocab: Vocab::from_gguf(g, true, true)?,
+                kind: TokenizerKind::SentencePiece,
+                merges: None,
+            }),
+            "gpt2" => {
+                let pre = PreTokenizer::from_name(g.get_str("tokenizer.ggml.pre").unwrap_or("default"));
+                let merges = g
+                    .get("tokenizer.ggml.merges")
+                    .and_then(|v| v.as_array())
+                    .ok_or(VocabError::Inconsistent("byte-level BPE without tokenizer.ggml.merges"))?;
+                let merges = bpe::Merges::new(merges.strings().map(|m| m.unwrap_or("")));
+                Ok(Tokenizer {
+                    vocab: Vocab::from_gguf(g, false, pre == PreTokenizer::Llama3)?,
+                    kind: TokenizerKind::BytePairEncoding(pre),
+                    merges: Some(merges),
+                })
+            }
+            other => Err(VocabError::UnsupportedModel(other.to_string())),
+        }
     }
 
     /// Encodes `text` (any bytes). `add_special` adds BOS/EOS as the model's metadata asks;
@@ -78,6 +101,15 @@ impl<'a> Tokenizer<'a> {
                     }
                 }
             }
+            TokenizerKind::BytePairEncoding(pre) => {
+                for f in fragments {
+                    match (f, &self.merges) {
+                        (Fragment::Text(s, e), Some(m)) => bpe::tokenize(v, m, pre, &text[s..e], &mut out),
+                        (Fragment::Text(..), None) => {}
+                        (Fragment::Token(id), _) => out.push(id),
+                    }
+                }
+            }
         }
         if add_special && v.add_eos {
             out.extend(v.eos);
@@ -105,6 +137,16 @@ impl<'a> Tokenizer<'a> {
             }
             TokenType::Normal | TokenType::Unused => match self.kind {
                 TokenizerKind::SentencePiece => text.replace(SPM_SPACE, " ").into_bytes(),
+                TokenizerKind::BytePairEncoding(_) => {
+                    let mut out = Vec::with_capacity(text.len());
+                    for ch in text.chars() {
+                        match unicode::char_to_byte(ch) {
+                            Some(b) => out.push(b),
+                            None => out.extend_from_slice(ch.encode_utf8(&mut [0u8; 4]).as_bytes()),
+                        }
+                    }
+                    out
+                }
             },
         }
     }

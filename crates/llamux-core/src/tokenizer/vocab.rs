@@ -103,8 +103,9 @@ const EOG_TEXTS: &[&str] = &[
 ];
 
 impl<'a> Vocab<'a> {
-    /// Reads `tokenizer.ggml.*`; `spm` selects SentencePiece defaults for the flags.
-    pub fn from_gguf(g: &Gguf<'a>, spm: bool) -> Result<Self, VocabError> {
+    /// Reads `tokenizer.ggml.*`. `spm` selects SentencePiece's default space prefix, `bos` the
+    /// default of adding BOS (metadata flags override both).
+    pub fn from_gguf(g: &Gguf<'a>, spm: bool, bos_default: bool) -> Result<Self, VocabError> {
         let arr = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).ok_or(VocabError::NoTokens)?;
         let tokens: Vec<&'a str> = arr.strings().map(|s| s.unwrap_or("")).collect();
         if tokens.is_empty() {
@@ -163,7 +164,7 @@ impl<'a> Vocab<'a> {
             eos,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             eog,
-            add_bos: flag("tokenizer.ggml.add_bos_token", spm),
+            add_bos: flag("tokenizer.ggml.add_bos_token", bos_default),
             add_eos: flag("tokenizer.ggml.add_eos_token", false),
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix", spm),
             tokens,
