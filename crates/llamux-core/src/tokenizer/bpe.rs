@@ -41,9 +41,8 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
     let is_n = |f: Option<Flags>| f.is_some_and(|f| f.number);
     let is_ws = |f: Option<Flags>| f.is_some_and(|f| f.whitespace);
     let is_other = |f: Option<Flags>| f.is_some_and(|f| !(f.whitespace || f.letter || f.number));
-    let lower = |c: Option<u32>| {
-        c.map(|c| if pre == PreTokenizer::Gpt2 { c } else { c | 0x20 * u32::from((0x41..=0x5A).contains(&c)) })
-    };
+    let lower =
+        |c: Option<u32>| c.map(|c| if pre != PreTokenizer::Gpt2 && (0x41..=0x5A).contains(&c) { c + 0x20 } else { c });
     let mut words = Vec::new();
     let mut prev_end = 0usize;
     let mut add = |end: usize, prev_end: &mut usize| {
