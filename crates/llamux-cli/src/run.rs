@@ -100,6 +100,11 @@ impl Loaded {
         Ok(Loaded { file: MappedFile::open(&path)? })
     }
 
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
+    }
+
     /// Parses the file and binds model and tokenizer.
     pub fn bind(&self) -> Result<(Model<'_>, Tokenizer<'_>)> {
         let g = Gguf::parse(self.file.bytes())?;
@@ -116,6 +121,64 @@ pub fn context_len(model: &Model<'_>, requested: Option<usize>) -> Result<usize>
         bail!("context length {n} is out of range (1 to 1048576)");
     }
     Ok(n)
+}
+
+/// What a generation produced.
+pub struct Generated {
+    /// Token ids, without the end-of-generation token.
+    pub tokens: Vec<u32>,
+    /// Their text.
+    pub text: Vec<u8>,
+    /// Generation stopped because the context was full.
+    pub stopped_by_context: bool,
+}
+
+/// Samples up to `n_predict` tokens after `logits` (the prediction for the position after
+/// `history`), stopping at end of generation, at a stop string or when the context is full.
+/// `on_piece` receives the bytes of each token as it is produced.
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    model: &Model<'_>,
+    tok: &llamux_core::tokenizer::Tokenizer<'_>,
+    sess: &mut Session,
+    par: &Threads,
+    sampler: &mut Sampler,
+    logits: &mut Vec<f32>,
+    history: &mut Vec<u32>,
+    n_predict: usize,
+    stop: &[String],
+    mut on_piece: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<Generated> {
+    let mut out = Generated { tokens: Vec::new(), text: Vec::new(), stopped_by_context: false };
+    while out.tokens.len() < n_predict {
+        let next = sampler.sample(logits, history);
+        if tok.vocab.is_eog(next) {
+            break;
+        }
+        out.tokens.push(next);
+        history.push(next);
+        let piece = tok.piece(next, false);
+        out.text.extend_from_slice(&piece);
+        on_piece(&piece)?;
+        if stop.iter().any(|s| !s.is_empty() && out.text.windows(s.len()).any(|w| w == s.as_bytes())) {
+            break;
+        }
+        if out.tokens.len() == n_predict {
+            break;
+        }
+        match model.forward(sess, next, par) {
+            Ok(l) => {
+                logits.clear();
+                logits.extend_from_slice(l);
+            }
+            Err(SessionError::ContextFull { .. }) => {
+                out.stopped_by_context = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
 }
 
 /// Emits complete UTF-8 from a byte stream, holding back an incomplete trailing sequence.
@@ -188,42 +251,28 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     let t1 = Instant::now();
     let mut history = prompt_tokens.clone();
-    let mut generated = Vec::new();
-    let mut text = Vec::new();
     let mut stream = Utf8Stream::default();
     let mut stdout = std::io::stdout().lock();
-    let mut stopped_by_context = false;
-    while generated.len() < a.n_predict {
-        let next = sampler.sample(&mut logits, &history);
-        if tok.vocab.is_eog(next) {
-            break;
-        }
-        generated.push(next);
-        history.push(next);
-        let piece = tok.piece(next, false);
-        text.extend_from_slice(&piece);
-        if !a.json {
-            write!(stdout, "{}", stream.push(&piece))?;
-            stdout.flush()?;
-        }
-        if a.stop.iter().any(|s| !s.is_empty() && text.windows(s.len()).any(|w| w == s.as_bytes())) {
-            break;
-        }
-        if generated.len() == a.n_predict {
-            break;
-        }
-        match model.forward(&mut sess, next, &par) {
-            Ok(l) => {
-                logits.clear();
-                logits.extend_from_slice(l);
+    let json = a.json;
+    let out = generate(
+        &model,
+        &tok,
+        &mut sess,
+        &par,
+        &mut sampler,
+        &mut logits,
+        &mut history,
+        a.n_predict,
+        &a.stop,
+        |piece| {
+            if !json {
+                write!(stdout, "{}", stream.push(piece))?;
+                stdout.flush()?;
             }
-            Err(SessionError::ContextFull { .. }) => {
-                stopped_by_context = true;
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+            Ok(())
+        },
+    )?;
+    let (generated, text, stopped_by_context) = (out.tokens, out.text, out.stopped_by_context);
     let gen_s = t1.elapsed().as_secs_f64();
     if a.json {
         let out = serde_json::json!({

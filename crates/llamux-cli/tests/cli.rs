@@ -328,3 +328,24 @@ fn perplexity_matches_llama_cpp_within_half_a_percent() {
     assert_eq!(ours["tokens_scored"], fx["tokens_scored"]);
     assert!((a / b - 1.0).abs() < 0.005);
 }
+
+#[test]
+fn chat_reads_turns_from_stdin_and_exits_on_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(m) = tiny_model(dir.path()) else { return };
+    for template in [None, Some("chatml")] {
+        let mut cmd = llamux();
+        cmd.arg("chat").arg("-m").arg(&m).args(["--temp", "0", "-n", "5", "-c", "128"]);
+        if let Some(t) = template {
+            cmd.args(["--template", t]);
+        }
+        // Enough turns to overflow the 128-token context: old turns are dropped, no error.
+        let input = "hello there\n/reset\nwhat now\n".to_string() + &"tell me more about it please\n".repeat(12);
+        let out = cmd.write_stdin(input).output().unwrap();
+        assert!(out.status.success(), "{template:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let replies = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(replies.lines().count(), 14, "{template:?}: one reply line per turn: {replies:?}");
+    }
+    let out = llamux().arg("chat").arg("-m").arg(&m).args(["--template", "nope"]).write_stdin("").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

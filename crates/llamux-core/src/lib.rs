@@ -15,6 +15,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod chat;
 pub mod gguf;
 pub mod model;
 pub mod ops;
