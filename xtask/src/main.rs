@@ -68,24 +68,37 @@ fn rustup(args: &[&str]) -> Result<()> {
     run(Command::new("rustup").args(args))
 }
 
-/// The TinyLlama-shaped synthetic model the oracle fixtures were recorded on (seed 1, Q4_K_M),
-/// written into the cache on first use.
-fn tinyllama() -> Result<PathBuf> {
+/// A synthetic model the oracle fixtures were recorded on (seed 1, Q4_K_M), written into the
+/// cache on first use.
+fn synth(arch: &str, shape: &str) -> Result<PathBuf> {
     let dir = cache_dir().join("synth");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("tinyllama-q4_k_m-seed1.gguf");
+    let name = if arch == "llama" {
+        format!("{shape}-q4_k_m-seed1.gguf")
+    } else {
+        format!("{arch}-{shape}-q4_k_m-seed1.gguf")
+    };
+    let path = dir.join(name);
     if !path.exists() {
         run(Command::new(llamux_bin())
-            .args(["synth", "--shape", "tinyllama", "--ftype", "q4_k_m", "--seed", "1", "-o"])
+            .args(["synth", "--arch", arch, "--shape", shape, "--ftype", "q4_k_m", "--seed", "1", "-o"])
             .arg(&path))?;
     }
     Ok(path)
 }
 
+fn tinyllama() -> Result<PathBuf> {
+    synth("llama", "tinyllama")
+}
+
 const ORACLE_DIR: &str = "crates/llamux-core/tests/fixtures/oracle";
 
 fn oracle_models() -> Result<Vec<(&'static str, PathBuf)>> {
-    Ok(vec![("gemma3-270m", pull("gemma3-270m")?), ("tinyllama-q4_k_m", tinyllama()?)])
+    Ok(vec![
+        ("gemma3-270m", pull("gemma3-270m")?),
+        ("tinyllama-q4_k_m", tinyllama()?),
+        ("qwen2-tiny-q4_k_m", synth("qwen2", "tiny")?),
+    ])
 }
 
 fn oracle_fixtures() -> Result<()> {
@@ -146,11 +159,13 @@ fn test() -> Result<()> {
     let gemma = pull("gemma3-270m")?;
     let vocabs = pull("llama-vocabs")?;
     let tinyllama = tinyllama()?;
+    let qwen2 = synth("qwen2", "tiny")?;
     run(cargo()
         .args(["test", "--workspace", "--release"])
         .env("LLAMUX_GEMMA", &gemma)
         .env("LLAMUX_VOCAB_DIR", &vocabs)
         .env("LLAMUX_TINYLLAMA", &tinyllama)
+        .env("LLAMUX_QWEN2", &qwen2)
         .env("LLAMUX_BIN", llamux_bin())
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
     Ok(())

@@ -20,6 +20,32 @@ pub enum Shape {
     Tiny,
 }
 
+/// Architectures `synth` can write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// LLaMA (TinyLlama): SentencePiece vocabulary, normal RoPE.
+    Llama,
+    /// Qwen2: Q/K/V biases, NeoX RoPE (base 1e6), byte-level BPE vocabulary.
+    Qwen2,
+}
+
+impl Arch {
+    fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+        }
+    }
+
+    /// The llama.cpp test vocabulary used by default.
+    fn vocab(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama-spm",
+            Arch::Qwen2 => "qwen2",
+        }
+    }
+}
+
 /// Hyper-parameters of a synthetic model.
 struct Dims {
     n_layer: u32,
@@ -75,6 +101,9 @@ pub struct SynthArgs {
     /// Model shape.
     #[arg(long, value_enum, default_value = "tiny")]
     shape: Shape,
+    /// Architecture.
+    #[arg(long, value_enum, default_value = "llama")]
+    arch: Arch,
     /// llama.cpp file type: q4_k_m, q8_0, f16, f32, q4_0, q6_k, …
     #[arg(long, default_value = "q4_k_m")]
     ftype: String,
@@ -92,8 +121,10 @@ struct Spec {
     name: String,
     ne: [u64; 2],
     role: TensorRole,
-    /// Standard deviation of the weights (norm weights: spread around 1).
+    /// Standard deviation of the weights.
     std: f32,
+    /// Mean of the weights (1 for norm weights).
+    center: f32,
     ggml_type: GgmlType,
 }
 
@@ -108,7 +139,7 @@ impl Spec {
     }
 }
 
-fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
+fn specs(d: &Dims, n_vocab: u64, ftype: FileType, arch: Arch) -> Vec<Spec> {
     let head_dim = d.n_embd / u64::from(d.n_head);
     let n_embd_kv = head_dim * u64::from(d.n_head_kv);
     let inv = |n: u64| 1.0 / (n as f32).sqrt();
@@ -119,6 +150,7 @@ fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
         ne: [d.n_embd, n_vocab],
         role: TensorRole::TokenEmbedding,
         std: 1.0,
+        center: 0.0,
         ggml_type: GgmlType::F32,
     }];
     for l in 0..d.n_layer {
@@ -127,12 +159,26 @@ fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
             ne,
             role,
             std,
+            center: if role == TensorRole::Vector { 1.0 } else { 0.0 },
+            ggml_type: GgmlType::F32,
+        };
+        let bias = |name: &str, n: u64| Spec {
+            name: format!("blk.{l}.{name}.bias"),
+            ne: [n, 1],
+            role: TensorRole::Vector,
+            std: 0.5,
+            center: 0.0,
             ggml_type: GgmlType::F32,
         };
         v.push(t("attn_norm", [d.n_embd, 1], TensorRole::Vector, 0.1));
         v.push(t("attn_q", [d.n_embd, d.n_embd], TensorRole::OtherMatrix, inv(d.n_embd)));
         v.push(t("attn_k", [d.n_embd, n_embd_kv], TensorRole::OtherMatrix, inv(d.n_embd)));
         v.push(t("attn_v", [d.n_embd, n_embd_kv], TensorRole::AttnV { layer: l }, inv(d.n_embd)));
+        if arch == Arch::Qwen2 {
+            v.push(bias("attn_q", d.n_embd));
+            v.push(bias("attn_k", n_embd_kv));
+            v.push(bias("attn_v", n_embd_kv));
+        }
         v.push(t("attn_output", [d.n_embd, d.n_embd], TensorRole::OtherMatrix, inv(d.n_embd) * resid));
         v.push(t("ffn_norm", [d.n_embd, 1], TensorRole::Vector, 0.1));
         v.push(t("ffn_gate", [d.n_embd, d.n_ff], TensorRole::OtherMatrix, inv(d.n_embd)));
@@ -144,6 +190,7 @@ fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
         ne: [d.n_embd, 1],
         role: TensorRole::Vector,
         std: 0.1,
+        center: 1.0,
         ggml_type: GgmlType::F32,
     });
     // Logits with a standard deviation of about 3: peaked enough to prefer tokens, far from one-hot.
@@ -152,6 +199,7 @@ fn specs(d: &Dims, n_vocab: u64, ftype: FileType) -> Vec<Spec> {
         ne: [d.n_embd, n_vocab],
         role: TensorRole::Output,
         std: 3.0 * inv(d.n_embd),
+        center: 0.0,
         ggml_type: GgmlType::F32,
     });
     for s in &mut v {
@@ -170,9 +218,8 @@ fn generate(spec: &Spec, seed: u64) -> Result<Vec<u8>> {
     let stream = seed ^ fnv1a(&spec.name);
     quantize_rows(spec.ggml_type, spec.ne[1] as usize, spec.ne[0] as usize, |r, row| {
         let mut rng = Rng::new(stream.wrapping_add((r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        let center = if spec.role == TensorRole::Vector { 1.0 } else { 0.0 };
         for x in row.iter_mut() {
-            *x = center + rng.normal() * spec.std;
+            *x = spec.center + rng.normal() * spec.std;
         }
         Ok(())
     })
@@ -183,7 +230,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
     let ftype = parse_ftype(&a.ftype)?;
     let vocab_path = match &a.vocab {
         Some(p) => p.clone(),
-        None => crate::registry::vocab_file("llama-spm")?,
+        None => crate::registry::vocab_file(a.arch.vocab())?,
     };
     let vocab_file = MappedFile::open(&vocab_path)?;
     let vocab = Gguf::parse(vocab_file.bytes()).with_context(|| format!("{}", vocab_path.display()))?;
@@ -194,28 +241,33 @@ pub fn run(a: SynthArgs) -> Result<()> {
         .filter(|&n| n > 0)
         .with_context(|| format!("{} has no tokenizer.ggml.tokens", vocab_path.display()))?;
 
-    let d = a.shape.dims();
-    let specs = specs(&d, n_vocab, ftype);
+    let mut d = a.shape.dims();
+    if a.arch == Arch::Qwen2 {
+        d.rope_base = 1_000_000.0;
+        d.rms_eps = 1e-6;
+    }
+    let specs = specs(&d, n_vocab, ftype, a.arch);
     let mut w = GgufWriter::new();
     let add = |w: &mut GgufWriter, k: &str, v: MetaValue| w.add(k, v).map_err(|e| anyhow::anyhow!("{e}"));
-    add(&mut w, "general.architecture", "llama".into())?;
+    let arch = a.arch.name();
+    add(&mut w, "general.architecture", arch.into())?;
     add(
         &mut w,
         "general.name",
-        format!("llamux-synth-{}-{}", a.shape.name(), ftype.name().to_lowercase()).as_str().into(),
+        format!("llamux-synth-{}-{}-{}", arch, a.shape.name(), ftype.name().to_lowercase()).as_str().into(),
     )?;
     add(&mut w, "general.file_type", MetaValue::U32(ftype.id()))?;
     add(&mut w, "general.quantization_version", MetaValue::U32(2))?;
     add(&mut w, "llamux.synth.seed", MetaValue::U64(a.seed))?;
-    add(&mut w, "llama.context_length", MetaValue::U32(d.n_ctx))?;
-    add(&mut w, "llama.embedding_length", MetaValue::U32(d.n_embd as u32))?;
-    add(&mut w, "llama.block_count", MetaValue::U32(d.n_layer))?;
-    add(&mut w, "llama.feed_forward_length", MetaValue::U32(d.n_ff as u32))?;
-    add(&mut w, "llama.rope.dimension_count", MetaValue::U32((d.n_embd / u64::from(d.n_head)) as u32))?;
-    add(&mut w, "llama.attention.head_count", MetaValue::U32(d.n_head))?;
-    add(&mut w, "llama.attention.head_count_kv", MetaValue::U32(d.n_head_kv))?;
-    add(&mut w, "llama.attention.layer_norm_rms_epsilon", MetaValue::F32(d.rms_eps))?;
-    add(&mut w, "llama.rope.freq_base", MetaValue::F32(d.rope_base))?;
+    add(&mut w, &format!("{arch}.context_length"), MetaValue::U32(d.n_ctx))?;
+    add(&mut w, &format!("{arch}.embedding_length"), MetaValue::U32(d.n_embd as u32))?;
+    add(&mut w, &format!("{arch}.block_count"), MetaValue::U32(d.n_layer))?;
+    add(&mut w, &format!("{arch}.feed_forward_length"), MetaValue::U32(d.n_ff as u32))?;
+    add(&mut w, &format!("{arch}.rope.dimension_count"), MetaValue::U32((d.n_embd / u64::from(d.n_head)) as u32))?;
+    add(&mut w, &format!("{arch}.attention.head_count"), MetaValue::U32(d.n_head))?;
+    add(&mut w, &format!("{arch}.attention.head_count_kv"), MetaValue::U32(d.n_head_kv))?;
+    add(&mut w, &format!("{arch}.attention.layer_norm_rms_epsilon"), MetaValue::F32(d.rms_eps))?;
+    add(&mut w, &format!("{arch}.rope.freq_base"), MetaValue::F32(d.rope_base))?;
     for kv in vocab.metadata().iter().filter(|kv| kv.key.starts_with("tokenizer.")) {
         add(&mut w, kv.key, kv.value.into())?;
     }
