@@ -2,13 +2,12 @@
 //! one (`tokenizer.chat_template`), as plain continuation otherwise. The KV cache is reused
 //! across turns; when the context fills up, the oldest turns are dropped.
 
-use crate::run::{context_len, generate, Loaded, ModelArgs, SampleArgs, Utf8Stream};
+use crate::run::{generate, Loaded, ModelArgs, SampleArgs, Utf8Stream};
 use anyhow::{bail, Result};
 use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::gguf::Gguf;
 use llamux_core::platform::Threads;
 use llamux_core::sample::Sampler;
-use llamux_core::session::Session;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Arguments of `llamux chat`.
@@ -44,9 +43,9 @@ pub fn run(a: ChatArgs) -> Result<()> {
             g.get_str("tokenizer.chat_template").and_then(ChatTemplate::detect)
         }
     };
-    let n_ctx = context_len(&model, a.model.ctx)?;
+    let mut sess = a.model.session(&model)?;
+    let n_ctx = sess.n_ctx();
     let par = Threads::new(a.model.threads);
-    let mut sess = Session::new(&model, n_ctx);
     let mut sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {

@@ -5,7 +5,6 @@
 use crate::run::{Loaded, ModelArgs};
 use anyhow::{bail, Context, Result};
 use llamux_core::platform::Threads;
-use llamux_core::session::Session;
 use std::path::PathBuf;
 
 /// Arguments of `llamux perplexity`.
@@ -38,8 +37,8 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     let loaded = Loaded::open(&a.model.model)?;
     let (model, tok) = loaded.bind()?;
     let n_ctx = a.model.ctx.unwrap_or(512);
-    if n_ctx < 16 {
-        bail!("-c must be at least 16");
+    if !(16..=1 << 20).contains(&n_ctx) {
+        bail!("-c must be between 16 and 1048576");
     }
     let tokens = tok.encode(&text, true, false);
     let available = tokens.len() / n_ctx;
@@ -53,7 +52,9 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     }
     let n_chunks = a.chunks.map_or(available, |c| c.min(available));
     let par = Threads::new(a.model.threads);
-    let mut sess = Session::new(&model, n_ctx);
+    let mut args = a.model.clone();
+    args.ctx = Some(n_ctx);
+    let mut sess = args.session(&model)?;
     let first = n_ctx / 2;
     let (mut total_nll, mut count) = (0.0f64, 0usize);
     for c in 0..n_chunks {

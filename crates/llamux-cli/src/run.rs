@@ -6,7 +6,7 @@ use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Threads;
 use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::{Session, SessionError};
+use llamux_core::session::{KvType, Session, SessionError};
 use llamux_core::tokenizer::Tokenizer;
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +24,30 @@ pub struct ModelArgs {
     /// Threads (default: one per core).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
     pub threads: usize,
+    /// KV cache element type.
+    #[arg(long = "kv-type", value_enum, default_value = "f16")]
+    pub kv_type: KvTypeArg,
+}
+
+/// `--kv-type` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum KvTypeArg {
+    /// Half precision (llama.cpp's default).
+    F16,
+    /// Single precision.
+    F32,
+}
+
+impl ModelArgs {
+    /// A session for `model` with the chosen context length and cache type.
+    pub fn session(&self, model: &Model<'_>) -> Result<Session> {
+        let n_ctx = context_len(model, self.ctx)?;
+        let ty = match self.kv_type {
+            KvTypeArg::F16 => KvType::F16,
+            KvTypeArg::F32 => KvType::F32,
+        };
+        Ok(Session::with_kv_type(model, n_ctx, ty))
+    }
 }
 
 /// Sampling options.
@@ -229,7 +253,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     let prompt = prompt_bytes(&a)?;
     let loaded = Loaded::open(&a.model.model)?;
     let (model, tok) = loaded.bind()?;
-    let n_ctx = context_len(&model, a.model.ctx)?;
+    let mut sess = a.model.session(&model)?;
+    let n_ctx = sess.n_ctx();
     let par = Threads::new(a.model.threads);
     let prompt_tokens = tok.encode(&prompt, true, true);
     if prompt_tokens.is_empty() {
@@ -238,7 +263,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     if prompt_tokens.len() >= n_ctx {
         bail!("the prompt has {} tokens but the context holds {n_ctx}; shorten it or raise -c", prompt_tokens.len());
     }
-    let mut sess = Session::new(&model, n_ctx);
     let mut sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
 
     let t0 = Instant::now();

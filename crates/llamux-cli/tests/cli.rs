@@ -235,6 +235,10 @@ fn run_json_reports_tokens_text_and_timings() {
     assert_eq!(j["tokens"], j2["tokens"]);
     let s = |seed: &str| run_json(&["-p", "Hello", "-n", "8", "--temp", "1.0", "--seed", seed], &m).1["tokens"].clone();
     assert_eq!(s("3"), s("3"));
+    // An f32 KV cache works too.
+    let (code, j3, err) = run_json(&["-p", "Hello world", "-n", "8", "--kv-type", "f32"], &m);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(j3["tokens"].as_array().unwrap().len(), 8);
 }
 
 #[test]

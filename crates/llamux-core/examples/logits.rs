@@ -1,19 +1,21 @@
 //! Prints the top logits after feeding token ids: `cargo run --release --features std --example
-//! logits -- MODEL ID [ID …]` (a debugging aid for comparisons with llama.cpp).
+//! logits -- MODEL ID [ID …]` (a debugging aid for comparisons with llama.cpp). With
+//! `LLAMUX_KV=f32` in the environment the KV cache is f32.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Threads;
-use llamux_core::session::Session;
+use llamux_core::session::{KvType, Session};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bytes = std::fs::read(&args[1]).expect("model file");
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::load(&g).unwrap();
-    let mut sess = Session::new(&model, 512);
+    let kv = if std::env::var("LLAMUX_KV").as_deref() == Ok("f32") { KvType::F32 } else { KvType::F16 };
+    let mut sess = Session::with_kv_type(&model, 512, kv);
     let par = Threads::new(0);
     let mut logits = Vec::new();
     for t in &args[2..] {

@@ -4,7 +4,7 @@ use super::{Activation, Model};
 use crate::ops::{rms_norm, softmax, Rope};
 use crate::platform::Parallel;
 use crate::quant::F16;
-use crate::session::{Session, SessionError};
+use crate::session::{KvType, Session, SessionError};
 
 /// Rounds to half precision and back (what storing in, or converting for, an f16 tensor does).
 #[inline]
@@ -92,40 +92,32 @@ impl Model<'_> {
                 None => 1.0 / libm::sqrtf(head_dim as f32),
             };
 
-            // Store this position's K and V (f16), then attend over the window.
+            // Store this position's K and V, then attend over the window.
+            kv.store(il, pos, &s.k, &s.v);
             let base = kv.index(il, 0);
-            let at = kv.index(il, pos);
-            for (dst, &src) in kv.k[at..at + kv.kv_dim].iter_mut().zip(&s.k) {
-                *dst = F16::from_f32(src);
-            }
-            for (dst, &src) in kv.v[at..at + kv.kv_dim].iter_mut().zip(&s.v) {
-                *dst = F16::from_f32(src);
-            }
+            let half = kv.ty == KvType::F16;
             let first = match (l.is_swa, self.arch.sliding_window) {
                 (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
                 _ => 0,
             };
             for h in 0..n_head {
                 let kvh = h / kv_mul;
-                // ggml converts the query to the cache's f16 for the dot products.
+                // ggml converts the query to the cache's type for the dot products ...
                 let q: &mut [f32] = &mut s.xb2[..head_dim];
                 for (d, &v) in q.iter_mut().zip(&s.q[h * head_dim..(h + 1) * head_dim]) {
-                    *d = f16_round(v);
+                    *d = if half { f16_round(v) } else { v };
                 }
                 let att = &mut s.att[first..=pos];
                 for (t, a) in (first..=pos).zip(att.iter_mut()) {
-                    let k = &kv.k[base + t * kv.kv_dim + kvh * head_dim..][..head_dim];
-                    let dot: f32 = q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum();
-                    *a = dot * kq_scale;
+                    *a = kv.key_dot(base + t * kv.kv_dim + kvh * head_dim, q) * kq_scale;
                 }
                 softmax(att);
                 let out = &mut s.att_out[h * head_dim..(h + 1) * head_dim];
                 out.fill(0.0);
                 for (t, &a) in (first..=pos).zip(att.iter()) {
-                    // ... and the probabilities to f16 for the product with V.
-                    let a = f16_round(a);
-                    let v = &kv.v[base + t * kv.kv_dim + kvh * head_dim..][..head_dim];
-                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v.to_f32());
+                    // ... and the probabilities too for the product with V.
+                    let a = if half { f16_round(a) } else { a };
+                    kv.add_value(base + t * kv.kv_dim + kvh * head_dim, a, out);
                 }
             }
             s.xq.quantize(&s.att_out, l.wo.input_type())?;

@@ -41,22 +41,117 @@ impl From<QuantError> for SessionError {
     }
 }
 
-/// Keys and values of every layer for every position, stored as f16 (llama.cpp's default).
+/// Element type of the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvType {
+    /// Half precision (llama.cpp's default): half the memory; queries and attention weights are
+    /// rounded to f16 for the products, as ggml does.
+    F16,
+    /// Single precision.
+    F32,
+}
+
+/// Storage of one of the caches.
+enum KvStore {
+    F16(Vec<F16>),
+    F32(Vec<f32>),
+}
+
+impl KvStore {
+    fn new(ty: KvType, n: usize) -> Self {
+        match ty {
+            KvType::F16 => KvStore::F16(vec![F16::ZERO; n]),
+            KvType::F32 => KvStore::F32(vec![0.0; n]),
+        }
+    }
+
+    fn store(&mut self, at: usize, src: &[f32]) {
+        match self {
+            KvStore::F16(buf) => {
+                for (d, &x) in buf.iter_mut().skip(at).zip(src) {
+                    *d = F16::from_f32(x);
+                }
+            }
+            KvStore::F32(buf) => {
+                for (d, &x) in buf.iter_mut().skip(at).zip(src) {
+                    *d = x;
+                }
+            }
+        }
+    }
+}
+
+/// Keys and values of every layer for every position (`[layer][position][kv_dim]`).
 pub struct KvCache {
-    /// `[layer][position][kv_dim]`.
-    pub k: Vec<F16>,
-    /// `[layer][position][kv_dim]`.
-    pub v: Vec<F16>,
+    k: KvStore,
+    v: KvStore,
     /// Positions per layer.
     pub n_ctx: usize,
     /// Width of one position.
     pub kv_dim: usize,
+    /// Element type.
+    pub ty: KvType,
 }
 
 impl KvCache {
-    /// Offset of `(layer, pos)` in `k` / `v`.
+    /// A zeroed cache.
+    pub fn new(ty: KvType, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Self {
+        let n = n_layer * n_ctx * kv_dim;
+        KvCache { k: KvStore::new(ty, n), v: KvStore::new(ty, n), n_ctx, kv_dim, ty }
+    }
+
+    /// Offset of `(layer, pos)`.
     pub fn index(&self, layer: usize, pos: usize) -> usize {
         (layer * self.n_ctx + pos) * self.kv_dim
+    }
+
+    /// Stores the keys and values of one position.
+    pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let at = self.index(layer, pos);
+        self.k.store(at, k);
+        self.v.store(at, v);
+    }
+
+    /// `q · key[at .. at + q.len()]`.
+    #[inline]
+    pub fn key_dot(&self, at: usize, q: &[f32]) -> f32 {
+        match &self.k {
+            KvStore::F16(buf) => {
+                buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum())
+            }
+            KvStore::F32(buf) => buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b).sum()),
+        }
+    }
+
+    /// `out += a · value[at .. at + out.len()]`.
+    #[inline]
+    pub fn add_value(&self, at: usize, a: f32, out: &mut [f32]) {
+        let n = out.len();
+        match &self.v {
+            KvStore::F16(buf) => {
+                if let Some(v) = buf.get(at..at + n) {
+                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v.to_f32());
+                }
+            }
+            KvStore::F32(buf) => {
+                if let Some(v) = buf.get(at..at + n) {
+                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v);
+                }
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        let per = match self.ty {
+            KvType::F16 => 2,
+            KvType::F32 => 4,
+        };
+        2 * per
+            * match &self.k {
+                KvStore::F16(b) => b.len(),
+                KvStore::F32(b) => b.len(),
+            }
     }
 }
 
@@ -101,15 +196,19 @@ pub struct Session {
 }
 
 impl Session {
-    /// Allocates everything a model needs for `n_ctx` positions.
+    /// Allocates everything a model needs for `n_ctx` positions, with an f16 cache.
     pub fn new(model: &Model<'_>, n_ctx: usize) -> Self {
+        Self::with_kv_type(model, n_ctx, KvType::F16)
+    }
+
+    /// As [`Session::new`], with the cache's element type chosen.
+    pub fn with_kv_type(model: &Model<'_>, n_ctx: usize, kv_type: KvType) -> Self {
         let hp = &model.hp;
         let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
         let n_layer = hp.n_layer as usize;
-        let cache = n_layer * n_ctx * kv_dim;
         Session {
             pos: 0,
-            kv: KvCache { k: vec![F16::ZERO; cache], v: vec![F16::ZERO; cache], n_ctx, kv_dim },
+            kv: KvCache::new(kv_type, n_layer, n_ctx, kv_dim),
             s: Scratch {
                 x: vec![0.0; n_embd],
                 xb: vec![0.0; n_embd.max(q_dim)],
