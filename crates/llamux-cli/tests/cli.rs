@@ -5,30 +5,19 @@
 use assert_cmd::Command;
 use std::path::PathBuf;
 
-fn llamux() -> Command {
-    Command::cargo_bin("llamux").unwrap()
-}
+mod common;
+use common::asset;
 
 fn gemma() -> Option<PathBuf> {
-    match std::env::var_os("LLAMUX_GEMMA") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("LLAMUX_GEMMA is not set"),
-        None => {
-            eprintln!("skipped: LLAMUX_GEMMA is not set (run through `cargo xtask test`)");
-            None
-        }
-    }
+    asset("LLAMUX_GEMMA")
 }
 
 fn vocab() -> Option<PathBuf> {
-    match std::env::var_os("LLAMUX_VOCAB_DIR") {
-        Some(p) => Some(PathBuf::from(p).join("ggml-vocab-llama-spm.gguf")),
-        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("LLAMUX_VOCAB_DIR is not set"),
-        None => {
-            eprintln!("skipped: LLAMUX_VOCAB_DIR is not set (run through `cargo xtask test`)");
-            None
-        }
-    }
+    asset("LLAMUX_VOCAB_DIR").map(|d| d.join("ggml-vocab-llama-spm.gguf"))
+}
+
+fn llamux() -> Command {
+    Command::cargo_bin("llamux").unwrap()
 }
 
 fn json_of(out: &[u8]) -> serde_json::Value {

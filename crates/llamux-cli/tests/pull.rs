@@ -6,6 +6,9 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::asset;
+
 /// A fake `python3` whose `-m pip download` writes wheels holding the wrong bytes, or fails.
 fn fake_python(dir: &Path, mode: &str) -> PathBuf {
     let p = dir.join("fake-python");
@@ -81,11 +84,7 @@ fn unknown_names_are_refused() {
 /// download (the fake python would fail if called).
 #[test]
 fn cached_model_is_verified_and_resolved_by_name() {
-    let Some(gemma) = std::env::var_os("LLAMUX_GEMMA").map(PathBuf::from) else {
-        assert!(std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_none(), "LLAMUX_GEMMA is not set");
-        eprintln!("skipped: LLAMUX_GEMMA is not set");
-        return;
-    };
+    let Some(gemma) = asset("LLAMUX_GEMMA") else { return };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     std::fs::create_dir_all(cache.join("models")).unwrap();

@@ -22,16 +22,8 @@ use llamux_core::session::Session;
 use llamux_core::tokenizer::Tokenizer;
 use std::path::PathBuf;
 
-fn asset(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("{var} is not set"),
-        None => {
-            eprintln!("skipped: {var} is not set (run through `cargo xtask test`)");
-            None
-        }
-    }
-}
+mod common;
+use common::asset;
 
 #[derive(Default, Debug)]
 struct Stats {

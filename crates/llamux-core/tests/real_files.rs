@@ -9,18 +9,9 @@
 use llamux_core::gguf::Gguf;
 use llamux_core::model::HParams;
 use llamux_core::quant::traits;
-use std::path::PathBuf;
 
-fn asset(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("{var} is not set"),
-        None => {
-            eprintln!("skipped: {var} is not set (run through `cargo xtask test`)");
-            None
-        }
-    }
-}
+mod common;
+use common::asset;
 
 #[test]
 fn gemma3_270m_parses_with_its_236_tensors_and_dequantizes() {

@@ -5,22 +5,13 @@
 
 use llamux_core::gguf::Gguf;
 use llamux_core::tokenizer::Tokenizer;
-use std::path::PathBuf;
 
-fn vocab_dir() -> Option<PathBuf> {
-    match std::env::var_os("LLAMUX_VOCAB_DIR") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() => panic!("LLAMUX_VOCAB_DIR is not set"),
-        None => {
-            eprintln!("skipped: LLAMUX_VOCAB_DIR is not set (run through `cargo xtask test`)");
-            None
-        }
-    }
-}
+mod common;
+use common::asset;
 
 /// Runs the vectors of `ggml-vocab-{name}.gguf`; returns (passed, total).
 fn run(name: &str) -> Option<(usize, usize)> {
-    let dir = vocab_dir()?;
+    let dir = asset("LLAMUX_VOCAB_DIR")?;
     let model = std::fs::read(dir.join(format!("ggml-vocab-{name}.gguf"))).unwrap();
     let inp = std::fs::read(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).unwrap();
     let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();

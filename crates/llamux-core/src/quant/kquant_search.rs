@@ -181,3 +181,12 @@ pub(crate) fn make_qkx2_quants<const N: usize>(
     }
     (scale, -min)
 }
+
+/// Packs 256 two-bit values the way `Q2_K` and `Q3_K` store them: element `128 h + 32 j + l` in
+/// bits `2j..2j+2` of byte `32 h + l`.
+pub(crate) fn pack_2bit(l: &[u8; 256]) -> [u8; 64] {
+    core::array::from_fn(|i| {
+        let b = 128 * (i / 32) + i % 32;
+        l[b] | (l[b + 32] << 2) | (l[b + 64] << 4) | (l[b + 96] << 6)
+    })
+}

@@ -1,7 +1,7 @@
 //! `Q2_K`: 2-bit weights in 16 groups of 16, each with a 4-bit scale and 4-bit minimum, under
 //! f16 super-scales.
 
-use super::kquant_search::make_qkx2_quants;
+use super::kquant_search::{make_qkx2_quants, pack_2bit};
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
 use bytemuck::{Pod, Zeroable};
 
@@ -87,12 +87,7 @@ impl BlockFormat for BlockQ2K {
                     *l = nearest_int((v + dm) / d).clamp(0, 3) as u8;
                 }
             }
-            for h in 0..2 {
-                for l in 0..32 {
-                    let b = 128 * h + l;
-                    y.qs[32 * h + l] = big_l[b] | (big_l[b + 32] << 2) | (big_l[b + 64] << 4) | (big_l[b + 96] << 6);
-                }
-            }
+            y.qs = pack_2bit(&big_l);
         }
     }
 

@@ -1,7 +1,7 @@
 //! `Q3_K`: 3-bit weights (2 low bits plus a high-bit mask) in 16 groups of 16 with signed 6-bit
 //! scales under an f16 super-scale.
 
-use super::kquant_search::make_q3_quants;
+use super::kquant_search::{make_q3_quants, pack_2bit};
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
 use bytemuck::{Pod, Zeroable};
 
@@ -105,12 +105,7 @@ impl BlockFormat for BlockQ3K {
                     *l -= 4;
                 }
             }
-            for h in 0..2 {
-                for l in 0..32 {
-                    let b = 128 * h + l;
-                    y.qs[32 * h + l] = big_l[b] | (big_l[b + 32] << 2) | (big_l[b + 64] << 4) | (big_l[b + 96] << 6);
-                }
-            }
+            y.qs = pack_2bit(&big_l);
         }
     }
 

@@ -1,12 +1,13 @@
 //! Byte-level BPE (`tokenizer.ggml.model = gpt2`): regex-style pre-tokenization into words,
 //! GPT-2 byte encoding, then merges by rank.
 
+use super::merge::{merge, survivors};
 use super::unicode::{byte_to_char, code_points, flags, Flags};
 use super::vocab::Vocab;
-use alloc::collections::{BTreeMap, BinaryHeap};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cmp::Ordering;
+use core::cmp::Reverse;
 
 /// Pre-tokenizer flavours (`tokenizer.ggml.pre`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,39 +167,6 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
     words
 }
 
-struct Bigram {
-    left: usize,
-    right: usize,
-    rank: u32,
-    size: usize,
-}
-
-impl PartialEq for Bigram {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Bigram {}
-impl PartialOrd for Bigram {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Bigram {
-    /// Lowest rank first; on ties, the leftmost pair (as a max-heap ordering).
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.rank.cmp(&self.rank).then_with(|| o.left.cmp(&self.left))
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
 /// Merge ranks: `"left right"` pairs from `tokenizer.ggml.merges`.
 pub(crate) struct Merges<'a> {
     ranks: BTreeMap<(&'a str, &'a str), u32>,
@@ -247,47 +215,18 @@ pub(crate) fn tokenize(vocab: &Vocab<'_>, merges: &Merges<'_>, pre: PreTokenizer
 }
 
 fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<u32>) {
-    let mut symbols: Vec<Symbol> = Vec::new();
-    for (i, (off, ch)) in word.char_indices().enumerate() {
-        let len = ch.len_utf8();
-        symbols.push(Symbol {
-            start: off,
-            len,
-            prev: i.checked_sub(1),
-            next: if off + len == word.len() { None } else { Some(i + 1) },
-        });
-    }
-    let text = |s: &Symbol| word.get(s.start..s.start + s.len).unwrap_or("");
-    let mut queue = BinaryHeap::new();
-    let push = |l: Option<usize>, r: Option<usize>, symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>| {
-        let (Some(l), Some(r)) = (l, r) else { return };
-        let (Some(ls), Some(rs)) = (symbols.get(l), symbols.get(r)) else { return };
-        if let Some(rank) = merges.rank(text(ls), text(rs)) {
-            queue.push(Bigram { left: l, right: r, rank, size: ls.len + rs.len });
-        }
-    };
-    for i in 1..symbols.len() {
-        push(Some(i - 1), Some(i), &symbols, &mut queue);
-    }
-    while let Some(b) = queue.pop() {
-        let (ls, rs) = (symbols[b.left], symbols[b.right]);
-        if ls.len == 0 || rs.len == 0 || ls.len + rs.len != b.size || ls.next != Some(b.right) {
-            continue;
-        }
-        symbols[b.left].len += rs.len;
-        symbols[b.right].len = 0;
-        symbols[b.left].next = rs.next;
-        if let Some(n) = rs.next {
-            symbols[n].prev = Some(b.left);
-        }
-        let (prev, next) = (symbols[b.left].prev, symbols[b.left].next);
-        push(prev, Some(b.left), &symbols, &mut queue);
-        push(Some(b.left), next, &symbols, &mut queue);
-    }
-    let mut i = if symbols.is_empty() { None } else { Some(0) };
-    while let Some(idx) = i {
-        let s = symbols[idx];
-        let t = text(&s);
+    let bytes = word.as_bytes();
+    let symbols = merge(
+        bytes,
+        |rest| core::str::from_utf8(rest).ok().and_then(|s| s.chars().next()).map_or(1, char::len_utf8),
+        |piece, split| {
+            let (a, b) = piece.split_at(split);
+            merges.rank(core::str::from_utf8(a).ok()?, core::str::from_utf8(b).ok()?).map(Reverse)
+        },
+        |_, _, _| {},
+    );
+    for s in survivors(&symbols) {
+        let t = word.get(s.start..s.start + s.len).unwrap_or("");
         match vocab.id(t.as_bytes()) {
             Some(id) => out.push(id),
             None => {
@@ -299,6 +238,5 @@ fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<
                 }
             }
         }
-        i = s.next;
     }
 }

@@ -2,6 +2,7 @@
 //! handling of special tokens, BOS/EOS and the SentencePiece space prefix.
 
 mod bpe;
+mod merge;
 mod special;
 mod spm;
 mod unicode;
