@@ -5,6 +5,7 @@
 use assert_cmd::Command;
 use std::path::PathBuf;
 
+#[path = "../../llamux-core/tests/common/mod.rs"]
 mod common;
 use common::asset;
 

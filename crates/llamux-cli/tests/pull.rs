@@ -6,6 +6,7 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+#[path = "../../llamux-core/tests/common/mod.rs"]
 mod common;
 use common::asset;
 
