@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds llamux.ko: the Rust engine as a static library (nightly, -Zbuild-std, kernel code
+# model), merged into one relocatable object shipped to Kbuild beside the C shim.
+# usage: kernel/build.sh [KERNEL_BUILD_DIR]   (default: /lib/modules/<newest>/build)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+kdir="${1:-}"
+if [ -z "$kdir" ]; then
+  kver="$(ls /lib/modules | sort -V | tail -n1)"
+  kdir="/lib/modules/$kver/build"
+fi
+out="$root/target/kernel"
+mkdir -p "$out"
+
+rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+rustup component add rust-src --toolchain nightly >/dev/null
+
+# Kernel code: no PLT/GOT (the module loader rejects GOTPCREL), kernel code model, no red zone,
+# retpolines and return thunks as the kernel is built with.
+export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C no-redzone=yes -Zplt=yes \
+  -Zfunction-return=thunk-extern -Zretpoline-external-thunk -C target-cpu=x86-64"
+export CARGO_TARGET_DIR="$out/rust-target"
+(cd "$here/rust" && cargo +nightly build --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu)
+lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
+
+build="$out/build"
+rm -rf "$build" && mkdir -p "$build/objs"
+cp "$here/llamux_main.c" "$here/llamux.h" "$here/Kbuild" "$build/"
+(cd "$build/objs" && ar x "$lib")
+ld -r -o "$build/llamux_rust.o_shipped" "$build"/objs/*.o
+objcopy --remove-section=.llvmbc --remove-section=.llvmcmd "$build/llamux_rust.o_shipped"
+if readelf -r "$build/llamux_rust.o_shipped" | grep -q GOTPCREL; then
+  echo "llamux_rust.o has GOT-relative relocations; the module loader would reject it" >&2
+  exit 1
+fi
+# modpost wants a .cmd file for every object.
+echo "cmd_$build/llamux_rust.o := ld -r" > "$build/.llamux_rust.o.cmd"
+make -C "$kdir" M="$build" modules
+echo "$build/llamux.ko"

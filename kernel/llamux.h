@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The C ABI of the Rust engine (kernel/rust/src/lib.rs). Every call must be made between
+ * kernel_fpu_begin() and kernel_fpu_end(). */
+#ifndef LLAMUX_H
+#define LLAMUX_H
+
+#include <linux/types.h>
+
+struct lx_engine;
+struct lx_session;
+
+struct lx_config {
+	u32 n_ctx;
+	u32 max_tokens;
+	u32 temp_milli;
+	u32 top_k;
+	u32 top_p_milli;
+	u64 seed;
+};
+
+struct lx_engine *llamux_engine_new(const u8 *data, size_t len, char *err, size_t err_len);
+void llamux_engine_free(struct lx_engine *e);
+void llamux_engine_info(const struct lx_engine *e, u32 *n_vocab, u32 *n_ctx_train, u32 *n_layer);
+struct lx_session *llamux_session_new(const struct lx_engine *e, const struct lx_config *cfg,
+				      const u8 *prompt, size_t len, char *err, size_t err_len);
+int llamux_session_step(const struct lx_engine *e, struct lx_session *s, u8 *out, size_t out_len);
+u32 llamux_session_generated(const struct lx_session *s);
+void llamux_session_free(struct lx_session *s);
+
+/* Provided by the shim for the engine. */
+void *llamux_shim_alloc(size_t size);
+void llamux_shim_free(void *ptr);
+void llamux_shim_panic(const u8 *msg, size_t len);
+
+#endif

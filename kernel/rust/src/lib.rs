@@ -1,0 +1,332 @@
+//! The engine's C ABI for the Linux kernel module. The C shim (`kernel/llamux_main.c`) owns
+//! everything kernel-facing and calls in here only between `kernel_fpu_begin()` and
+//! `kernel_fpu_end()`; memory comes from the shim's `kvmalloc`, panics are reported through it.
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
+use core::fmt::Write;
+use llamux_core::gguf::Gguf;
+use llamux_core::model::Model;
+use llamux_core::platform::Serial;
+use llamux_core::sample::{Sampler, SamplerConfig};
+use llamux_core::session::Session;
+use llamux_core::tokenizer::Tokenizer;
+
+extern "C" {
+    fn llamux_shim_alloc(size: usize) -> *mut u8;
+    fn llamux_shim_free(ptr: *mut u8);
+    fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
+}
+
+/// Allocations go to the shim (`kvmalloc`), which guarantees 8-byte alignment; larger alignments
+/// are served by over-allocating and storing the original pointer just before the block.
+struct KernelAlloc;
+
+const BASE_ALIGN: usize = 8;
+
+unsafe impl GlobalAlloc for KernelAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= BASE_ALIGN {
+            // SAFETY: the shim returns null or a block of at least `size` bytes, 8-aligned.
+            return unsafe { llamux_shim_alloc(layout.size().max(1)) };
+        }
+        let Some(total) = layout.size().checked_add(layout.align() + BASE_ALIGN) else { return core::ptr::null_mut() };
+        // SAFETY: as above.
+        let raw = unsafe { llamux_shim_alloc(total) };
+        if raw.is_null() {
+            return raw;
+        }
+        let start = (raw as usize + BASE_ALIGN).next_multiple_of(layout.align());
+        let user = start as *mut u8;
+        // SAFETY: `start - 8 >= raw` and lies inside the block; it is 8-aligned.
+        unsafe { (user as *mut usize).sub(1).write(raw as usize) };
+        user
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.align() <= BASE_ALIGN {
+            // SAFETY: `ptr` came from `llamux_shim_alloc`.
+            unsafe { llamux_shim_free(ptr) };
+        } else {
+            // SAFETY: `alloc` stored the original pointer just before the block.
+            unsafe { llamux_shim_free((ptr as *const usize).sub(1).read() as *mut u8) };
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: KernelAlloc = KernelAlloc;
+
+/// Formats into a fixed buffer (no allocation while panicking).
+struct StackWriter {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Write for StackWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut w = StackWriter { buf: [0; 256], len: 0 };
+    let _ = write!(w, "{info}");
+    // SAFETY: the pointer and length describe `w.buf`'s initialized prefix.
+    unsafe { llamux_shim_panic(w.buf.as_ptr(), w.len) }
+}
+
+/// A loaded model and its tokenizer, borrowing the model bytes the shim keeps alive.
+pub struct Engine {
+    model: Model<'static>,
+    tok: Tokenizer<'static>,
+}
+
+/// One generation: prompt tokens still to feed, the session and the sampler.
+pub struct LxSession {
+    sess: Session,
+    sampler: Sampler,
+    pending: Vec<u32>,
+    next_pending: usize,
+    history: Vec<u32>,
+    logits: Vec<f32>,
+    generated: u32,
+    max_tokens: u32,
+    done: bool,
+}
+
+fn write_err(err: *mut u8, err_len: usize, msg: core::fmt::Arguments<'_>) {
+    if err.is_null() || err_len == 0 {
+        return;
+    }
+    let mut w = StackWriter { buf: [0; 256], len: 0 };
+    let _ = w.write_fmt(msg);
+    let n = w.len.min(err_len - 1);
+    // SAFETY: the shim passes a writable buffer of `err_len` bytes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(w.buf.as_ptr(), err, n);
+        err.add(n).write(0);
+    }
+}
+
+/// Parses a GGUF model held in `data[..len]`, which must stay valid until
+/// [`llamux_engine_free`]. Returns null and a message in `err` on failure.
+///
+/// # Safety
+/// `data` points to `len` readable bytes; `err` to `err_len` writable bytes (or is null).
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_new(data: *const u8, len: usize, err: *mut u8, err_len: usize) -> *mut Engine {
+    if data.is_null() {
+        write_err(err, err_len, format_args!("no model data"));
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the shim guarantees `data[..len]` is readable until the engine is freed.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(data, len) };
+    let g = match Gguf::parse(bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            write_err(err, err_len, format_args!("{e}"));
+            return core::ptr::null_mut();
+        }
+    };
+    let model = match Model::load(&g) {
+        Ok(m) => m,
+        Err(e) => {
+            write_err(err, err_len, format_args!("{e}"));
+            return core::ptr::null_mut();
+        }
+    };
+    let tok = match Tokenizer::from_gguf(&g) {
+        Ok(t) => t,
+        Err(e) => {
+            write_err(err, err_len, format_args!("{e}"));
+            return core::ptr::null_mut();
+        }
+    };
+    Box::into_raw(Box::new(Engine { model, tok }))
+}
+
+/// Frees an engine (all its sessions must be freed first).
+///
+/// # Safety
+/// `e` came from [`llamux_engine_new`] and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_free(e: *mut Engine) {
+    if !e.is_null() {
+        // SAFETY: see above.
+        drop(unsafe { Box::from_raw(e) });
+    }
+}
+
+/// Vocabulary size and context length of the model, for status reports.
+///
+/// # Safety
+/// `e` is a live engine.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_info(e: *const Engine, n_vocab: *mut u32, n_ctx_train: *mut u32, n_layer: *mut u32) {
+    // SAFETY: the shim passes a live engine and writable outputs.
+    let e = unsafe { &*e };
+    unsafe {
+        *n_vocab = e.model.hp.n_vocab;
+        *n_ctx_train = e.model.hp.n_ctx_train;
+        *n_layer = e.model.hp.n_layer;
+    }
+}
+
+/// Sampling and limits of a new session.
+#[repr(C)]
+pub struct LxConfig {
+    /// Context length.
+    pub n_ctx: u32,
+    /// Tokens to generate at most.
+    pub max_tokens: u32,
+    /// Temperature × 1000 (0 = greedy); integers keep floating point out of the C shim.
+    pub temp_milli: u32,
+    /// Top-k (0 = off).
+    pub top_k: u32,
+    /// Top-p × 1000.
+    pub top_p_milli: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Starts a session for `prompt[..len]` (tokenized with BOS as the model asks). Returns null
+/// and a message on failure (empty after tokenization, longer than the context).
+///
+/// # Safety
+/// `e` is a live engine; `prompt` points to `len` bytes; `err` as in [`llamux_engine_new`].
+#[no_mangle]
+pub unsafe extern "C" fn llamux_session_new(
+    e: *const Engine,
+    cfg: *const LxConfig,
+    prompt: *const u8,
+    len: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> *mut LxSession {
+    // SAFETY: the shim passes live pointers.
+    let (e, cfg) = unsafe { (&*e, &*cfg) };
+    let text: &[u8] = if prompt.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(prompt, len) } };
+    let pending = e.tok.encode(text, true, true);
+    let n_ctx = cfg.n_ctx.max(1) as usize;
+    if pending.is_empty() {
+        write_err(err, err_len, format_args!("empty prompt"));
+        return core::ptr::null_mut();
+    }
+    if pending.len() >= n_ctx {
+        write_err(err, err_len, format_args!("prompt has {} tokens, context is {n_ctx}", pending.len()));
+        return core::ptr::null_mut();
+    }
+    let sc = SamplerConfig {
+        temperature: cfg.temp_milli as f32 / 1000.0,
+        top_k: cfg.top_k as usize,
+        top_p: (cfg.top_p_milli.min(1000)) as f32 / 1000.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
+        seed: cfg.seed,
+    };
+    let sampler = match Sampler::new(sc, e.model.hp.n_vocab as usize) {
+        Ok(s) => s,
+        Err(er) => {
+            write_err(err, err_len, format_args!("{er}"));
+            return core::ptr::null_mut();
+        }
+    };
+    let s = LxSession {
+        sess: Session::new(&e.model, n_ctx),
+        sampler,
+        history: Vec::with_capacity(n_ctx),
+        logits: Vec::with_capacity(e.model.hp.n_vocab as usize),
+        pending,
+        next_pending: 0,
+        generated: 0,
+        max_tokens: cfg.max_tokens,
+        done: false,
+    };
+    Box::into_raw(Box::new(s))
+}
+
+/// One bounded unit of work: feeds one prompt token, or generates one token and writes its
+/// text to `out`. Returns the number of bytes written (0 while the prompt is being fed), `-1`
+/// when generation has ended, `-2` on an internal error.
+///
+/// # Safety
+/// `e` and `s` are live; `out` points to `out_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession, out: *mut u8, out_len: usize) -> i32 {
+    // SAFETY: the shim passes live pointers.
+    let (e, s) = unsafe { (&*e, &mut *s) };
+    if s.done {
+        return -1;
+    }
+    if s.next_pending < s.pending.len() {
+        let t = s.pending[s.next_pending];
+        s.next_pending += 1;
+        s.history.push(t);
+        return match e.model.forward(&mut s.sess, t, &Serial) {
+            Ok(l) => {
+                if s.next_pending == s.pending.len() {
+                    s.logits.clear();
+                    s.logits.extend_from_slice(l);
+                }
+                0
+            }
+            Err(_) => -2,
+        };
+    }
+    if s.generated >= s.max_tokens {
+        s.done = true;
+        return -1;
+    }
+    let next = s.sampler.sample(&mut s.logits, &s.history);
+    if e.tok.vocab.is_eog(next) {
+        s.done = true;
+        return -1;
+    }
+    s.generated += 1;
+    s.history.push(next);
+    let piece = e.tok.piece(next, false);
+    let n = piece.len().min(out_len);
+    // SAFETY: `out` has `out_len >= n` writable bytes.
+    unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), out, n) };
+    match e.model.forward(&mut s.sess, next, &Serial) {
+        Ok(l) => {
+            s.logits.clear();
+            s.logits.extend_from_slice(l);
+        }
+        Err(_) => s.done = true, // context full: this token is the last
+    }
+    n as i32
+}
+
+/// Tokens generated so far.
+///
+/// # Safety
+/// `s` is live.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_session_generated(s: *const LxSession) -> u32 {
+    // SAFETY: see above.
+    unsafe { (*s).generated }
+}
+
+/// Frees a session.
+///
+/// # Safety
+/// `s` came from [`llamux_session_new`] and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_session_free(s: *mut LxSession) {
+    if !s.is_null() {
+        // SAFETY: see above.
+        drop(unsafe { Box::from_raw(s) });
+    }
+}
