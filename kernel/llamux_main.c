@@ -61,7 +61,7 @@ static struct proc_dir_entry *lx_dir;
 static atomic_t lx_live = ATOMIC_INIT(0);
 static atomic64_t lx_requests = ATOMIC64_INIT(0);
 static atomic64_t lx_tokens = ATOMIC64_INIT(0);
-static atomic64_t lx_gen_ns = ATOMIC64_INIT(0);
+static atomic64_t lx_gen_ns = ATOMIC64_INIT(0);	/* decoding time (after the prompt) */
 static atomic64_t lx_first_token_ns_sum = ATOMIC64_INIT(0);
 static atomic64_t lx_first_token_count = ATOMIC64_INIT(0);
 static atomic64_t lx_alloc_bytes = ATOMIC64_INIT(0);
@@ -162,6 +162,7 @@ static int lx_worker(void *arg)
 	u8 piece[256];
 	bool first = true;
 	unsigned long deadline = jiffies + (unsigned long)lx_timeout_s * HZ;
+	ktime_t t_step, t_gen = 0;
 	int n;
 
 	while (!kthread_should_stop()) {
@@ -169,6 +170,7 @@ static int lx_worker(void *arg)
 			f->error = -ETIMEDOUT;
 			break;
 		}
+		t_step = ktime_get();
 		kernel_fpu_begin();
 		n = llamux_session_step(lx_engine, f->session, piece, sizeof(piece));
 		kernel_fpu_end();
@@ -179,6 +181,7 @@ static int lx_worker(void *arg)
 		}
 		if (n > 0) {
 			if (first) {
+				t_gen = t_step;	/* decoding starts with this step */
 				atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_start)), &lx_first_token_ns_sum);
 				atomic64_inc(&lx_first_token_count);
 				first = false;
@@ -193,7 +196,8 @@ static int lx_worker(void *arg)
 		}
 		cond_resched();
 	}
-	atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_start)), &lx_gen_ns);
+	if (!first)
+		atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), t_gen)), &lx_gen_ns);
 	WRITE_ONCE(f->done, true);
 	wake_up_interruptible(&f->readable);
 	/* Stay until kthread_stop() so that release() can always stop us. */

@@ -8,6 +8,8 @@
 //! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `ggml_quantize_chunk`.
 //! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests.
 //! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
+//! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
+//!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -219,6 +221,145 @@ fn kquant_rmse() -> Result<()> {
     run(Command::new(py).arg(root().join("tools/kquant_rmse.py")).arg(llamux_bin()).arg(gemma))
 }
 
+/// The newest installed Debian kernel image.
+fn kernel_image() -> Result<PathBuf> {
+    let mut images: Vec<PathBuf> = std::fs::read_dir("/boot")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .collect();
+    images.sort();
+    images.pop().context("no /boot/vmlinuz-*: apt-get install linux-image-amd64")
+}
+
+fn need(cmd: &str, package: &str) -> Result<()> {
+    if Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output()?.status.success() {
+        Ok(())
+    } else {
+        bail!("{cmd} is missing: apt-get install {package}")
+    }
+}
+
+/// Packs `dir` as a newc cpio archive.
+fn cpio(dir: &Path, out: &Path) -> Result<()> {
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cd '{}' && find . | cpio -o -H newc --quiet > '{}'",
+        dir.display(),
+        out.display()
+    )))
+}
+
+/// Runs QEMU on `initrd`, echoing the console; returns the console output.
+fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str) -> Result<String> {
+    let accel: &[&str] =
+        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+    let out = Command::new("timeout")
+        .arg(timeout_s.to_string())
+        .args(["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+        .args(accel)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a KVM guest boots here (on some machines any KVM guest hangs at "Booting from ROM").
+fn kvm_works(kernel: &Path, work: &Path) -> Result<bool> {
+    if !Path::new("/dev/kvm").exists() {
+        return Ok(false);
+    }
+    let dir = work.join("probe-root");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("bin"))?;
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox"))?;
+    std::fs::write(
+        dir.join("init"),
+        "#!/bin/busybox sh\n/bin/busybox echo LLAMUX-KVM-PROBE-OK\n/bin/busybox poweroff -f\n",
+    )?;
+    run(Command::new("chmod").arg("+x").arg(dir.join("init")))?;
+    let initrd = work.join("probe.cpio");
+    cpio(&dir, &initrd)?;
+    let out = qemu(kernel, &initrd, true, 40, "256M")?;
+    Ok(out.contains("LLAMUX-KVM-PROBE-OK"))
+}
+
+fn vm(interactive: bool) -> Result<()> {
+    for (cmd, pkg) in [("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio"), ("busybox", "busybox-static")] {
+        need(cmd, pkg)?;
+    }
+    let kernel = kernel_image()?;
+    run(&mut Command::new(root().join("kernel/build.sh")))?;
+    let ko = root().join("target/kernel/build/llamux.ko");
+    rustup(&["target", "add", "x86_64-unknown-linux-musl"])?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli", "--target", "x86_64-unknown-linux-musl"]))?;
+    let llamux_static = root().join("target/x86_64-unknown-linux-musl/release/llamux");
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+
+    let work = root().join("target/vm");
+    std::fs::create_dir_all(&work)?;
+    let kvm = kvm_works(&kernel, &work)?;
+    eprintln!("vm: {} ({})", kernel.display(), if kvm { "KVM" } else { "TCG: KVM unavailable or hanging" });
+    // TCG runs this work ~350x slower than native: the tiny synthetic model there, gemma3-270m with KVM.
+    let (model, name, n_tokens, stress_tokens) = if kvm {
+        (pull("gemma3-270m")?, "gemma3-270m", 32, 16)
+    } else {
+        (synth("llama", "tiny")?, "synth-tiny-q4_k_m", 8, 4)
+    };
+
+    let dir = work.join("root");
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["bin", "lib/firmware/llamux", "models", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox"))?;
+    std::fs::copy(&llamux_static, dir.join("bin/llamux"))?;
+    std::fs::copy(&ko, dir.join("llamux.ko"))?;
+    std::fs::copy(root().join("kernel/vm/init.sh"), dir.join("init"))?;
+    let bytes = std::fs::read(&model)?;
+    std::fs::write(dir.join("lib/firmware/llamux/model.gguf"), &bytes)?;
+    std::fs::write(dir.join("models/truncated.gguf"), &bytes[..bytes.len() / 2])?;
+    std::fs::write(dir.join("models/garbage.gguf"), b"GGUF\x03\x00\x00\x00 this is not a model".repeat(100))?;
+    let digest = Command::new("sha256sum").arg(&model).output()?;
+    let digest = String::from_utf8_lossy(&digest.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    std::fs::write(dir.join("models/model.sha256"), &digest)?;
+    std::fs::write(
+        dir.join("test.env"),
+        format!(
+            "PROMPT='Once upon a time'\nN_TOKENS={n_tokens}\nN_CTX=256\nSTRESS_SECONDS=60\nSTRESS_TOKENS={stress_tokens}\nMODEL_NAME={name}\n"
+        ),
+    )?;
+    if interactive {
+        std::fs::write(dir.join("init"), "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\ninsmod /llamux.ko\necho 'llamux.ko loaded: exec 3<>/proc/llamux/prompt; echo \"Once upon a time\" >&3; cat <&3'\nexec setsid cttyhack sh\n")?;
+    }
+    run(Command::new("chmod").arg("+x").arg(dir.join("init")))?;
+    let initrd = work.join("initrd.cpio");
+    cpio(&dir, &initrd)?;
+    if interactive {
+        let accel: &[&str] =
+            if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+        return run(Command::new("qemu-system-x86_64")
+            .args(["-m", "3G", "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
+            .arg(&kernel)
+            .arg("-initrd")
+            .arg(&initrd)
+            .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+            .args(accel));
+    }
+    let t0 = std::time::Instant::now();
+    let out = qemu(&kernel, &initrd, kvm, if kvm { 900 } else { 2400 }, "3G")?;
+    for line in out.lines().filter(|l| !l.starts_with('[') || l.contains("llamux")) {
+        println!("{line}");
+    }
+    eprintln!("vm: {:.0} s", t0.elapsed().as_secs_f64());
+    if out.contains("LLAMUX-VM-RESULT: PASS") {
+        Ok(())
+    } else {
+        bail!("the in-kernel test did not pass")
+    }
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
@@ -229,6 +370,9 @@ fn main() -> Result<()> {
         "kquant-rmse" => kquant_rmse(),
         "oracle-fixtures" => oracle_fixtures(),
         "oracle-check" => oracle_check(),
-        _ => bail!("usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check>"),
+        "vm" => vm(std::env::args().any(|a| a == "--interactive")),
+        _ => bail!(
+            "usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|vm>"
+        ),
     }
 }

@@ -1,0 +1,104 @@
+#!/bin/busybox sh
+# /init of the llamux test VM: loads llamux.ko, checks it against userspace llamux in the same
+# VM, stresses it, and powers off. The last line says LLAMUX-VM-RESULT: PASS or FAIL.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+export PATH=/bin
+. /test.env   # PROMPT, N_TOKENS, N_CTX, STRESS_SECONDS, STRESS_TOKENS, MODEL_NAME
+echo "llamux-vm: kernel $(uname -r), $(nproc) cpus, model $MODEL_NAME"
+fail=0
+pass() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+now_cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }   # centiseconds since boot
+model=/lib/firmware/llamux/model.gguf
+
+# --- broken models are refused cleanly ---
+for m in /models/truncated.gguf /models/garbage.gguf /models/missing.gguf; do
+  if insmod /llamux.ko model=$m 2>/tmp/err; then
+    bad "insmod accepted $m"; rmmod llamux
+  else
+    pass "insmod refuses $m: $(dmesg | grep 'llamux:' | tail -n1)"
+  fi
+done
+if insmod /llamux.ko sha256=0000000000000000000000000000000000000000000000000000000000000000 2>/dev/null; then
+  bad "insmod accepted a wrong digest"; rmmod llamux
+else
+  pass "insmod refuses a wrong digest: $(dmesg | grep 'llamux:' | tail -n1)"
+fi
+
+# --- the good model loads, with its digest checked ---
+if insmod /llamux.ko sha256=$(cat /models/model.sha256); then
+  pass "insmod with digest: $(dmesg | grep 'llamux: loaded' | tail -n1)"
+else
+  bad "insmod of the good model"; echo "LLAMUX-VM-RESULT: FAIL"; poweroff -f
+fi
+cat /proc/llamux/status
+
+# --- bad config writes change nothing ---
+before=$(cat /proc/llamux/config)
+for w in "temp=abc" "n_ctx=1" "top_p=2.0" "bogus=1" "max_tokens=0" "temp=0.5 n_ctx=999999"; do
+  if echo "$w" > /proc/llamux/config 2>/dev/null; then bad "config accepted '$w'"; fi
+done
+[ "$before" = "$(cat /proc/llamux/config)" ] && pass "invalid config writes rejected, nothing changed" || bad "config changed by invalid writes"
+echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config && pass "config: $(tr '\n' ' ' < /proc/llamux/config)"
+
+# --- kernel and userspace generate the same text (greedy, one thread each) ---
+{ exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/k.txt; exec 3>&-; }
+llamux run -m $model -p "$PROMPT" -n $N_TOKENS --temp 0 -c $N_CTX -t 1 > /tmp/u.txt 2>/tmp/u.err
+{ cat /tmp/k.txt; echo; } > /tmp/k2.txt
+echo "kernel:    $(cat /tmp/k.txt)"
+echo "userspace: $(cat /tmp/u.txt)"
+if cmp -s /tmp/k2.txt /tmp/u.txt && [ -s /tmp/k.txt ]; then pass "same output in kernel and userspace"; else bad "outputs differ"; fi
+# Decoding speed (tokens after the prompt), one thread each: the kernel's from its stats,
+# userspace's from the summary llamux prints ("…, Z tok/s]").
+kt=$(grep tokens_per_s /proc/llamux/stats | cut -d' ' -f2)
+ut=$(sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' /tmp/u.err | tail -n1)
+awk -v kt="$kt" -v ut="$ut" 'BEGIN {
+  printf "speed: kernel %.3f tok/s, userspace %.3f tok/s (1 thread), ratio %.3f\n", kt, ut, kt / ut;
+  exit (kt / ut >= 0.95) ? 0 : 1 }' && pass "kernel decoding speed >= 0.95x userspace" || bad "kernel slower than 0.95x userspace"
+cat /proc/llamux/stats
+
+# --- 8 concurrent sessions ---
+echo "n_ctx=$N_CTX max_tokens=$STRESS_TOKENS temp=0.8 seed=7 timeout=600" > /proc/llamux/config
+end=$(( $(now_cs) + STRESS_SECONDS * 100 ))
+rounds=0
+while [ $(now_cs) -lt $end ]; do
+  for i in 1 2 3 4 5 6 7 8; do
+    ( exec 3<>/proc/llamux/prompt; printf 'Session %s says' "$i" >&3; cat <&3 > /tmp/s$i.txt; exec 3>&- ) &
+  done
+  wait
+  for i in 1 2 3 4 5 6 7 8; do [ -s /tmp/s$i.txt ] || bad "session $i of round $rounds gave no answer"; done
+  rounds=$((rounds + 1))
+done
+pass "8 concurrent sessions: $rounds rounds in ${STRESS_SECONDS}s, all answered"
+
+# --- closing mid-generation and killing a blocked reader stop the work promptly ---
+echo "max_tokens=100000 temp=0" > /proc/llamux/config
+t0=$(now_cs)
+( exec 3<>/proc/llamux/prompt; printf 'Close me' >&3; head -c 1 <&3 > /dev/null; exec 3>&- )
+t1=$(now_cs)
+sleep 1
+live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
+[ "$live" = 0 ] && pass "close mid-generation: returned $((t1 - t0))0 ms after the first byte, live sessions $live" || bad "session still live after close ($live)"
+( exec 3<>/proc/llamux/prompt; printf 'Kill me' >&3; exec cat <&3 > /dev/null ) &
+reader=$!
+sleep 2
+t0=$(now_cs)
+kill -INT $reader 2>/dev/null
+wait $reader 2>/dev/null
+t1=$(now_cs)
+sleep 1
+live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
+[ "$live" = 0 ] && pass "killed reader exited after $((t1 - t0))0 ms, live sessions $live" || bad "session live after killing its reader ($live)"
+
+# --- unload, and the kernel log stays clean ---
+rmmod llamux && pass "rmmod: $(dmesg | grep 'llamux: unloaded' | tail -n1)" || bad "rmmod"
+if dmesg | grep -E "BUG|WARNING|Oops|soft lockup|hard LOCKUP|rcu_sched self-detected stall|detected stall|scheduling while atomic"; then
+  bad "kernel log has errors (above)"
+else
+  pass "kernel log clean (no BUG, WARNING, Oops, lockup or stall)"
+fi
+[ $fail = 0 ] && echo "LLAMUX-VM-RESULT: PASS" || echo "LLAMUX-VM-RESULT: FAIL"
+poweroff -f
