@@ -17,16 +17,19 @@ rustup toolchain list | grep -q nightly || rustup toolchain install nightly --pr
 rustup component add rust-src --toolchain nightly >/dev/null
 
 # Kernel code: no PLT/GOT (the module loader rejects GOTPCREL), kernel code model, no red zone,
-# retpolines and return thunks as the kernel is built with.
+# retpolines and return thunks as the kernel is built with. The kernel keeps its stack only
+# 8-byte aligned (-mpreferred-stack-boundary=3): -stackrealign makes every Rust function that
+# spills vector registers align its own frame.
 export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C no-redzone=yes -Zplt=yes \
-  -Zfunction-return=thunk-extern -Zretpoline-external-thunk -C target-cpu=x86-64"
+  -Zfunction-return=thunk-extern -Zretpoline-external-thunk -C target-cpu=x86-64 \
+  -C llvm-args=-stackrealign"
 export CARGO_TARGET_DIR="$out/rust-target"
 (cd "$here/rust" && cargo +nightly build --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu)
 lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
 
 build="$out/build"
 rm -rf "$build" && mkdir -p "$build/objs"
-cp "$here/llamux_main.c" "$here/llamux.h" "$here/Kbuild" "$build/"
+cp "$here/llamux_main.c" "$here/llamux_call.S" "$here/llamux.h" "$here/Kbuild" "$build/"
 (cd "$build/objs" && ar x "$lib")
 ld -r -o "$build/llamux_rust.o_shipped" "$build"/objs/*.o
 objcopy --remove-section=.llvmbc --remove-section=.llvmcmd "$build/llamux_rust.o_shipped"

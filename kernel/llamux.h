@@ -27,6 +27,12 @@ int llamux_session_step(const struct lx_engine *e, struct lx_session *s, u8 *out
 u32 llamux_session_generated(const struct lx_session *s);
 void llamux_session_free(struct lx_session *s);
 
+/* Calls fn(a1..a6) on a 16-byte aligned stack (llamux_call.S): every call into Rust goes
+ * through it, because the kernel's stack is only 8-byte aligned. */
+long llamux_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6);
+#define LX_CALL(fn, a1, a2, a3, a4, a5, a6) \
+	llamux_call((const void *)(fn), (long)(a1), (long)(a2), (long)(a3), (long)(a4), (long)(a5), (long)(a6))
+
 /* Provided by the shim for the engine. */
 void *llamux_shim_alloc(size_t size);
 void llamux_shim_free(void *ptr);

@@ -172,7 +172,7 @@ static int lx_worker(void *arg)
 		}
 		t_step = ktime_get();
 		kernel_fpu_begin();
-		n = llamux_session_step(lx_engine, f->session, piece, sizeof(piece));
+		n = (int)LX_CALL(llamux_session_step, lx_engine, f->session, piece, sizeof(piece), 0, 0);
 		kernel_fpu_end();
 		if (n < 0) {
 			if (n != -1)
@@ -259,7 +259,7 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	cfg = lx_cfg;
 	mutex_unlock(&lx_config_lock);
 	kernel_fpu_begin();
-	f->session = llamux_session_new(lx_engine, &cfg, text, len, f->err, sizeof(f->err));
+	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, &cfg, text, len, f->err, sizeof(f->err));
 	kernel_fpu_end();
 	if (!f->session) {
 		pr_info("llamux: prompt refused: %s\n", f->err);
@@ -313,7 +313,7 @@ static int lx_prompt_release(struct inode *inode, struct file *file)
 	}
 	if (f->session) {
 		kernel_fpu_begin();
-		llamux_session_free(f->session);
+		LX_CALL(llamux_session_free, f->session, 0, 0, 0, 0, 0);
 		kernel_fpu_end();
 	}
 	kfree(f);
@@ -506,9 +506,9 @@ static int __init lx_init(void)
 			goto free_data;
 	}
 	kernel_fpu_begin();
-	lx_engine = llamux_engine_new(lx_model_data, lx_model_size, err, sizeof(err));
+	lx_engine = (struct lx_engine *)LX_CALL(llamux_engine_new, lx_model_data, lx_model_size, err, sizeof(err), 0, 0);
 	if (lx_engine)
-		llamux_engine_info(lx_engine, &lx_n_vocab, &lx_n_ctx_train, &lx_n_layer);
+		LX_CALL(llamux_engine_info, lx_engine, &lx_n_vocab, &lx_n_ctx_train, &lx_n_layer, 0, 0);
 	kernel_fpu_end();
 	if (!lx_engine) {
 		pr_err("llamux: %s is not a usable model: %s\n", model, err);
@@ -530,7 +530,7 @@ static int __init lx_init(void)
 free_proc:
 	proc_remove(lx_dir);
 	kernel_fpu_begin();
-	llamux_engine_free(lx_engine);
+	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();
 free_data:
 	vfree(lx_model_data);
@@ -541,7 +541,7 @@ static void __exit lx_exit(void)
 {
 	proc_remove(lx_dir);
 	kernel_fpu_begin();
-	llamux_engine_free(lx_engine);
+	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();
 	vfree(lx_model_data);
 	pr_info("llamux: unloaded (engine memory left: %lld bytes)\n", atomic64_read(&lx_alloc_bytes));

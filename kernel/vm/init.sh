@@ -75,7 +75,7 @@ done
 pass "8 concurrent sessions: $rounds rounds in ${STRESS_SECONDS}s, all answered"
 
 # --- closing mid-generation and killing a blocked reader stop the work promptly ---
-echo "max_tokens=100000 temp=0" > /proc/llamux/config
+echo "max_tokens=60000 temp=0" > /proc/llamux/config
 t0=$(now_cs)
 ( exec 3<>/proc/llamux/prompt; printf 'Close me' >&3; head -c 1 <&3 > /dev/null; exec 3>&- )
 t1=$(now_cs)
@@ -86,7 +86,7 @@ live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
 reader=$!
 sleep 2
 t0=$(now_cs)
-kill -INT $reader 2>/dev/null
+kill -TERM $reader 2>/dev/null
 wait $reader 2>/dev/null
 t1=$(now_cs)
 sleep 1

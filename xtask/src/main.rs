@@ -248,11 +248,12 @@ fn cpio(dir: &Path, out: &Path) -> Result<()> {
     )))
 }
 
-/// Runs QEMU on `initrd`, echoing the console; returns the console output.
-fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str) -> Result<String> {
-    let accel: &[&str] =
-        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
-    let out = Command::new("timeout")
+/// Runs QEMU on `initrd`; returns the console output. With `echo`, console lines from the test
+/// (not the kernel's boot messages) are printed as they arrive.
+fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str, echo: bool) -> Result<String> {
+    use std::io::BufRead;
+    let accel: &[&str] = if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+    let mut child = Command::new("timeout")
         .arg(timeout_s.to_string())
         .args(["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
         .arg(kernel)
@@ -261,8 +262,21 @@ fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str) -
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
         .args(accel)
         .stdin(std::process::Stdio::null())
-        .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut all = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).split(b'\n') {
+            let line = String::from_utf8_lossy(&line?).replace('\r', "");
+            if echo && (!line.starts_with('[') || line.contains("llamux")) {
+                println!("{line}");
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+    }
+    child.wait()?;
+    Ok(all)
 }
 
 /// Whether a KVM guest boots here (on some machines any KVM guest hangs at "Booting from ROM").
@@ -281,7 +295,7 @@ fn kvm_works(kernel: &Path, work: &Path) -> Result<bool> {
     run(Command::new("chmod").arg("+x").arg(dir.join("init")))?;
     let initrd = work.join("probe.cpio");
     cpio(&dir, &initrd)?;
-    let out = qemu(kernel, &initrd, true, 40, "256M")?;
+    let out = qemu(kernel, &initrd, true, 40, "256M", false)?;
     Ok(out.contains("LLAMUX-KVM-PROBE-OK"))
 }
 
@@ -305,7 +319,7 @@ fn vm(interactive: bool) -> Result<()> {
     let (model, name, n_tokens, stress_tokens) = if kvm {
         (pull("gemma3-270m")?, "gemma3-270m", 32, 16)
     } else {
-        (synth("llama", "tiny")?, "synth-tiny-q4_k_m", 8, 4)
+        (synth("llama", "tiny")?, "synth-tiny-q4_k_m", 24, 4)
     };
 
     let dir = work.join("root");
@@ -348,10 +362,9 @@ fn vm(interactive: bool) -> Result<()> {
             .args(accel));
     }
     let t0 = std::time::Instant::now();
-    let out = qemu(&kernel, &initrd, kvm, if kvm { 900 } else { 2400 }, "3G")?;
-    for line in out.lines().filter(|l| !l.starts_with('[') || l.contains("llamux")) {
-        println!("{line}");
-    }
+    let out = qemu(&kernel, &initrd, kvm, if kvm { 900 } else { 2400 }, "3G", true)?;
+    std::fs::write(work.join("console.log"), &out)?;
+    eprintln!("vm: full console in {}", work.join("console.log").display());
     eprintln!("vm: {:.0} s", t0.elapsed().as_secs_f64());
     if out.contains("LLAMUX-VM-RESULT: PASS") {
         Ok(())

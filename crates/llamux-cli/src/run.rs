@@ -174,6 +174,7 @@ pub fn generate(
     mut on_piece: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<Generated> {
     let mut out = Generated { tokens: Vec::new(), text: Vec::new(), stopped_by_context: false };
+    let mut piece = Vec::with_capacity(256);
     while out.tokens.len() < n_predict {
         let next = sampler.sample(logits, history);
         if tok.vocab.is_eog(next) {
@@ -181,7 +182,8 @@ pub fn generate(
         }
         out.tokens.push(next);
         history.push(next);
-        let piece = tok.piece(next, false);
+        piece.clear();
+        tok.append_piece(next, false, &mut piece);
         out.text.extend_from_slice(&piece);
         on_piece(&piece)?;
         if stop.iter().any(|s| !s.is_empty() && out.text.windows(s.len()).any(|w| w == s.as_bytes())) {

@@ -102,6 +102,7 @@ pub struct LxSession {
     generated: u32,
     max_tokens: u32,
     done: bool,
+    piece: Vec<u8>,
 }
 
 fn write_err(err: *mut u8, err_len: usize, msg: core::fmt::Arguments<'_>) {
@@ -252,12 +253,13 @@ pub unsafe extern "C" fn llamux_session_new(
         generated: 0,
         max_tokens: cfg.max_tokens,
         done: false,
+        piece: Vec::with_capacity(256),
     };
     Box::into_raw(Box::new(s))
 }
 
 /// One bounded unit of work: feeds one prompt token, or generates one token and writes its
-/// text to `out`. Returns the number of bytes written (0 while the prompt is being fed), `-1`
+/// text to `out` (no heap allocation). Returns the number of bytes written (0 while the prompt is being fed), `-1`
 /// when generation has ended, `-2` on an internal error.
 ///
 /// # Safety
@@ -295,10 +297,16 @@ pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession
     }
     s.generated += 1;
     s.history.push(next);
-    let piece = e.tok.piece(next, false);
-    let n = piece.len().min(out_len);
+    s.piece.clear();
+    e.tok.append_piece(next, false, &mut s.piece);
+    let n = s.piece.len().min(out_len);
     // SAFETY: `out` has `out_len >= n` writable bytes.
-    unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), out, n) };
+    unsafe { core::ptr::copy_nonoverlapping(s.piece.as_ptr(), out, n) };
+    if s.generated >= s.max_tokens {
+        // The last token is not fed back: nothing would read its logits.
+        s.done = true;
+        return n as i32;
+    }
     match e.model.forward(&mut s.sess, next, &Serial) {
         Ok(l) => {
             s.logits.clear();

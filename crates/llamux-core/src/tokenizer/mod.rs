@@ -121,32 +121,40 @@ impl<'a> Tokenizer<'a> {
     /// The bytes token `id` stands for; control and unknown tokens give their text only when
     /// `special` is set (llama.cpp's `token_to_piece`).
     pub fn piece(&self, id: u32, special: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.append_piece(id, special, &mut out);
+        out
+    }
+
+    /// Appends the bytes of token `id` to `out` (no allocation when `out` has room).
+    pub fn append_piece(&self, id: u32, special: bool, out: &mut Vec<u8>) {
         let v = &self.vocab;
-        let (Some(text), Some(ty)) = (v.text(id), v.token_type(id)) else { return Vec::new() };
+        let (Some(text), Some(ty)) = (v.text(id), v.token_type(id)) else { return };
         match ty {
             TokenType::Control | TokenType::Unknown => {
                 if special {
-                    text.as_bytes().to_vec()
-                } else {
-                    Vec::new()
+                    out.extend_from_slice(text.as_bytes());
                 }
             }
-            TokenType::UserDefined => text.as_bytes().to_vec(),
-            TokenType::Byte => {
-                let hex = text.get(3..5).and_then(|h| u8::from_str_radix(h, 16).ok());
-                hex.map(|b| alloc::vec![b]).unwrap_or_default()
-            }
+            TokenType::UserDefined => out.extend_from_slice(text.as_bytes()),
+            TokenType::Byte => out.extend(text.get(3..5).and_then(|h| u8::from_str_radix(h, 16).ok())),
             TokenType::Normal | TokenType::Unused => match self.kind {
-                TokenizerKind::SentencePiece => text.replace(SPM_SPACE, " ").into_bytes(),
+                TokenizerKind::SentencePiece => {
+                    let mut rest = text;
+                    while let Some(i) = rest.find(SPM_SPACE) {
+                        out.extend_from_slice(&rest.as_bytes()[..i]);
+                        out.push(b' ');
+                        rest = &rest[i + SPM_SPACE.len()..];
+                    }
+                    out.extend_from_slice(rest.as_bytes());
+                }
                 TokenizerKind::BytePairEncoding(_) => {
-                    let mut out = Vec::with_capacity(text.len());
                     for ch in text.chars() {
                         match unicode::char_to_byte(ch) {
                             Some(b) => out.push(b),
                             None => out.extend_from_slice(ch.encode_utf8(&mut [0u8; 4]).as_bytes()),
                         }
                     }
-                    out
                 }
             },
         }
