@@ -4,9 +4,12 @@
  *
  * The model file is read at load time (module parameter "model") into vmalloc'd memory and
  * parsed in place by the Rust engine. /proc/llamux/prompt: each open file is a session; write a
- * prompt, then read the response, which streams as tokens are generated (reads block until data
- * is available and are interrupted by signals). Generation runs on a kernel thread per session,
- * one token per FPU section, yielding in between. Closing the file cancels the generation.
+ * prompt, then read the response from the same file descriptor, which streams as tokens are
+ * generated (reads block until data is available and are interrupted by signals). Closing a
+ * file that has been read from cancels its generation. A file closed without being read from
+ * (`echo "…" > /proc/llamux/prompt`) leaves its generation running for /proc/llamux/response,
+ * which streams the newest such answer. Generation runs on a kernel thread per session, one
+ * token per FPU section, yielding in between.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -150,6 +153,7 @@ struct lx_file {
 	wait_queue_head_t readable;	/* output appended or generation ended */
 	wait_queue_head_t writable;	/* the reader consumed output */
 	bool started;
+	bool was_read;
 	bool done;
 	int error;
 	ktime_t t_start;
@@ -289,6 +293,7 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 
 	if (!f->started)
 		return -EINVAL;
+	f->was_read = true;
 	ret = wait_event_interruptible(f->readable, !kfifo_is_empty(&f->out) || READ_ONCE(f->done));
 	if (ret)
 		return ret;	/* -ERESTARTSYS: interrupted by a signal */
@@ -303,10 +308,9 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 	return copied;
 }
 
-static int lx_prompt_release(struct inode *inode, struct file *file)
+/* Stops a session's generation and frees it. */
+static void lx_file_free(struct lx_file *f)
 {
-	struct lx_file *f = file->private_data;
-
 	if (f->worker) {
 		wake_up_interruptible(&f->writable);
 		kthread_stop(f->worker);
@@ -318,8 +322,50 @@ static int lx_prompt_release(struct inode *inode, struct file *file)
 	}
 	kfree(f);
 	atomic_dec(&lx_live);
+}
+
+/* The newest answer whose prompt file was closed unread, for /proc/llamux/response. */
+static DEFINE_MUTEX(lx_detached_lock);
+static struct lx_file *lx_detached;
+
+static int lx_prompt_release(struct inode *inode, struct file *file)
+{
+	struct lx_file *f = file->private_data, *old = NULL;
+
+	if (f->started && !f->was_read) {
+		mutex_lock(&lx_detached_lock);
+		old = lx_detached;
+		lx_detached = f;
+		mutex_unlock(&lx_detached_lock);
+		if (old)
+			lx_file_free(old);	/* an older unread answer is dropped */
+		return 0;
+	}
+	lx_file_free(f);
 	return 0;
 }
+
+static int lx_response_open(struct inode *inode, struct file *file)
+{
+	mutex_lock(&lx_detached_lock);
+	file->private_data = lx_detached;
+	lx_detached = NULL;
+	mutex_unlock(&lx_detached_lock);
+	return file->private_data ? 0 : -ENODATA;
+}
+
+static int lx_response_release(struct inode *inode, struct file *file)
+{
+	lx_file_free(file->private_data);
+	return 0;
+}
+
+static const struct proc_ops lx_response_ops = {
+	.proc_open = lx_response_open,
+	.proc_read = lx_prompt_read,
+	.proc_release = lx_response_release,
+	.proc_lseek = noop_llseek,
+};
 
 static const struct proc_ops lx_prompt_ops = {
 	.proc_open = lx_prompt_open,
@@ -518,6 +564,7 @@ static int __init lx_init(void)
 	lx_dir = proc_mkdir("llamux", NULL);
 	if (!lx_dir ||
 	    !proc_create("prompt", 0660, lx_dir, &lx_prompt_ops) ||
+	    !proc_create("response", 0440, lx_dir, &lx_response_ops) ||
 	    !proc_create("status", 0444, lx_dir, &lx_status_ops) ||
 	    !proc_create("stats", 0444, lx_dir, &lx_stats_ops) ||
 	    !proc_create("config", 0600, lx_dir, &lx_config_ops)) {
@@ -540,6 +587,8 @@ free_data:
 static void __exit lx_exit(void)
 {
 	proc_remove(lx_dir);
+	if (lx_detached)
+		lx_file_free(lx_detached);
 	kernel_fpu_begin();
 	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();

@@ -60,6 +60,11 @@ awk -v kt="$kt" -v ut="$ut" 'BEGIN {
   exit (kt / ut >= 0.95) ? 0 : 1 }' && pass "kernel decoding speed >= 0.95x userspace" || bad "kernel slower than 0.95x userspace"
 cat /proc/llamux/stats
 
+# --- the one-shot form: echo a prompt, read the answer from /proc/llamux/response ---
+echo "$PROMPT" > /proc/llamux/prompt
+cat /proc/llamux/response > /tmp/r.txt
+[ -s /tmp/r.txt ] && pass "echo > prompt; cat response: $(cat /tmp/r.txt)" || bad "no answer in /proc/llamux/response"
+
 # --- 8 concurrent sessions ---
 echo "n_ctx=$N_CTX max_tokens=$STRESS_TOKENS temp=0.8 seed=7 timeout=600" > /proc/llamux/config
 end=$(( $(now_cs) + STRESS_SECONDS * 100 ))

@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <task>`.
 //!
 //! * `test`      — everything CI checks: formatting, clippy, the `no_std` build, the test suite
-//!   (with the default model and llama.cpp's vocabularies fetched first).
+//!   (with the default model and llama.cpp's vocabularies fetched first), and the kernel module's
+//!   VM test (`vm`).
 //! * `fixtures`  — regenerate the golden quantization fixtures from the PyPI `gguf` package.
 //! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
@@ -170,7 +171,8 @@ fn test() -> Result<()> {
         .env("LLAMUX_QWEN2", &qwen2)
         .env("LLAMUX_BIN", llamux_bin())
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
-    Ok(())
+    // The engine inside the kernel, booted in QEMU.
+    vm(false)
 }
 
 /// A venv in the cache with the given packages installed.
@@ -221,14 +223,19 @@ fn kquant_rmse() -> Result<()> {
     run(Command::new(py).arg(root().join("tools/kquant_rmse.py")).arg(llamux_bin()).arg(gemma))
 }
 
-/// The newest installed Debian kernel image.
-fn kernel_image() -> Result<PathBuf> {
-    let mut images: Vec<PathBuf> = std::fs::read_dir("/boot")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+/// The newest kernel version with both an image and headers: `(vmlinuz, headers build dir)`.
+fn kernel() -> Result<(PathBuf, PathBuf)> {
+    let mut versions: Vec<String> = std::fs::read_dir("/lib/modules")?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|v| {
+            Path::new(&format!("/lib/modules/{v}/build")).exists() && Path::new(&format!("/boot/vmlinuz-{v}")).exists()
+        })
         .collect();
-    images.sort();
-    images.pop().context("no /boot/vmlinuz-*: apt-get install linux-image-amd64")
+    versions.sort_by_key(|v| {
+        v.split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>()
+    });
+    let v = versions.pop().context("no kernel with headers: apt-get install linux-image-amd64 linux-headers-amd64")?;
+    Ok((PathBuf::from(format!("/boot/vmlinuz-{v}")), PathBuf::from(format!("/lib/modules/{v}/build"))))
 }
 
 fn need(cmd: &str, package: &str) -> Result<()> {
@@ -252,7 +259,8 @@ fn cpio(dir: &Path, out: &Path) -> Result<()> {
 /// (not the kernel's boot messages) are printed as they arrive.
 fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str, echo: bool) -> Result<String> {
     use std::io::BufRead;
-    let accel: &[&str] = if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+    let accel: &[&str] =
+        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
     let mut child = Command::new("timeout")
         .arg(timeout_s.to_string())
         .args(["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
@@ -303,8 +311,8 @@ fn vm(interactive: bool) -> Result<()> {
     for (cmd, pkg) in [("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio"), ("busybox", "busybox-static")] {
         need(cmd, pkg)?;
     }
-    let kernel = kernel_image()?;
-    run(&mut Command::new(root().join("kernel/build.sh")))?;
+    let (kernel, headers) = kernel()?;
+    run(Command::new(root().join("kernel/build.sh")).arg(&headers))?;
     let ko = root().join("target/kernel/build/llamux.ko");
     rustup(&["target", "add", "x86_64-unknown-linux-musl"])?;
     run(cargo().args(["build", "--release", "-p", "llamux-cli", "--target", "x86_64-unknown-linux-musl"]))?;
@@ -345,7 +353,7 @@ fn vm(interactive: bool) -> Result<()> {
         ),
     )?;
     if interactive {
-        std::fs::write(dir.join("init"), "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\ninsmod /llamux.ko\necho 'llamux.ko loaded: exec 3<>/proc/llamux/prompt; echo \"Once upon a time\" >&3; cat <&3'\nexec setsid cttyhack sh\n")?;
+        std::fs::write(dir.join("init"), "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\ninsmod /llamux.ko\necho 'llamux.ko loaded. Try: echo \"Once upon a time\" > /proc/llamux/prompt; cat /proc/llamux/response'\nexec setsid cttyhack sh\n")?;
     }
     run(Command::new("chmod").arg("+x").arg(dir.join("init")))?;
     let initrd = work.join("initrd.cpio");
