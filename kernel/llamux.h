@@ -37,5 +37,7 @@ long llamux_call(const void *fn, long a1, long a2, long a3, long a4, long a5, lo
 void *llamux_shim_alloc(size_t size);
 void llamux_shim_free(void *ptr);
 void llamux_shim_panic(const u8 *msg, size_t len);
+size_t llamux_shim_threads(void);
+void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*chunk)(const void *ctx, size_t i));
 
 #endif

@@ -9,7 +9,8 @@
  * file that has been read from cancels its generation. A file closed without being read from
  * (`echo "…" > /proc/llamux/prompt`) leaves its generation running for /proc/llamux/response,
  * which streams the newest such answer. Generation runs on a kernel thread per session, one
- * token per FPU section, yielding in between.
+ * token per FPU section, yielding in between; matrix products are shared with a pool of kernel
+ * threads, one per CPU.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -44,6 +45,9 @@ MODULE_PARM_DESC(model, "Path of the GGUF model to load");
 static char *sha256;
 module_param(sha256, charp, 0444);
 MODULE_PARM_DESC(sha256, "Expected SHA-256 of the model file (hex); checked when given");
+static unsigned int threads;
+module_param(threads, uint, 0444);
+MODULE_PARM_DESC(threads, "Threads per matrix product (default: online CPUs)");
 static unsigned int max_sessions = 32;
 module_param(max_sessions, uint, 0444);
 MODULE_PARM_DESC(max_sessions, "Sessions open at once");
@@ -111,6 +115,115 @@ void llamux_shim_panic(const u8 *msg, size_t len)
 {
 	pr_emerg("llamux: engine panic: %.*s\n", (int)len, msg);
 	BUG();
+}
+
+/*
+ * ---- worker threads for the engine's Parallel ----
+ *
+ * The engine splits each matrix-vector product into chunks and hands them to
+ * llamux_shim_parallel(), called from Rust inside an FPU section. The chunks are claimed by the
+ * caller and by the pool's kernel threads (one per other CPU), each in its own FPU section. The
+ * caller then leaves its FPU section to sleep until the workers are done (a function call, as
+ * for allocation). One product uses the pool at a time; concurrent sessions that find it busy
+ * run their chunks themselves.
+ */
+#define LX_MAX_WORKERS 63
+
+static struct {
+	int n;
+	struct task_struct *task[LX_MAX_WORKERS];
+	atomic_t busy;
+	const void *ctx;
+	void (*fn)(const void *ctx, size_t i);
+	size_t n_chunks;
+	atomic_long_t next;
+	atomic_t pending;	/* workers still on the current job */
+	unsigned long job;	/* sequence number of the current job */
+	wait_queue_head_t start, done;
+} lx_pool;
+
+static void lx_pool_drain(void)
+{
+	long i;
+
+	while ((i = atomic_long_fetch_add(1, &lx_pool.next)) < (long)lx_pool.n_chunks)
+		LX_CALL(lx_pool.fn, lx_pool.ctx, i, 0, 0, 0, 0);
+}
+
+static int lx_pool_worker(void *arg)
+{
+	unsigned long seen = 0;
+
+	while (!kthread_should_stop()) {
+		wait_event_interruptible(lx_pool.start, kthread_should_stop() || READ_ONCE(lx_pool.job) != seen);
+		if (kthread_should_stop())
+			break;
+		seen = READ_ONCE(lx_pool.job);
+		smp_rmb();	/* the job's fields were published before its number */
+		kernel_fpu_begin();
+		lx_pool_drain();
+		kernel_fpu_end();
+		if (atomic_dec_and_test(&lx_pool.pending))
+			wake_up(&lx_pool.done);
+	}
+	return 0;
+}
+
+size_t llamux_shim_threads(void)
+{
+	return lx_pool.n + 1;
+}
+
+void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const void *ctx, size_t i))
+{
+	size_t i;
+
+	if (lx_pool.n == 0 || n_chunks < 2 || atomic_cmpxchg(&lx_pool.busy, 0, 1) != 0) {
+		for (i = 0; i < n_chunks; i++)
+			LX_CALL(fn, ctx, i, 0, 0, 0, 0);
+		return;
+	}
+	lx_pool.ctx = ctx;
+	lx_pool.fn = fn;
+	lx_pool.n_chunks = n_chunks;
+	atomic_long_set(&lx_pool.next, 0);
+	atomic_set(&lx_pool.pending, lx_pool.n);
+	smp_wmb();
+	WRITE_ONCE(lx_pool.job, lx_pool.job + 1);
+	wake_up_all(&lx_pool.start);
+	lx_pool_drain();
+	kernel_fpu_end();
+	wait_event(lx_pool.done, atomic_read(&lx_pool.pending) == 0);
+	kernel_fpu_begin();
+	atomic_set(&lx_pool.busy, 0);
+}
+
+static void lx_pool_stop(void)
+{
+	int i;
+
+	for (i = 0; i < lx_pool.n; i++)
+		kthread_stop(lx_pool.task[i]);
+	lx_pool.n = 0;
+}
+
+static int lx_pool_start(void)
+{
+	int want = threads ? (int)threads - 1 : (int)num_online_cpus() - 1;
+
+	init_waitqueue_head(&lx_pool.start);
+	init_waitqueue_head(&lx_pool.done);
+	want = clamp(want, 0, LX_MAX_WORKERS);
+	for (lx_pool.n = 0; lx_pool.n < want; lx_pool.n++) {
+		struct task_struct *t = kthread_run(lx_pool_worker, NULL, "llamux-worker/%d", lx_pool.n);
+
+		if (IS_ERR(t)) {
+			lx_pool_stop();
+			return PTR_ERR(t);
+		}
+		lx_pool.task[lx_pool.n] = t;
+	}
+	return 0;
 }
 
 /* ---- model loading ---- */
@@ -379,8 +492,9 @@ static const struct proc_ops lx_prompt_ops = {
 
 static int lx_status_show(struct seq_file *m, void *v)
 {
-	seq_printf(m, "model: %s\nbytes: %zu\nvocab: %u\nlayers: %u\ncontext_train: %u\nsessions: %d/%u\n",
-		   model, lx_model_size, lx_n_vocab, lx_n_layer, lx_n_ctx_train, atomic_read(&lx_live), max_sessions);
+	seq_printf(m, "model: %s\nbytes: %zu\nvocab: %u\nlayers: %u\ncontext_train: %u\nsessions: %d/%u\nthreads: %d\n",
+		   model, lx_model_size, lx_n_vocab, lx_n_layer, lx_n_ctx_train, atomic_read(&lx_live), max_sessions,
+		   lx_pool.n + 1);
 	return 0;
 }
 
@@ -540,9 +654,13 @@ static int __init lx_init(void)
 	char err[160] = "";
 	int ret;
 
+	ret = lx_pool_start();
+	if (ret)
+		return ret;
 	n = kernel_read_file_from_path(model, 0, &lx_model_data, INT_MAX, &file_size, READING_FIRMWARE);
 	if (n < 0) {
 		pr_err("llamux: cannot read model %s: error %zd\n", model, n);
+		lx_pool_stop();
 		return (int)n;
 	}
 	lx_model_size = n;
@@ -581,6 +699,7 @@ free_proc:
 	kernel_fpu_end();
 free_data:
 	vfree(lx_model_data);
+	lx_pool_stop();
 	return ret;
 }
 
@@ -593,6 +712,7 @@ static void __exit lx_exit(void)
 	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();
 	vfree(lx_model_data);
+	lx_pool_stop();
 	pr_info("llamux: unloaded (engine memory left: %lld bytes)\n", atomic64_read(&lx_alloc_bytes));
 }
 

@@ -12,7 +12,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
 use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
-use llamux_core::platform::Serial;
+use llamux_core::platform::Parallel;
 use llamux_core::sample::{Sampler, SamplerConfig};
 use llamux_core::session::Session;
 use llamux_core::tokenizer::Tokenizer;
@@ -21,6 +21,49 @@ extern "C" {
     fn llamux_shim_alloc(size: usize) -> *mut u8;
     fn llamux_shim_free(ptr: *mut u8);
     fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
+    fn llamux_shim_threads() -> usize;
+    fn llamux_shim_parallel(ctx: *const core::ffi::c_void, n_chunks: usize, chunk: extern "C" fn(*const core::ffi::c_void, usize));
+}
+
+/// The kernel host's [`Parallel`]: chunks run on the shim's per-CPU kernel threads (each in its
+/// own FPU section), the caller taking part.
+struct KernelThreads;
+
+/// One `run` call, shared with the worker threads.
+struct Job<'a> {
+    out: *mut f32,
+    len: usize,
+    chunk: usize,
+    f: &'a (dyn Fn(usize, &mut [f32]) + Sync),
+}
+
+extern "C" fn run_chunk(ctx: *const core::ffi::c_void, i: usize) {
+    // SAFETY: `ctx` is the `Job` of the `run` call that is waiting for this chunk.
+    let job = unsafe { &*(ctx as *const Job<'_>) };
+    let start = i.saturating_mul(job.chunk);
+    if start >= job.len {
+        return;
+    }
+    let n = job.chunk.min(job.len - start);
+    // SAFETY: chunk `i` covers `out[start .. start + n]`, in bounds, and no other chunk overlaps
+    // it; `run` keeps `out` borrowed mutably until every chunk has finished.
+    let piece = unsafe { core::slice::from_raw_parts_mut(job.out.add(start), n) };
+    (job.f)(start, piece);
+}
+
+impl Parallel for KernelThreads {
+    fn n_threads(&self) -> usize {
+        // SAFETY: a plain query of the shim.
+        unsafe { llamux_shim_threads() }.max(1)
+    }
+
+    fn run(&self, out: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let chunk = chunk.max(1);
+        let job = Job { out: out.as_mut_ptr(), len: out.len(), chunk, f };
+        // SAFETY: the shim calls `run_chunk` once for each index below `n_chunks` and returns
+        // only when all calls have returned, so `job` and `out` outlive them.
+        unsafe { llamux_shim_parallel(&job as *const Job<'_> as *const core::ffi::c_void, out.len().div_ceil(chunk), run_chunk) };
+    }
 }
 
 /// Allocations go to the shim (`kvmalloc`), which guarantees 8-byte alignment; larger alignments
@@ -275,7 +318,7 @@ pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession
         let t = s.pending[s.next_pending];
         s.next_pending += 1;
         s.history.push(t);
-        return match e.model.forward(&mut s.sess, t, &Serial) {
+        return match e.model.forward(&mut s.sess, t, &KernelThreads) {
             Ok(l) => {
                 if s.next_pending == s.pending.len() {
                     s.logits.clear();
@@ -307,7 +350,7 @@ pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession
         s.done = true;
         return n as i32;
     }
-    match e.model.forward(&mut s.sess, next, &Serial) {
+    match e.model.forward(&mut s.sess, next, &KernelThreads) {
         Ok(l) => {
             s.logits.clear();
             s.logits.extend_from_slice(l);
