@@ -29,6 +29,9 @@ pub struct ModelArgs {
     pub kv_type: KvTypeArg,
 }
 
+/// Largest KV cache a session may allocate.
+const MAX_KV_BYTES: u64 = 16 << 30;
+
 /// `--kv-type` values.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum KvTypeArg {
@@ -46,6 +49,15 @@ impl ModelArgs {
             KvTypeArg::F16 => KvType::F16,
             KvTypeArg::F32 => KvType::F32,
         };
+        let elem = if ty == KvType::F16 { 2u64 } else { 4 };
+        let kv_bytes = 2 * u64::from(model.hp.n_layer) * n_ctx as u64 * model.kv_dim() as u64 * elem;
+        if kv_bytes > MAX_KV_BYTES {
+            bail!(
+                "a context of {n_ctx} tokens needs a {:.1} GiB KV cache (limit {} GiB); lower -c",
+                kv_bytes as f64 / (1u64 << 30) as f64,
+                MAX_KV_BYTES >> 30
+            );
+        }
         Ok(Session::with_kv_type(model, n_ctx, ty))
     }
 }

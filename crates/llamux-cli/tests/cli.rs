@@ -277,8 +277,10 @@ fn hostile_run_inputs_fail_cleanly_or_are_handled() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("context holds") && !e.contains("panicked"), "{e}");
     // Bad context sizes and token ids.
-    let out = llamux().arg("run").arg("-m").arg(&m).args(["-p", "x", "-c", "0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    for c in ["0", "99999999999"] {
+        let out = llamux().arg("run").arg("-m").arg(&m).args(["-p", "x", "-c", c]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "-c {c}");
+    }
     let out = llamux().arg("detokenize").arg("-m").arg(&m).args(["999999"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
