@@ -81,3 +81,27 @@ fn gpt_2_bpe() {
         assert_eq!(p, n, "gpt-2: {p}/{n}");
     }
 }
+
+/// gemma3's vocabulary ships no vectors: llama.cpp's tokenization of its own test strings with
+/// gemma3-270m's vocabulary (`tools/tokenizer_vectors.py`).
+#[test]
+fn gemma3_spm() {
+    let Some(path) = asset("LLAMUX_GEMMA") else { return };
+    let model = std::fs::read(path).unwrap();
+    let g = Gguf::parse(&model).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(include_str!("fixtures/gemma3_tokenizer.json")).unwrap();
+    let cases = fx["cases"].as_array().unwrap();
+    let mut failed = 0;
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let want: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got = tok.encode(text.as_bytes(), false, false);
+        if got != want {
+            failed += 1;
+            eprintln!("gemma3: {text:?}\n  ours  {got:?}\n  llama {want:?}");
+        }
+    }
+    assert_eq!(cases.len(), 94);
+    assert_eq!(failed, 0, "gemma3: {failed} of {} differ", cases.len());
+}
