@@ -7,7 +7,8 @@
 //! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
 //! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `ggml_quantize_chunk`.
-//! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests.
+//! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests, its
+//!   tokenization of its test strings with gemma3's vocabulary, and its chat formats.
 //! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
 //! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
 //!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
@@ -116,6 +117,15 @@ fn oracle_fixtures() -> Result<()> {
             .arg(out)
             .args(["--name", name]))?;
     }
+    // Tokenizer vectors for gemma3's vocabulary, and chat formats.
+    run(Command::new(&py)
+        .arg(root().join("tools/tokenizer_vectors.py"))
+        .arg(pull("gemma3-270m")?)
+        .arg(pull("llama-vocabs")?)
+        .arg(root().join("crates/llamux-core/tests/fixtures/gemma3_tokenizer.json")))?;
+    run(Command::new(&py)
+        .arg(root().join("tools/chat_templates.py"))
+        .arg(root().join("crates/llamux-core/tests/fixtures/chat_templates.json")))?;
     Ok(())
 }
 
