@@ -1,7 +1,7 @@
 //! The forward pass of one token, top to bottom.
 
 use super::{Activation, Model};
-use crate::ops::{rms_norm, softmax, Rope};
+use crate::ops::{rms_norm, rms_norm_in_place, softmax, Rope};
 use crate::platform::Parallel;
 use crate::quant::F16;
 use crate::session::{KvType, Session, SessionError};
@@ -58,18 +58,9 @@ impl Model<'_> {
                 }
             }
             // Per-head Q/K norms (Gemma 3), then RoPE.
-            if let Some(w) = &l.q_norm {
-                for h in s.q.chunks_exact_mut(head_dim) {
-                    let tmp: &mut [f32] = &mut s.att_out[..head_dim];
-                    tmp.copy_from_slice(h);
-                    rms_norm(h, tmp, w, eps);
-                }
-            }
-            if let Some(w) = &l.k_norm {
-                for h in s.k.chunks_exact_mut(head_dim) {
-                    let tmp: &mut [f32] = &mut s.att_out[..head_dim];
-                    tmp.copy_from_slice(h);
-                    rms_norm(h, tmp, w, eps);
+            for (buf, norm) in [(&mut s.q, &l.q_norm), (&mut s.k, &l.k_norm)] {
+                if let Some(w) = norm {
+                    buf.chunks_exact_mut(head_dim).for_each(|h| rms_norm_in_place(h, w, eps));
                 }
             }
             let freq_scale = 1.0 / hp.rope_scaling_factor;
@@ -123,8 +114,7 @@ impl Model<'_> {
             s.xq.quantize(&s.att_out, l.wo.input_type())?;
             l.wo.matvec(par, &s.xq, &mut s.xb2)?;
             if let Some(w) = &l.post_attn_norm {
-                s.xb[..s.xb2.len()].copy_from_slice(&s.xb2);
-                rms_norm(&mut s.xb2, &s.xb[..s.x.len()], w, eps);
+                rms_norm_in_place(&mut s.xb2, w, eps);
             }
             s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
 
@@ -145,8 +135,7 @@ impl Model<'_> {
             s.xq.quantize(&s.hb, l.w_down.input_type())?;
             l.w_down.matvec(par, &s.xq, &mut s.xb2)?;
             if let Some(w) = &l.post_ffn_norm {
-                s.xb[..s.xb2.len()].copy_from_slice(&s.xb2);
-                rms_norm(&mut s.xb2, &s.xb[..s.x.len()], w, eps);
+                rms_norm_in_place(&mut s.xb2, w, eps);
             }
             s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
         }

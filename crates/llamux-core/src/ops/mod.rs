@@ -9,6 +9,6 @@ mod softmax;
 
 pub use activation::{gelu_tanh, silu, GeluTable};
 pub use matvec::{Matrix, QuantizedInput};
-pub use norm::rms_norm;
+pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{Rope, RopeMode};
 pub use softmax::softmax;
