@@ -198,7 +198,9 @@ pub fn generate(
         tok.append_piece(next, false, &mut piece);
         out.text.extend_from_slice(&piece);
         on_piece(&piece)?;
-        if stop.iter().any(|s| !s.is_empty() && out.text.windows(s.len()).any(|w| w == s.as_bytes())) {
+        // Only a match that ends in the new piece is new: look at the tail, not the whole text.
+        let tail = |len: usize| &out.text[out.text.len().saturating_sub(len + piece.len().saturating_sub(1))..];
+        if stop.iter().any(|s| !s.is_empty() && tail(s.len()).windows(s.len()).any(|w| w == s.as_bytes())) {
             break;
         }
         if out.tokens.len() == n_predict {

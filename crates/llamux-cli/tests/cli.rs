@@ -225,6 +225,16 @@ fn run_json_reports_tokens_text_and_timings() {
     assert_eq!(j["tokens"], j2["tokens"]);
     let s = |seed: &str| run_json(&["-p", "Hello", "-n", "8", "--temp", "1.0", "--seed", seed], &m).1["tokens"].clone();
     assert_eq!(s("3"), s("3"));
+    // A stop string ends generation at the token that completes it.
+    let text = j["text"].as_str().unwrap().to_string();
+    let toks = j["tokens"].as_array().unwrap().len();
+    let stop: String = text.chars().skip(2).take(4).collect();
+    if !stop.is_empty() {
+        let (_, js, _) = run_json(&["-p", "Hello world", "-n", "8", "--stop", &stop], &m);
+        let short = js["text"].as_str().unwrap();
+        assert!(short.contains(&stop) && text.starts_with(short), "{short:?} vs {text:?} stop {stop:?}");
+        assert!(js["tokens"].as_array().unwrap().len() <= toks);
+    }
     // An f32 KV cache works too.
     let (code, j3, err) = run_json(&["-p", "Hello world", "-n", "8", "--kv-type", "f32"], &m);
     assert_eq!(code, Some(0), "{err}");
