@@ -265,20 +265,26 @@ fn cpio(dir: &Path, out: &Path) -> Result<()> {
     )))
 }
 
+/// QEMU's arguments for booting `kernel` with `initrd` on a serial console.
+fn qemu_args(kernel: &Path, initrd: &Path, kvm: bool, memory: &str) -> Vec<std::ffi::OsString> {
+    let accel: &[&str] =
+        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+    let mut a: Vec<std::ffi::OsString> =
+        ["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot"].iter().map(Into::into).collect();
+    a.extend(["-kernel".into(), kernel.into(), "-initrd".into(), initrd.into()]);
+    a.extend(["-append", "console=ttyS0 panic=-1 loglevel=4"].iter().map(Into::into));
+    a.extend(accel.iter().map(Into::into));
+    a
+}
+
 /// Runs QEMU on `initrd`; returns the console output. With `echo`, console lines from the test
 /// (not the kernel's boot messages) are printed as they arrive.
 fn qemu(kernel: &Path, initrd: &Path, kvm: bool, timeout_s: u64, memory: &str, echo: bool) -> Result<String> {
     use std::io::BufRead;
-    let accel: &[&str] =
-        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
     let mut child = Command::new("timeout")
         .arg(timeout_s.to_string())
-        .args(["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
-        .args(accel)
+        .arg("qemu-system-x86_64")
+        .args(qemu_args(kernel, initrd, kvm, memory))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -369,15 +375,11 @@ fn vm(interactive: bool) -> Result<()> {
     let initrd = work.join("initrd.cpio");
     cpio(&dir, &initrd)?;
     if interactive {
-        let accel: &[&str] =
-            if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
-        return run(Command::new("qemu-system-x86_64")
-            .args(["-m", "3G", "-smp", "2", "-nographic", "-no-reboot", "-kernel"])
-            .arg(&kernel)
-            .arg("-initrd")
-            .arg(&initrd)
-            .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
-            .args(accel));
+        return run(Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$@\"")
+            .arg("qemu")
+            .args(qemu_args(&kernel, &initrd, kvm, "3G")));
     }
     let t0 = std::time::Instant::now();
     let out = qemu(&kernel, &initrd, kvm, if kvm { 900 } else { 2400 }, "3G", true)?;
