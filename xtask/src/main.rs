@@ -270,7 +270,7 @@ fn qemu_args(kernel: &Path, initrd: &Path, kvm: bool, memory: &str) -> Vec<std::
     let accel: &[&str] =
         if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
     let mut a: Vec<std::ffi::OsString> =
-        ["qemu-system-x86_64", "-m", memory, "-smp", "2", "-nographic", "-no-reboot"].iter().map(Into::into).collect();
+        ["-m", memory, "-smp", "2", "-nographic", "-no-reboot"].iter().map(Into::into).collect();
     a.extend(["-kernel".into(), kernel.into(), "-initrd".into(), initrd.into()]);
     a.extend(["-append", "console=ttyS0 panic=-1 loglevel=4"].iter().map(Into::into));
     a.extend(accel.iter().map(Into::into));
