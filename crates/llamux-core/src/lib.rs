@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod chat;
 pub mod gguf;
+pub mod isa;
 pub mod model;
 pub mod ops;
 pub mod platform;

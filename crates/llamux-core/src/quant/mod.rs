@@ -27,6 +27,8 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod type_traits;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use half_types::{BF16, F16};
 pub use q2_k::BlockQ2K;
@@ -45,6 +47,7 @@ pub use type_traits::{supported_types, traits, QuantError, TypeTraits};
 
 pub use crate::gguf::GgmlType;
 pub use crate::gguf::QK_K;
+pub use crate::isa::Simd;
 
 /// One block format: a fixed number of elements stored in a fixed number of bytes.
 ///
@@ -69,11 +72,25 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
     /// x86 (for `Q8_0`/`Q8_1`: scale `127/amax`, round half to even), so that results track
     /// llama.cpp's; the reference quantizer for every other format.
     fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+        Self::from_float_act_with(crate::isa::current(), xs, ys)
+    }
+
+    /// [`from_float_act`](Self::from_float_act) with the kernels of `simd`; every tier gives
+    /// the scalar quantizer's blocks bit for bit. Formats without SIMD quantizers use the scalar one.
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [Self]) {
+        let _ = simd;
         Self::from_float(xs, ys)
     }
 
     /// Dot product of a weight row with quantized activations (fastest kernel available).
     fn vec_dot(xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
+        Self::vec_dot_with(crate::isa::current(), xs, ys)
+    }
+
+    /// [`vec_dot`](Self::vec_dot) with the kernels of `simd` (the SIMD kernel of that tier where
+    /// the format has one, else the scalar twin). Results agree with the twin to float rounding.
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
+        let _ = simd;
         Self::vec_dot_unopt(xs, ys)
     }
 
@@ -88,5 +105,7 @@ pub(crate) fn nearest_int(fval: f32) -> i32 {
     (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
 }
 
+#[cfg(test)]
+mod simd_tests;
 #[cfg(test)]
 mod tests;

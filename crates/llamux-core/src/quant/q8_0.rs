@@ -64,7 +64,8 @@ impl BlockFormat for BlockQ8_0 {
         }
     }
 
-    fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
+        let _ = simd;
         for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
             y.d = F16::from_f32(quantize_q8_act(x, &mut y.qs));
         }

@@ -43,7 +43,8 @@ impl BlockFormat for BlockQ8_1 {
         }
     }
 
-    fn from_float_act(xs: &[f32], ys: &mut [Self]) {
+    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
+        let _ = simd;
         for (x, y) in xs.as_chunks::<QK8_1>().0.iter().zip(ys) {
             let d = quantize_q8_act(x, &mut y.qs);
             let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();

@@ -43,6 +43,11 @@ impl fmt::Display for QuantError {
 #[cfg(feature = "std")]
 impl std::error::Error for QuantError {}
 
+/// A dot product over byte slices with a chosen tier's kernels.
+pub type VecDotWith = fn(simd: Simd, w: &[u8], a: &[u8]) -> Result<f32, QuantError>;
+/// An activation quantizer over byte slices with a chosen tier's kernels.
+pub type QuantizeWith = fn(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError>;
+
 /// Byte-level operations of one supported type (ggml's `type_traits`).
 #[derive(Clone, Copy)]
 pub struct TypeTraits {
@@ -60,6 +65,10 @@ pub struct TypeTraits {
     pub vec_dot: fn(w: &[u8], a: &[u8]) -> Result<f32, QuantError>,
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
     pub vec_dot_unopt: fn(w: &[u8], a: &[u8]) -> Result<f32, QuantError>,
+    /// [`vec_dot`](Self::vec_dot) with a chosen tier's kernels ([`BlockFormat::vec_dot_with`]).
+    pub vec_dot_with: VecDotWith,
+    /// [`from_float_act`](Self::from_float_act) with a chosen tier's kernels.
+    pub from_float_act_with: QuantizeWith,
 }
 
 fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
@@ -121,6 +130,18 @@ fn vec_dot_unopt<B: BlockFormat>(w: &[u8], a: &[u8]) -> Result<f32, QuantError> 
     Ok(B::vec_dot_unopt(xs, ys))
 }
 
+fn vec_dot_with<B: BlockFormat>(simd: Simd, w: &[u8], a: &[u8]) -> Result<f32, QuantError> {
+    let (xs, ys) = dot_operands::<B>(w, a)?;
+    Ok(B::vec_dot_with(simd, xs, ys))
+}
+
+fn from_float_act_with<B: BlockFormat>(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let ys = blocks_mut::<B>(dst)?;
+    check_len(ys.len() * B::BLCK_SIZE, src.len())?;
+    B::from_float_act_with(simd, src, ys);
+    Ok(())
+}
+
 const fn entry<B: BlockFormat>() -> TypeTraits {
     TypeTraits {
         ggml_type: B::TYPE,
@@ -130,6 +151,8 @@ const fn entry<B: BlockFormat>() -> TypeTraits {
         from_float_act: from_float_act::<B>,
         vec_dot: vec_dot::<B>,
         vec_dot_unopt: vec_dot_unopt::<B>,
+        vec_dot_with: vec_dot_with::<B>,
+        from_float_act_with: from_float_act_with::<B>,
     }
 }
 

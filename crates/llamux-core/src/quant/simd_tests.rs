@@ -1,0 +1,174 @@
+//! Every SIMD kernel against its scalar twin (ggml's `test-quantize-fns`, as properties): random
+//! blocks (from the quantizers and as raw bytes), extreme and zero scales, all-equal blocks, odd
+//! block counts, for every tier this CPU runs.
+
+use super::*;
+use crate::sample::Rng;
+use alloc::vec;
+use alloc::vec::Vec;
+use proptest::prelude::*;
+
+/// u32-aligned storage for `n` bytes (Q8_K holds f32/i16 fields).
+struct Buf {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl Buf {
+    fn new(len: usize) -> Self {
+        Buf { words: vec![0; len.div_ceil(4)], len }
+    }
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
+    }
+}
+
+/// How the float data of a case is drawn.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Normal,
+    Tiny,
+    Huge,
+    Zero,
+    AllEqual,
+    Sparse,
+}
+
+fn floats(rng: &mut Rng, n: usize, shape: Shape) -> Vec<f32> {
+    let c = rng.normal();
+    (0..n)
+        .map(|i| match shape {
+            Shape::Normal => rng.normal(),
+            Shape::Tiny => rng.normal() * 1e-30,
+            Shape::Huge => rng.normal() * 6e4,
+            Shape::Zero => 0.0,
+            Shape::AllEqual => c,
+            Shape::Sparse => {
+                if i % 17 == 0 {
+                    rng.normal() * 100.0
+                } else {
+                    0.0
+                }
+            }
+        })
+        .collect()
+}
+
+fn quantized(t: GgmlType, x: &[f32], act: bool) -> Buf {
+    let tr = traits(t).unwrap();
+    let mut b = Buf::new(t.bytes_for(x.len() as u64).unwrap() as usize);
+    if act {
+        (tr.from_float_act_with)(Simd::SCALAR, x, b.bytes_mut()).unwrap();
+    } else {
+        (tr.from_float)(x, b.bytes_mut()).unwrap();
+    }
+    b
+}
+
+/// `Σ |w_i a_i|` of the dequantized operands: the scale of the rounding error of any summation order.
+fn abs_dot(t: GgmlType, w: &[u8], at: GgmlType, a: &[u8], n: usize) -> f64 {
+    let (mut wf, mut af) = (vec![0f32; n], vec![0f32; n]);
+    (traits(t).unwrap().to_float)(w, &mut wf).unwrap();
+    (traits(at).unwrap().to_float)(a, &mut af).unwrap();
+    wf.iter().zip(&af).map(|(x, y)| f64::from(x.abs()) * f64::from(y.abs())).sum()
+}
+
+/// One weight row and one activation row of `blocks` blocks, compared on every tier.
+fn check_dot(t: GgmlType, blocks: usize, seed: u64, wshape: Shape, ashape: Shape, raw_weights: bool) {
+    let tr = traits(t).unwrap();
+    let n = blocks * t.block_size();
+    let mut rng = Rng::new(seed);
+    let w = if raw_weights && !matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_K) {
+        // Any bit pattern is a block (f16 scales may be huge, subnormal or non-finite).
+        let mut b = Buf::new(t.bytes_for(n as u64).unwrap() as usize);
+        b.bytes_mut().iter_mut().for_each(|v| *v = rng.next_u64() as u8);
+        b
+    } else {
+        quantized(t, &floats(&mut rng, n, wshape), false)
+    };
+    let a = quantized(tr.vec_dot_type, &floats(&mut rng, n, ashape), true);
+    let want = (tr.vec_dot_unopt)(w.bytes(), a.bytes()).unwrap();
+    let scale = abs_dot(t, w.bytes(), tr.vec_dot_type, a.bytes(), n);
+    for simd in Simd::available() {
+        let got = (tr.vec_dot_with)(simd, w.bytes(), a.bytes()).unwrap();
+        if !want.is_finite() || !scale.is_finite() {
+            assert_eq!(got.is_finite(), want.is_finite(), "{t} on {}: {got} vs scalar {want}", simd.isa());
+            continue;
+        }
+        let tol = 2e-5 * scale + 1e-30;
+        assert!(
+            f64::from((got - want).abs()) <= tol,
+            "{t} on {} ({blocks} blocks, {wshape:?}/{ashape:?}, raw {raw_weights}): {got} vs scalar {want} (tol {tol})",
+            simd.isa()
+        );
+    }
+}
+
+/// Activation quantizers must give the scalar quantizer's bytes exactly on every tier.
+fn check_quantize(t: GgmlType, blocks: usize, seed: u64, shape: Shape) {
+    let tr = traits(t).unwrap();
+    let n = blocks * t.block_size();
+    let x = floats(&mut Rng::new(seed), n, shape);
+    let want = quantized(t, &x, true);
+    for simd in Simd::available() {
+        let mut got = Buf::new(want.len);
+        (tr.from_float_act_with)(simd, &x, got.bytes_mut()).unwrap();
+        assert_eq!(got.bytes(), want.bytes(), "{t} activations on {} ({shape:?})", simd.isa());
+    }
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        4 => Just(Shape::Normal),
+        1 => Just(Shape::Tiny),
+        1 => Just(Shape::Huge),
+        1 => Just(Shape::Zero),
+        1 => Just(Shape::AllEqual),
+        1 => Just(Shape::Sparse),
+    ]
+}
+
+fn weight_type() -> impl Strategy<Value = GgmlType> {
+    let types: Vec<GgmlType> = supported_types().collect();
+    proptest::sample::select(types)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn simd_dot_matches_scalar_twin(
+        t in weight_type(),
+        blocks in 1usize..=9,
+        seed in any::<u64>(),
+        ws in shape(),
+        a_s in shape(),
+        raw in any::<bool>(),
+    ) {
+        check_dot(t, blocks, seed, ws, a_s, raw);
+    }
+
+    #[test]
+    fn simd_activation_quantizers_match_scalar(
+        t in proptest::sample::select(vec![GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K]),
+        blocks in 1usize..=9,
+        seed in any::<u64>(),
+        s in shape(),
+    ) {
+        check_quantize(t, blocks, seed, s);
+    }
+}
+
+/// Long rows (a model's widest) on every format, so unrolled main loops and their tails both run.
+#[test]
+fn simd_dot_long_rows() {
+    for t in supported_types() {
+        for blocks in [64, 65, 71] {
+            check_dot(t, blocks, blocks as u64, Shape::Normal, Shape::Normal, false);
+            check_dot(t, blocks, blocks as u64 + 1, Shape::Normal, Shape::Normal, true);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL, DQ, VNNI) twins of the scalar
+//! code in each format's file, one file per format. Every function here is a
+//! `#[target_feature]` function; the format files reach them only through an [`crate::isa::Simd`]
+//! of the matching tier, which exists only on CPUs that run it.
