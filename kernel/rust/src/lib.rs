@@ -29,26 +29,18 @@ extern "C" {
 /// own FPU section), the caller taking part.
 struct KernelThreads;
 
-/// One `run` call, shared with the worker threads.
+/// One `for_each` call, shared with the worker threads.
 struct Job<'a> {
-    out: *mut f32,
-    len: usize,
-    chunk: usize,
-    f: &'a (dyn Fn(usize, &mut [f32]) + Sync),
+    n_tasks: usize,
+    f: &'a (dyn Fn(usize) + Sync),
 }
 
-extern "C" fn run_chunk(ctx: *const core::ffi::c_void, i: usize) {
-    // SAFETY: `ctx` is the `Job` of the `run` call that is waiting for this chunk.
+extern "C" fn run_task(ctx: *const core::ffi::c_void, i: usize) {
+    // SAFETY: `ctx` is the `Job` of the `for_each` call that is waiting for this task.
     let job = unsafe { &*(ctx as *const Job<'_>) };
-    let start = i.saturating_mul(job.chunk);
-    if start >= job.len {
-        return;
+    if i < job.n_tasks {
+        (job.f)(i);
     }
-    let n = job.chunk.min(job.len - start);
-    // SAFETY: chunk `i` covers `out[start .. start + n]`, in bounds, and no other chunk overlaps
-    // it; `run` keeps `out` borrowed mutably until every chunk has finished.
-    let piece = unsafe { core::slice::from_raw_parts_mut(job.out.add(start), n) };
-    (job.f)(start, piece);
 }
 
 impl Parallel for KernelThreads {
@@ -57,12 +49,11 @@ impl Parallel for KernelThreads {
         unsafe { llamux_shim_threads() }.max(1)
     }
 
-    fn run(&self, out: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
-        let chunk = chunk.max(1);
-        let job = Job { out: out.as_mut_ptr(), len: out.len(), chunk, f };
-        // SAFETY: the shim calls `run_chunk` once for each index below `n_chunks` and returns
-        // only when all calls have returned, so `job` and `out` outlive them.
-        unsafe { llamux_shim_parallel(&job as *const Job<'_> as *const core::ffi::c_void, out.len().div_ceil(chunk), run_chunk) };
+    fn for_each(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        let job = Job { n_tasks, f };
+        // SAFETY: the shim calls `run_task` once for each index below `n_tasks` and returns
+        // only when all calls have returned, so `job` outlives them.
+        unsafe { llamux_shim_parallel(&job as *const Job<'_> as *const core::ffi::c_void, n_tasks, run_task) };
     }
 }
 

@@ -1,8 +1,8 @@
 //! The forward pass of one token, top to bottom.
 
 use super::{Activation, Model};
-use crate::ops::{rms_norm, rms_norm_in_place, softmax, Rope};
-use crate::platform::Parallel;
+use crate::ops::{project, rms_norm, rms_norm_in_place, softmax, Rope};
+use crate::platform::{Parallel, SharedMut};
 use crate::quant::F16;
 use crate::session::{KvType, Session, SessionError};
 
@@ -42,16 +42,7 @@ impl Model<'_> {
         for (il, l) in self.layers.iter().enumerate() {
             // ---- attention ----
             rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.attn_norm, eps);
-            s.xq.quantize(&s.xb[..s.x.len()], l.wq.input_type())?;
-            l.wq.matvec(par, &s.xq, &mut s.q)?;
-            if l.wk.input_type() != l.wq.input_type() {
-                s.xq.quantize(&s.xb[..s.x.len()], l.wk.input_type())?;
-            }
-            l.wk.matvec(par, &s.xq, &mut s.k)?;
-            if l.wv.input_type() != l.wk.input_type() {
-                s.xq.quantize(&s.xb[..s.x.len()], l.wv.input_type())?;
-            }
-            l.wv.matvec(par, &s.xq, &mut s.v)?;
+            project(par, &s.xb[..s.x.len()], &mut s.xq, [&l.wq, &l.wk, &l.wv], [&mut s.q, &mut s.k, &mut s.v])?;
             for (buf, bias) in [(&mut s.q, &l.bq), (&mut s.k, &l.bk), (&mut s.v, &l.bv)] {
                 if let Some(b) = bias {
                     buf.iter_mut().zip(b).for_each(|(x, b)| *x += b);
@@ -91,28 +82,38 @@ impl Model<'_> {
                 (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
                 _ => 0,
             };
-            for h in 0..n_head {
+            // Heads in parallel: head h reads its query and writes its own scores and output.
+            let n_ctx = kv.n_ctx;
+            let (q_att, att, att_out) =
+                (SharedMut::new(&mut s.q_att), SharedMut::new(&mut s.att), SharedMut::new(&mut s.att_out));
+            let (kv, q_all) = (&*kv, &s.q);
+            par.for_each(n_head, &|h| {
                 let kvh = h / kv_mul;
+                let hd = h * head_dim..(h + 1) * head_dim;
+                // SAFETY: head h is the only task given its slices of q_att, att and att_out.
+                let (Some(q), Some(att), Some(out)) = (
+                    unsafe { q_att.slice(hd.start, hd.end) },
+                    unsafe { att.slice(h * n_ctx + first, h * n_ctx + pos + 1) },
+                    unsafe { att_out.slice(hd.start, hd.end) },
+                ) else {
+                    return;
+                };
                 // ggml converts the query to the cache's type for the dot products ...
-                let q: &mut [f32] = &mut s.xb2[..head_dim];
-                for (d, &v) in q.iter_mut().zip(&s.q[h * head_dim..(h + 1) * head_dim]) {
+                for (d, &v) in q.iter_mut().zip(q_all.get(hd).unwrap_or(&[])) {
                     *d = if half { f16_round(v) } else { v };
                 }
-                let att = &mut s.att[first..=pos];
                 for (t, a) in (first..=pos).zip(att.iter_mut()) {
                     *a = kv.key_dot(base + t * kv.kv_dim + kvh * head_dim, q) * kq_scale;
                 }
                 softmax(att);
-                let out = &mut s.att_out[h * head_dim..(h + 1) * head_dim];
                 out.fill(0.0);
                 for (t, &a) in (first..=pos).zip(att.iter()) {
                     // ... and the probabilities too for the product with V.
                     let a = if half { f16_round(a) } else { a };
                     kv.add_value(base + t * kv.kv_dim + kvh * head_dim, a, out);
                 }
-            }
-            s.xq.quantize(&s.att_out, l.wo.input_type())?;
-            l.wo.matvec(par, &s.xq, &mut s.xb2)?;
+            });
+            project(par, &s.att_out, &mut s.xq, [&l.wo], [&mut s.xb2])?;
             if let Some(w) = &l.post_attn_norm {
                 rms_norm_in_place(&mut s.xb2, w, eps);
             }
@@ -120,20 +121,14 @@ impl Model<'_> {
 
             // ---- feed-forward ----
             rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.ffn_norm, eps);
-            s.xq.quantize(&s.xb[..s.x.len()], l.w_gate.input_type())?;
-            l.w_gate.matvec(par, &s.xq, &mut s.hb)?;
-            if l.w_up.input_type() != l.w_gate.input_type() {
-                s.xq.quantize(&s.xb[..s.x.len()], l.w_up.input_type())?;
-            }
-            l.w_up.matvec(par, &s.xq, &mut s.hb2)?;
+            project(par, &s.xb[..s.x.len()], &mut s.xq, [&l.w_gate, &l.w_up], [&mut s.hb, &mut s.hb2])?;
             match (self.arch.activation, &self.gelu) {
                 (Activation::Gelu, Some(table)) => {
                     s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = table.gelu(*g) * u);
                 }
                 _ => s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = crate::ops::silu(*g) * u),
             }
-            s.xq.quantize(&s.hb, l.w_down.input_type())?;
-            l.w_down.matvec(par, &s.xq, &mut s.xb2)?;
+            project(par, &s.hb, &mut s.xq, [&l.w_down], [&mut s.xb2])?;
             if let Some(w) = &l.post_ffn_norm {
                 rms_norm_in_place(&mut s.xb2, w, eps);
             }
@@ -141,8 +136,7 @@ impl Model<'_> {
         }
 
         rms_norm(&mut s.xb[..s.x.len()], &s.x, &self.output_norm, eps);
-        s.xq.quantize(&s.xb[..s.x.len()], self.output.input_type())?;
-        self.output.matvec(par, &s.xq, &mut s.logits)?;
+        project(par, &s.xb[..s.x.len()], &mut s.xq, [&self.output], [&mut s.logits])?;
         if let Some(cap) = hp.final_logit_softcapping {
             s.logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
         }

@@ -1,11 +1,12 @@
 //! Matrix–vector products over quantized weights, with activations quantized once to the type
 //! the weights pair with (as ggml does).
 
-use crate::platform::Parallel;
+use crate::platform::{Parallel, SharedMut};
 use crate::quant::{traits, QuantError, TypeTraits};
 use crate::GgmlType;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A 2-D weight tensor borrowed from the model bytes: `rows` rows of `cols` elements.
 #[derive(Clone, Copy)]
@@ -53,24 +54,139 @@ impl<'a> Matrix<'a> {
         self.traits.vec_dot_type
     }
 
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    /// Bytes of the whole matrix.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
     /// `out[r] = row_r · x` for every row, rows split across `par`.
     pub fn matvec(&self, par: &dyn Parallel, x: &QuantizedInput, out: &mut [f32]) -> Result<(), QuantError> {
+        matvec_fused(par, &mut [Product { w: self, x, out }])
+    }
+
+    fn check(&self, x: &QuantizedInput, out: &[f32]) -> Result<(), QuantError> {
         if x.ggml_type != self.input_type() || x.n != self.cols {
             return Err(QuantError::LengthMismatch { expected: self.cols, got: x.n });
         }
         if out.len() != self.rows {
             return Err(QuantError::LengthMismatch { expected: self.rows, got: out.len() });
         }
-        let xb = x.bytes();
-        let chunk = self.rows.div_ceil(par.n_threads().max(1) * 4).max(16);
-        par.run(out, chunk, &|first, piece| {
-            for (i, o) in piece.iter_mut().enumerate() {
-                // Lengths were checked above; a failure here cannot happen and yields 0.
-                *o = (self.traits.vec_dot)(self.row(first + i), xb).unwrap_or(0.0);
-            }
-        });
         Ok(())
     }
+
+    /// Rows per task: about [`TASK_BYTES`] of weights, but enough tasks to keep every thread busy.
+    fn rows_per_task(&self, n_threads: usize) -> usize {
+        let by_bytes = (TASK_BYTES / self.row_bytes.max(1)).max(1);
+        let by_threads = self.rows.div_ceil(n_threads.max(1) * 4).max(1);
+        by_bytes.min(by_threads).max(MIN_TASK_ROWS.min(self.rows.max(1)))
+    }
+}
+
+/// Weight bytes one task reads (a few L1s' worth: cheap to schedule, fine-grained to balance).
+const TASK_BYTES: usize = 32 * 1024;
+/// Fewest rows in a task.
+const MIN_TASK_ROWS: usize = 8;
+/// Most products in one fused operation (Q, K and V).
+pub const MAX_FUSED: usize = 4;
+
+/// One product of a fused operation: `out = w · x`.
+pub struct Product<'a, 'm> {
+    /// The weights.
+    pub w: &'a Matrix<'m>,
+    /// The input, quantized to `w`'s input type.
+    pub x: &'a QuantizedInput,
+    /// `w.rows` outputs.
+    pub out: &'a mut [f32],
+}
+
+/// Runs several matrix–vector products as one parallel operation (one fork/join for all, e.g. the
+/// Q, K and V projections, or gate and up), rows split into tasks of a few tens of KiB.
+pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Result<(), QuantError> {
+    if products.len() > MAX_FUSED {
+        return Err(QuantError::LengthMismatch { expected: MAX_FUSED, got: products.len() });
+    }
+    for p in products.iter() {
+        p.w.check(p.x, p.out)?;
+    }
+    let simd = crate::isa::current();
+    let n_threads = par.n_threads();
+    // Task ranges per product: products[k] owns tasks first[k]..first[k + 1].
+    let mut first = [0usize; MAX_FUSED + 1];
+    let mut chunk = [1usize; MAX_FUSED];
+    for (k, p) in products.iter().enumerate() {
+        chunk[k] = p.w.rows_per_task(n_threads);
+        first[k + 1] = first[k] + p.w.rows.div_ceil(chunk[k]);
+    }
+    let n_tasks = first[products.len()];
+    let n_products = products.len();
+    let operands: [Option<(&Matrix<'_>, &QuantizedInput)>; MAX_FUSED] = {
+        let mut it = products.iter();
+        core::array::from_fn(|_| it.next().map(|p| (p.w, p.x)))
+    };
+    let outs: [Option<SharedMut<'_, f32>>; MAX_FUSED] = {
+        let mut it = products.iter_mut();
+        core::array::from_fn(|_| it.next().map(|p| SharedMut::new(&mut *p.out)))
+    };
+    let failed = AtomicBool::new(false);
+    par.for_each(n_tasks, &|task| {
+        let Some(k) = (0..n_products).find(|&k| task < first[k + 1]) else { return };
+        let (Some(Some((w, x))), Some(Some(out))) = (operands.get(k), outs.get(k)) else { return };
+        let start = (task - first[k]) * chunk[k];
+        let end = (start + chunk[k]).min(w.rows);
+        // SAFETY: task `task` is the only one covering rows start..end of product k.
+        let Some(piece) = (unsafe { out.slice(start, end) }) else { return };
+        let xb = x.bytes();
+        for (r, o) in (start..end).zip(piece.iter_mut()) {
+            match (w.traits.vec_dot_with)(simd, w.row(r), xb) {
+                Ok(v) => *o = v,
+                Err(_) => failed.store(true, Ordering::Relaxed),
+            }
+        }
+    });
+    if failed.load(Ordering::Relaxed) {
+        // Shapes were checked above; a kernel refusing its operands is a bug, reported as such.
+        return Err(QuantError::LengthMismatch { expected: 0, got: 0 });
+    }
+    Ok(())
+}
+
+/// `outs[i] = mats[i] · x` for up to three matrices sharing one input, as one parallel operation:
+/// `x` is quantized once per distinct input type (into `bufs`).
+pub fn project<const N: usize>(
+    par: &dyn Parallel,
+    x: &[f32],
+    bufs: &mut [QuantizedInput; 3],
+    mats: [&Matrix<'_>; N],
+    outs: [&mut [f32]; N],
+) -> Result<(), QuantError> {
+    const { assert!(N >= 1 && N <= 3) };
+    // slot[i]: the buffer holding x in mats[i]'s input type.
+    let mut slot = [0usize; N];
+    let mut used = 0usize;
+    for i in 0..N {
+        let ty = mats[i].input_type();
+        match (0..used).find(|&j| bufs[j].ggml_type == ty && bufs[j].n == x.len()) {
+            Some(j) => slot[i] = j,
+            None => {
+                bufs[used].quantize(x, ty)?;
+                slot[i] = used;
+                used += 1;
+            }
+        }
+    }
+    let bufs: &[QuantizedInput; 3] = bufs;
+    let mut i = 0;
+    let mut list = outs.map(|out| {
+        let p = Product { w: mats[i], x: &bufs[slot[i]], out };
+        i += 1;
+        p
+    });
+    matvec_fused(par, &mut list)
 }
 
 /// An activation vector quantized to a weight type's [`input_type`](Matrix::input_type), in a

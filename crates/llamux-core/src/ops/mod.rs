@@ -8,7 +8,7 @@ mod rope;
 mod softmax;
 
 pub use activation::{gelu_tanh, silu, GeluTable};
-pub use matvec::{Matrix, QuantizedInput};
+pub use matvec::{matvec_fused, project, Matrix, Product, QuantizedInput, MAX_FUSED};
 pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{Rope, RopeMode};
 pub use softmax::softmax;

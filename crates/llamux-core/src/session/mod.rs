@@ -171,8 +171,10 @@ pub struct Scratch {
     pub v: Vec<f32>,
     /// Attention output of all heads.
     pub att_out: Vec<f32>,
-    /// Attention scores of one head over the context.
+    /// Attention scores over the context, one row of `n_ctx` per query head.
     pub att: Vec<f32>,
+    /// Queries as the cache's dot products see them (rounded to f16 for an f16 cache), per head.
+    pub q_att: Vec<f32>,
     /// Gate activations.
     pub hb: Vec<f32>,
     /// Up activations.
@@ -181,8 +183,8 @@ pub struct Scratch {
     pub rope: Vec<f32>,
     /// Output logits.
     pub logits: Vec<f32>,
-    /// Quantized activations.
-    pub xq: QuantizedInput,
+    /// Quantized activations: one buffer per distinct input type of the matrices fed together.
+    pub xq: [QuantizedInput; 3],
 }
 
 /// A sequence being processed: its position, KV cache and scratch.
@@ -217,12 +219,13 @@ impl Session {
                 k: vec![0.0; kv_dim],
                 v: vec![0.0; kv_dim],
                 att_out: vec![0.0; q_dim],
-                att: vec![0.0; n_ctx],
+                att: vec![0.0; n_ctx * hp.n_head as usize],
+                q_att: vec![0.0; q_dim],
                 hb: vec![0.0; n_ff],
                 hb2: vec![0.0; n_ff],
                 rope: vec![0.0; hp.head_dim as usize],
                 logits: vec![0.0; hp.n_vocab as usize],
-                xq: QuantizedInput::with_capacity(n_embd.max(n_ff).max(q_dim)),
+                xq: core::array::from_fn(|_| QuantizedInput::with_capacity(n_embd.max(n_ff).max(q_dim))),
             },
         }
     }
