@@ -6,7 +6,6 @@ use crate::run::{generate, Loaded, ModelArgs, SampleArgs, Utf8Stream};
 use anyhow::{bail, Result};
 use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::gguf::Gguf;
-use llamux_core::platform::Threads;
 use llamux_core::sample::Sampler;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -45,7 +44,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     };
     let mut sess = a.model.session(&model)?;
     let n_ctx = sess.n_ctx();
-    let par = Threads::new(a.model.threads);
+    let par = a.model.pool()?;
     let mut sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
     let interactive = std::io::stdin().is_terminal();
     if interactive {

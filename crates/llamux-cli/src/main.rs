@@ -5,6 +5,7 @@ mod chat;
 mod info;
 mod mapped;
 mod perplexity;
+mod pool;
 mod pull;
 mod quantize;
 mod registry;

@@ -4,7 +4,6 @@
 
 use crate::run::{Loaded, ModelArgs};
 use anyhow::{bail, Context, Result};
-use llamux_core::platform::Threads;
 use std::path::PathBuf;
 
 /// Arguments of `llamux perplexity`.
@@ -51,7 +50,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         );
     }
     let n_chunks = a.chunks.map_or(available, |c| c.min(available));
-    let par = Threads::new(a.model.threads);
+    let par = a.model.pool()?;
     let mut args = a.model.clone();
     args.ctx = Some(n_ctx);
     let mut sess = args.session(&model)?;

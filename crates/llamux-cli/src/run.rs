@@ -21,9 +21,12 @@ pub struct ModelArgs {
     /// Context length (default: the model's training context, at most 4096).
     #[arg(short = 'c', long = "ctx")]
     pub ctx: Option<usize>,
-    /// Threads (default: one per core).
+    /// Threads (default: one per physical core).
     #[arg(short = 't', long = "threads", default_value_t = 0)]
     pub threads: usize,
+    /// Pin threads to these CPUs (hexadecimal mask, e.g. 0x3; the thread count defaults to its size).
+    #[arg(long = "cpu-mask")]
+    pub cpu_mask: Option<String>,
     /// KV cache element type.
     #[arg(long = "kv-type", value_enum, default_value = "f16")]
     pub kv_type: KvTypeArg,
@@ -42,6 +45,11 @@ pub enum KvTypeArg {
 }
 
 impl ModelArgs {
+    /// The thread pool these options ask for.
+    pub fn pool(&self) -> Result<Threads> {
+        crate::pool::threads(self.threads, self.cpu_mask.as_deref())
+    }
+
     /// A session for `model` with the chosen context length and cache type.
     pub fn session(&self, model: &Model<'_>) -> Result<Session> {
         let n_ctx = context_len(model, self.ctx)?;
@@ -271,7 +279,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let (model, tok) = loaded.bind()?;
     let mut sess = a.model.session(&model)?;
     let n_ctx = sess.n_ctx();
-    let par = Threads::new(a.model.threads);
+    let par = a.model.pool()?;
     let prompt_tokens = tok.encode(&prompt, true, true);
     if prompt_tokens.is_empty() {
         bail!("the prompt is empty and the model adds no BOS token; give a prompt with -p");
