@@ -140,12 +140,9 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         let end = (start + chunk[k]).min(w.rows);
         // SAFETY: task `task` is the only one covering rows start..end of product k.
         let Some(piece) = (unsafe { out.slice(start, end) }) else { return };
-        let xb = x.bytes();
-        for (r, o) in (start..end).zip(piece.iter_mut()) {
-            match (w.traits.vec_dot_with)(simd, w.row(r), xb) {
-                Ok(v) => *o = v,
-                Err(_) => failed.store(true, Ordering::Relaxed),
-            }
+        let rows = w.data.get(start * w.row_bytes..end * w.row_bytes).unwrap_or(&[]);
+        if (w.traits.vec_dot_rows)(simd, rows, x.bytes(), piece).is_err() {
+            failed.store(true, Ordering::Relaxed);
         }
     });
     if failed.load(Ordering::Relaxed) {

@@ -94,6 +94,15 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
         Self::vec_dot_unopt(xs, ys)
     }
 
+    /// `out[r] = xs_row_r · ys` for the `out.len()` consecutive rows of `xs` (each as long as `ys`):
+    /// a matrix–vector product's inner loop, where a format may read several rows per pass.
+    fn vec_dot_rows_with(simd: Simd, xs: &[Self], ys: &[Self::VecDotType], out: &mut [f32]) {
+        let per_row = (ys.len() * Self::VecDotType::BLCK_SIZE / Self::BLCK_SIZE).max(1);
+        for (row, o) in xs.chunks_exact(per_row).zip(out) {
+            *o = Self::vec_dot_with(simd, row, ys);
+        }
+    }
+
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
     fn vec_dot_unopt(xs: &[Self], ys: &[Self::VecDotType]) -> f32;
 }

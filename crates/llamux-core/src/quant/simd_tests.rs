@@ -172,3 +172,37 @@ fn simd_dot_long_rows() {
         }
     }
 }
+
+/// The matrix–vector inner loop (`vec_dot_rows`, where a format may read several rows per pass)
+/// gives each row's scalar dot, for row counts around any unrolling factor.
+#[test]
+fn simd_dot_rows_match_scalar_twin_per_row() {
+    for t in supported_types() {
+        let tr = traits(t).unwrap();
+        let blocks = 3;
+        let n = blocks * t.block_size();
+        let mut rng = Rng::new(t.id() as u64);
+        let a = quantized(tr.vec_dot_type, &floats(&mut rng, n, Shape::Normal), true);
+        for n_rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 17] {
+            let w = quantized(t, &floats(&mut rng, n * n_rows, Shape::Normal), false);
+            let row_bytes = w.len / n_rows;
+            for simd in Simd::available() {
+                let mut out = vec![f32::NAN; n_rows];
+                (tr.vec_dot_rows)(simd, w.bytes(), a.bytes(), &mut out).unwrap();
+                for (r, &got) in out.iter().enumerate() {
+                    let row = &w.bytes()[r * row_bytes..(r + 1) * row_bytes];
+                    let want = (tr.vec_dot_unopt)(row, a.bytes()).unwrap();
+                    let tol = 2e-5 * abs_dot(t, row, tr.vec_dot_type, a.bytes(), n) + 1e-30;
+                    assert!(
+                        f64::from((got - want).abs()) <= tol,
+                        "{t} on {}: row {r} of {n_rows}: {got} vs {want}",
+                        simd.isa()
+                    );
+                }
+            }
+        }
+        // A row count that does not divide the weights is refused.
+        let w = quantized(t, &floats(&mut rng, n * 2, Shape::Normal), false);
+        assert!((tr.vec_dot_rows)(Simd::SCALAR, w.bytes(), a.bytes(), &mut [0.0; 3]).is_err());
+    }
+}

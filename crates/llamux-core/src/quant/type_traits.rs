@@ -48,6 +48,9 @@ pub type VecDotWith = fn(simd: Simd, w: &[u8], a: &[u8]) -> Result<f32, QuantErr
 /// An activation quantizer over byte slices with a chosen tier's kernels.
 pub type QuantizeWith = fn(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError>;
 
+/// Dot products of consecutive weight rows with one activation row, with a chosen tier's kernels.
+pub type VecDotRows = fn(simd: Simd, w: &[u8], a: &[u8], out: &mut [f32]) -> Result<(), QuantError>;
+
 /// Byte-level operations of one supported type (ggml's `type_traits`).
 #[derive(Clone, Copy)]
 pub struct TypeTraits {
@@ -69,6 +72,8 @@ pub struct TypeTraits {
     pub vec_dot_with: VecDotWith,
     /// [`from_float_act`](Self::from_float_act) with a chosen tier's kernels.
     pub from_float_act_with: QuantizeWith,
+    /// `out[r] = row_r · a` for `out.len()` consecutive rows in `w` ([`BlockFormat::vec_dot_rows_with`]).
+    pub vec_dot_rows: VecDotRows,
 }
 
 fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
@@ -135,6 +140,17 @@ fn vec_dot_with<B: BlockFormat>(simd: Simd, w: &[u8], a: &[u8]) -> Result<f32, Q
     Ok(B::vec_dot_with(simd, xs, ys))
 }
 
+fn vec_dot_rows<B: BlockFormat>(simd: Simd, w: &[u8], a: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+    let (xs, ys) = (blocks::<B>(w)?, blocks::<B::VecDotType>(a)?);
+    let n = ys.len() * B::VecDotType::BLCK_SIZE;
+    if !n.is_multiple_of(B::BLCK_SIZE) {
+        return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: n });
+    }
+    check_len(n / B::BLCK_SIZE * out.len(), xs.len())?;
+    B::vec_dot_rows_with(simd, xs, ys, out);
+    Ok(())
+}
+
 fn from_float_act_with<B: BlockFormat>(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     let ys = blocks_mut::<B>(dst)?;
     check_len(ys.len() * B::BLCK_SIZE, src.len())?;
@@ -153,6 +169,7 @@ const fn entry<B: BlockFormat>() -> TypeTraits {
         vec_dot_unopt: vec_dot_unopt::<B>,
         vec_dot_with: vec_dot_with::<B>,
         from_float_act_with: from_float_act_with::<B>,
+        vec_dot_rows: vec_dot_rows::<B>,
     }
 }
 
