@@ -120,8 +120,8 @@ void llamux_shim_panic(const u8 *msg, size_t len)
 /*
  * ---- worker threads for the engine's Parallel ----
  *
- * The engine splits each matrix-vector product into chunks and hands them to
- * llamux_shim_parallel(), called from Rust inside an FPU section. The chunks are claimed by the
+ * The engine splits each operation (the fused matrix-vector products of a layer, the attention
+ * heads) into tasks and hands them to llamux_shim_parallel(), called from Rust inside an FPU section. The chunks are claimed by the
  * caller and by the pool's kernel threads (one per other CPU), each in its own FPU section. The
  * caller then leaves its FPU section to sleep until the workers are done (a function call, as
  * for allocation). One product uses the pool at a time; concurrent sessions that find it busy
@@ -150,12 +150,34 @@ static void lx_pool_drain(void)
 		LX_CALL(lx_pool.fn, lx_pool.ctx, i, 0, 0, 0, 0);
 }
 
+/*
+ * Between the operations of a token the pool spins (outside any FPU section, so preemptible) for
+ * a short while before it sleeps: operations follow each other within microseconds, and a wake-up
+ * through the wait queue costs more than that. As in the userspace pool.
+ */
+#define LX_SPIN_NS (200 * NSEC_PER_USEC)
+
+/* Spins until a job other than @seen is published; false when it gave up (time, resched, stop). */
+static bool lx_pool_spin_for_job(unsigned long seen)
+{
+	u64 end = ktime_get_ns() + LX_SPIN_NS;
+
+	while (READ_ONCE(lx_pool.job) == seen) {
+		if (kthread_should_stop() || need_resched() || ktime_get_ns() > end)
+			return false;
+		cpu_relax();
+	}
+	return true;
+}
+
 static int lx_pool_worker(void *arg)
 {
 	unsigned long seen = 0;
 
 	while (!kthread_should_stop()) {
-		wait_event_interruptible(lx_pool.start, kthread_should_stop() || READ_ONCE(lx_pool.job) != seen);
+		if (!lx_pool_spin_for_job(seen))
+			wait_event_interruptible(lx_pool.start,
+						 kthread_should_stop() || READ_ONCE(lx_pool.job) != seen);
 		if (kthread_should_stop())
 			break;
 		seen = READ_ONCE(lx_pool.job);
@@ -177,6 +199,7 @@ size_t llamux_shim_threads(void)
 void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const void *ctx, size_t i))
 {
 	size_t i;
+	u64 spin_end;
 
 	if (lx_pool.n == 0 || n_chunks < 2 || atomic_cmpxchg(&lx_pool.busy, 0, 1) != 0) {
 		for (i = 0; i < n_chunks; i++)
@@ -193,6 +216,9 @@ void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const voi
 	wake_up_all(&lx_pool.start);
 	lx_pool_drain();
 	kernel_fpu_end();
+	spin_end = ktime_get_ns() + LX_SPIN_NS;
+	while (atomic_read(&lx_pool.pending) != 0 && !need_resched() && ktime_get_ns() < spin_end)
+		cpu_relax();
 	wait_event(lx_pool.done, atomic_read(&lx_pool.pending) == 0);
 	kernel_fpu_begin();
 	atomic_set(&lx_pool.busy, 0);
