@@ -6,13 +6,6 @@
 use super::super::F16;
 use core::arch::x86_64::*;
 
-/// One f16 widened to f32 with F16C (exact).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_f16_to_f32(h: F16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes(h.0)))))
-}
-
 /// The 32 bytes of `q` as a vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -29,11 +22,21 @@ pub(crate) fn legacy_load_u8x16(q: &[u8; 16]) -> __m128i {
     unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
 }
 
-/// Eight f16 values (one per block, picked by `f`) widened to f32 (exact).
+/// Eight f16 values (one per block of `bs`, picked by `f`) widened to f32 (exact).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn legacy_f16x8_to_f32<B>(bs: &[B; 8], f: impl Fn(&B) -> F16) -> __m256 {
     let h = |k: usize| u64::from(u16::from_le_bytes(f(&bs[k]).0));
+    let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
+    let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
+    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+}
+
+/// [`legacy_f16x8_to_f32`] of up to 8 blocks, 0 in the lanes past the end of `bs`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_f16xn_to_f32<B>(bs: &[B], f: impl Fn(&B) -> F16) -> __m256 {
+    let h = |k: usize| bs.get(k).map_or(0, |b| u64::from(u16::from_le_bytes(f(b).0)));
     let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
     let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
     _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
@@ -132,7 +135,8 @@ pub(crate) fn legacy_bytes_from_bits(bits: u32) -> __m256i {
 
 /// Defines a `vec_dot` kernel for a 32-element block format: groups of 8 blocks whose exact
 /// `i32` dots are reduced together and scaled by `d_x * d_y` (plus `m_x * s_y` with `min`) in
-/// f32 lanes, then a per-block tail; every block's `sumi` is exact, as in the scalar twin.
+/// f32 lanes; the last, partial group has zero dots and zero scales for its missing blocks. Every block's
+/// `sumi` is exact, as in the scalar twin; only the order of the f32 sum differs.
 /// `$dot` maps one block pair `(&$x, &$y)` to eight `i32` lanes summing to that block's `sumi`.
 macro_rules! legacy_vec_dot {
     (
@@ -152,23 +156,25 @@ macro_rules! legacy_vec_dot {
             let (yc, yt) = ys[..n].as_chunks::<8>();
             let mut acc = _mm256_setzero_ps();
             for (x8, y8) in xc.iter().zip(yc) {
-                let mut p = [_mm256_setzero_si256(); 8];
-                for (p, ($x, $y)) in p.iter_mut().zip(x8.iter().zip(y8)) {
-                    *p = $dot;
-                }
-                let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8(p));
-                let d = _mm256_mul_ps(legacy_f16x8_to_f32(x8, |b| b.d), legacy_f16x8_to_f32(y8, |b| b.d));
-                acc = _mm256_fmadd_ps(sumi, d, acc);
-                $(acc = _mm256_fmadd_ps(legacy_f16x8_to_f32(x8, |b| b.$m), legacy_f16x8_to_f32(y8, |b| b.$s), acc);)?
+                legacy_vec_dot!(@group legacy_f16x8_to_f32, acc, x8, y8, |$x, $y| $dot $(, min: $m * $s)?);
             }
-            let mut sumf = legacy_hsum_f32x8(acc);
-            for ($x, $y) in xt.iter().zip(yt) {
-                let sumi = legacy_hsum_i32x8($dot) as f32;
-                let d = legacy_f16_to_f32($x.d) * legacy_f16_to_f32($y.d);
-                sumf += d * sumi $(+ legacy_f16_to_f32($x.$m) * legacy_f16_to_f32($y.$s))?;
+            if !xt.is_empty() {
+                // The last, partial group: missing blocks have zero dots and zero scales.
+                legacy_vec_dot!(@group legacy_f16xn_to_f32, acc, xt, yt, |$x, $y| $dot $(, min: $m * $s)?);
             }
-            sumf
+            legacy_hsum_f32x8(acc)
         }
+    };
+    (@group $f16:ident, $acc:ident, $x8:expr, $y8:expr, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?) => {
+        let (x8, y8) = ($x8, $y8);
+        let mut p = [_mm256_setzero_si256(); 8];
+        for (p, ($x, $y)) in p.iter_mut().zip(x8.iter().zip(y8)) {
+            *p = $dot;
+        }
+        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8(p));
+        let d = _mm256_mul_ps($f16(x8, |b| b.d), $f16(y8, |b| b.d));
+        $acc = _mm256_fmadd_ps(sumi, d, $acc);
+        $($acc = _mm256_fmadd_ps($f16(x8, |b| b.$m), $f16(y8, |b| b.$s), $acc);)?
     };
 }
 pub(crate) use legacy_vec_dot;
