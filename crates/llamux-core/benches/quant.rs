@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use llamux_core::quant::{supported_types, traits};
+use llamux_core::quant::{supported_types, traits, Simd};
 use llamux_core::sample::Rng;
 use std::hint::black_box;
 
@@ -33,17 +33,23 @@ fn kernels(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("to_float", ty), &ty, |b, _| {
             b.iter(|| (tr.to_float)(black_box(wb), &mut out).unwrap())
         });
-        g.bench_with_input(BenchmarkId::new("vec_dot", ty), &ty, |b, _| {
-            b.iter(|| (tr.vec_dot)(black_box(wb), black_box(ab)).unwrap())
-        });
-    }
-    for ty in [llamux_core::GgmlType::Q8_0, llamux_core::GgmlType::Q8_1, llamux_core::GgmlType::Q8_K] {
-        let tr = traits(ty).unwrap();
-        let mut buf = vec![0u32; (ty.bytes_for(N as u64).unwrap() as usize).div_ceil(4)];
-        let n = ty.bytes_for(N as u64).unwrap() as usize;
+        let mut buf = vec![0u32; wn.div_ceil(4)];
         g.bench_with_input(BenchmarkId::new("from_float", ty), &ty, |b, _| {
-            b.iter(|| (tr.from_float)(black_box(&a), &mut bytemuck::cast_slice_mut(&mut buf)[..n]).unwrap())
+            b.iter(|| (tr.from_float)(black_box(&a), &mut bytemuck::cast_slice_mut(&mut buf)[..wn]).unwrap())
         });
+        for simd in Simd::available() {
+            g.bench_with_input(BenchmarkId::new(format!("vec_dot/{}", simd.isa()), ty), &ty, |b, _| {
+                b.iter(|| (tr.vec_dot_with)(simd, black_box(wb), black_box(ab)).unwrap())
+            });
+            // The activation quantizer the engine runs on this tier (the reference one for
+            // formats without a SIMD quantizer).
+            g.bench_with_input(BenchmarkId::new(format!("from_float_act/{}", simd.isa()), ty), &ty, |b, _| {
+                b.iter(|| {
+                    (tr.from_float_act_with)(simd, black_box(&a), &mut bytemuck::cast_slice_mut(&mut buf)[..wn])
+                        .unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

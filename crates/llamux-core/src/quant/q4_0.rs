@@ -1,6 +1,8 @@
 //! `Q4_0`: 32 weights as 4-bit integers `q - 8` times one f16 scale.
 
-use super::{BlockFormat, BlockQ8_0, GgmlType, F16};
+use super::{BlockFormat, BlockQ8_0, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -49,6 +51,18 @@ impl BlockFormat for BlockQ4_0 {
                 let xi1 = ((x[j + QK4_0 / 2] * id + 8.5) as i8).min(15) as u8;
                 y.qs[j] = xi0 | (xi1 << 4);
             }
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_0]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q4_0::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q4_0::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

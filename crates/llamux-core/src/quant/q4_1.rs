@@ -1,6 +1,8 @@
 //! `Q4_1`: 32 weights as 4-bit integers times an f16 scale plus an f16 minimum.
 
-use super::{BlockFormat, BlockQ8_1, GgmlType, F16};
+use super::{BlockFormat, BlockQ8_1, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -46,6 +48,18 @@ impl BlockFormat for BlockQ4_1 {
                 let xi1 = (((x[j + QK4_1 / 2] - min) * id + 0.5) as i8).min(15) as u8;
                 y.qs[j] = xi0 | (xi1 << 4);
             }
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_1]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q4_1::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q4_1::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `Q5_0`: 32 weights as 5-bit integers `q - 16` times one f16 scale.
 
-use super::{BlockFormat, BlockQ8_0, GgmlType, F16};
+use super::{BlockFormat, BlockQ8_0, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -65,6 +67,18 @@ impl BlockFormat for BlockQ5_0 {
                 qh |= u32::from((xi1 & 0x10) >> 4) << (j + QK5_0 / 2);
             }
             y.qh = qh.to_le_bytes();
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_0]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q5_0::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q5_0::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

@@ -2,7 +2,9 @@
 
 use super::q4_1::min_max;
 use super::q5_0::q5_pair;
-use super::{BlockFormat, BlockQ8_1, GgmlType, F16};
+use super::{BlockFormat, BlockQ8_1, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -56,6 +58,18 @@ impl BlockFormat for BlockQ5_1 {
                 qh |= u32::from((xi1 & 0x10) >> 4) << (j + QK5_1 / 2);
             }
             y.qh = qh.to_le_bytes();
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_1]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q5_1::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q5_1::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

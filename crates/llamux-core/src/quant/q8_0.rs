@@ -1,7 +1,9 @@
 //! `Q8_0`: 32 values as 8-bit integers times one f16 scale; the activation type of `Q4_0`,
 //! `Q5_0` and `Q8_0` weights.
 
-use super::{BlockFormat, GgmlType, F16};
+use super::{BlockFormat, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -64,10 +66,27 @@ impl BlockFormat for BlockQ8_0 {
         }
     }
 
-    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
-        let _ = simd;
-        for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
-            y.d = F16::from_f32(quantize_q8_act(x, &mut y.qs));
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [Self]) {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_0::quantize_act_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_0::quantize_act_avx2(xs, ys) },
+            _ => quantize_act_unopt(xs, ys),
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_0]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_0::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_0::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 
@@ -78,5 +97,12 @@ impl BlockFormat for BlockQ8_0 {
             sumf += sumi as f32 * (x.d.to_f32() * y.d.to_f32());
         }
         sumf
+    }
+}
+
+/// Scalar `from_float_act` (the reference for the SIMD quantizers).
+fn quantize_act_unopt(xs: &[f32], ys: &mut [BlockQ8_0]) {
+    for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
+        y.d = F16::from_f32(quantize_q8_act(x, &mut y.qs));
     }
 }

@@ -1,7 +1,9 @@
 //! `Q8_1`: `Q8_0` plus the scaled sum of the quants; the activation type of `Q4_1` and `Q5_1`.
 
 use super::q8_0::{quantize_q8, quantize_q8_act};
-use super::{BlockFormat, GgmlType, F16};
+use super::{BlockFormat, GgmlType, Simd, F16};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
 /// Elements per block.
@@ -43,13 +45,27 @@ impl BlockFormat for BlockQ8_1 {
         }
     }
 
-    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
-        let _ = simd;
-        for (x, y) in xs.as_chunks::<QK8_1>().0.iter().zip(ys) {
-            let d = quantize_q8_act(x, &mut y.qs);
-            let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
-            y.d = F16::from_f32(d);
-            y.s = F16::from_f32(d * sum as f32);
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [Self]) {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_1::quantize_act_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_1::quantize_act_avx2(xs, ys) },
+            _ => quantize_act_unopt(xs, ys),
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_1]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_1::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_1::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 
@@ -60,5 +76,15 @@ impl BlockFormat for BlockQ8_1 {
             sumf += sumi as f32 * (x.d.to_f32() * y.d.to_f32());
         }
         sumf
+    }
+}
+
+/// Scalar `from_float_act` (the reference for the SIMD quantizers).
+fn quantize_act_unopt(xs: &[f32], ys: &mut [BlockQ8_1]) {
+    for (x, y) in xs.as_chunks::<QK8_1>().0.iter().zip(ys) {
+        let d = quantize_q8_act(x, &mut y.qs);
+        let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
+        y.d = F16::from_f32(d);
+        y.s = F16::from_f32(d * sum as f32);
     }
 }

@@ -206,3 +206,48 @@ fn simd_dot_rows_match_scalar_twin_per_row() {
         assert!((tr.vec_dot_rows)(Simd::SCALAR, w.bytes(), a.bytes(), &mut [0.0; 3]).is_err());
     }
 }
+
+/// Activation quantizers on inputs the random shapes never make: NaN and infinities (scalar
+/// `as i8` turns NaN into 0 and saturates), a block maximum so small that `127 / amax` is
+/// infinite, exact rounding ties, and negative zeros; bytes must equal the scalar quantizer's.
+#[test]
+fn simd_activation_quantizers_match_scalar_on_special_values() {
+    let specials = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        1e-40,
+        -3e-39,
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        0.5,
+        -2.5,
+        1.5,
+    ];
+    let mut rng = Rng::new(7);
+    let mut blocks: Vec<[f32; 32]> = Vec::new();
+    for &s in &specials {
+        // The special value alone, among normal values, and among values it dwarfs or rounds to ties.
+        blocks.push([s; 32]);
+        let mut b: [f32; 32] = core::array::from_fn(|_| rng.normal());
+        b[(rng.next_u64() % 32) as usize] = s;
+        blocks.push(b);
+        let mut t: [f32; 32] = core::array::from_fn(|i| (i as f32 - 16.0) * 0.5);
+        t[31] = 127.0;
+        t[(rng.next_u64() % 31) as usize] = s;
+        blocks.push(t);
+    }
+    // All subnormal: the multiplier overflows to infinity.
+    blocks.push(core::array::from_fn(|i| (i as f32 - 15.0) * 1e-44));
+    let x: Vec<f32> = blocks.iter().flatten().copied().collect();
+    for t in [GgmlType::Q8_0, GgmlType::Q8_1] {
+        let want = quantized(t, &x, true);
+        for simd in Simd::available() {
+            let mut got = Buf::new(want.len);
+            (traits(t).unwrap().from_float_act_with)(simd, &x, got.bytes_mut()).unwrap();
+            assert_eq!(got.bytes(), want.bytes(), "{t} activations on {}", simd.isa());
+        }
+    }
+}

@@ -2,3 +2,11 @@
 //! code in each format's file, one file per format. Every function here is a
 //! `#[target_feature]` function; the format files reach them only through an [`crate::isa::Simd`]
 //! of the matching tier, which exists only on CPUs that run it.
+
+pub(crate) mod common;
+pub(crate) mod q4_0;
+pub(crate) mod q4_1;
+pub(crate) mod q5_0;
+pub(crate) mod q5_1;
+pub(crate) mod q8_0;
+pub(crate) mod q8_1;

@@ -1,0 +1,51 @@
+//! `Q5_0 × Q8_0` dot products: 5-bit values kept unsigned, `Σ (q - 16)·y = Σ q·y - 16·Σ y`.
+
+use super::super::{BlockQ5_0, BlockQ8_0};
+use super::common::*;
+use core::arch::x86_64::*;
+
+/// The 32 unsigned 5-bit values of a block (low nibbles, `qh` bit `j` as bit 4 of byte `j`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_q5_avx2(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
+    let hi = _mm256_and_si256(legacy_bytes_from_bits(u32::from_le_bytes(qh)), _mm256_set1_epi8(0x10));
+    _mm256_or_si256(legacy_nibbles(legacy_load_u8x16(qs)), hi)
+}
+
+/// [`legacy_q5_avx2`] with the high bits as a byte mask.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn legacy_q5_avx512(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
+    let q = legacy_nibbles(legacy_load_u8x16(qs));
+    _mm256_mask_add_epi8(q, u32::from_le_bytes(qh), q, _mm256_set1_epi8(0x10))
+}
+
+/// `Σ (q - 16)·y` of one block in eight `i32` lanes with `maddubs` (exact for any `y`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block_avx2(x: &BlockQ5_0, y: &BlockQ8_0) -> __m256i {
+    let (q, y) = (legacy_q5_avx2(&x.qs, x.qh), legacy_load_i8x32(&y.qs));
+    let qy = _mm256_maddubs_epi16(q, y);
+    let ey = _mm256_maddubs_epi16(_mm256_set1_epi8(16), y);
+    _mm256_madd_epi16(_mm256_sub_epi16(qy, ey), _mm256_set1_epi16(1))
+}
+
+/// [`block_avx2`] with `vpdpbusd`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block_vnni(x: &BlockQ5_0, y: &BlockQ8_0) -> __m256i {
+    let (q, y) = (legacy_q5_avx512(&x.qs, x.qh), legacy_load_i8x32(&y.qs));
+    let zero = _mm256_setzero_si256();
+    _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, y), _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(16), y))
+}
+
+legacy_vec_dot!(
+    /// `BlockQ5_0::vec_dot_unopt` with AVX2.
+    vec_dot_avx2, "avx2,fma,f16c", BlockQ5_0, BlockQ8_0, |x, y| block_avx2(x, y)
+);
+
+legacy_vec_dot!(
+    /// `BlockQ5_0::vec_dot_unopt` with AVX-512 VNNI.
+    vec_dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_0, BlockQ8_0,
+    |x, y| block_vnni(x, y)
+);
