@@ -65,9 +65,23 @@ impl BlockFormat for BlockQ8_0 {
     }
 
     fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
-        let _ = simd;
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => return unsafe { super::arm::q8_0::quantize_act_neon(xs, ys) },
+            _ => {}
+        }
         for (x, y) in xs.as_chunks::<QK8_0>().0.iter().zip(ys) {
             y.d = F16::from_f32(quantize_q8_act(x, &mut y.qs));
+        }
+    }
+
+    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8_0]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::q8_0::vec_dot_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

@@ -44,12 +44,26 @@ impl BlockFormat for BlockQ8_1 {
     }
 
     fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
-        let _ = simd;
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => return unsafe { super::arm::q8_1::quantize_act_neon(xs, ys) },
+            _ => {}
+        }
         for (x, y) in xs.as_chunks::<QK8_1>().0.iter().zip(ys) {
             let d = quantize_q8_act(x, &mut y.qs);
             let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
             y.d = F16::from_f32(d);
             y.s = F16::from_f32(d * sum as f32);
+        }
+    }
+
+    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8_1]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::q8_1::vec_dot_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 
