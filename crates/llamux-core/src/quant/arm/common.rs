@@ -1,5 +1,6 @@
 //! Helpers shared by the NEON kernels.
 
+use crate::quant::F16;
 use core::arch::aarch64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -59,6 +60,24 @@ pub(crate) unsafe fn dot_i8<const D: bool>(acc: int32x4_t, a: int8x16_t, b: int8
 pub(crate) unsafe fn dot32<const D: bool>(a0: int8x16_t, b0: int8x16_t, a1: int8x16_t, b1: int8x16_t) -> int32x4_t {
     // SAFETY: forwarded from the caller.
     unsafe { dot_i8::<D>(dot_i8::<D>(vdupq_n_s32(0), a0, b0), a1, b1) }
+}
+
+/// Widens a half-precision scale (exact; one `fcvt`, instead of the portable bit manipulation).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn f16(h: F16) -> f32 {
+    let bits = u16::from_le_bytes(h.0);
+    let out: f32;
+    // SAFETY: a register-only conversion of the aarch64 baseline.
+    unsafe {
+        core::arch::asm!(
+            "fcvt {o:s}, {i:h}",
+            i = in(vreg) bits,
+            o = lateout(vreg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
 }
 
 /// Loads `i8`s `off..off + 16` of `v`, or zeros if `v` is too short (never the case in the kernels).

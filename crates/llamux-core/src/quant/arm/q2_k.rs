@@ -1,6 +1,6 @@
 //! `Q2_K` NEON kernel: the dot product with `Q8_K` activations.
 
-use super::common::{dot_i8, ld_i8, ld_u8, neon_dot_entry, s8};
+use super::common::{dot_i8, f16, ld_i8, ld_u8, neon_dot_entry, s8};
 use crate::quant::{BlockQ2K, BlockQ8K};
 use core::arch::aarch64::*;
 
@@ -44,8 +44,8 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
                 }
             }
         }
-        let dall = y.d * x.d.to_f32();
-        let dmin = y.d * x.dmin.to_f32();
+        let dall = y.d * f16(x.d);
+        let dmin = y.d * f16(x.dmin);
         sumf += dall * vaddvq_s32(isum) as f32 - dmin * summs as f32;
     }
     sumf

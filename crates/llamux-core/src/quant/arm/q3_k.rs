@@ -1,6 +1,6 @@
 //! `Q3_K` NEON kernel: the dot product with `Q8_K` activations.
 
-use super::common::{dot_i8, ld_i8, ld_u8, neon_dot_entry, s8};
+use super::common::{dot_i8, f16, ld_i8, ld_u8, neon_dot_entry, s8};
 use crate::quant::{BlockQ3K, BlockQ8K};
 use core::arch::aarch64::*;
 
@@ -43,7 +43,7 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
                 }
             }
         }
-        sumf += x.d.to_f32() * y.d * vaddvq_s32(isum) as f32;
+        sumf += f16(x.d) * y.d * vaddvq_s32(isum) as f32;
     }
     sumf
 }

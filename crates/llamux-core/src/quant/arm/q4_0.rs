@@ -1,6 +1,6 @@
 //! `Q4_0` NEON kernel: the dot product with `Q8_0` activations.
 
-use super::common::{dot32, ld_i8, ld_u8, neon_dot_entry, nibbles, s8};
+use super::common::{dot32, f16, ld_i8, ld_u8, neon_dot_entry, nibbles, s8};
 use crate::quant::{BlockQ4_0, BlockQ8_0};
 use core::arch::aarch64::*;
 
@@ -16,7 +16,7 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ4_0], ys: &[BlockQ8_0]) -> f32 {
         let (lo, hi) = (vsubq_s8(s8(lo), eight), vsubq_s8(s8(hi), eight));
         // SAFETY: forwarded from the caller.
         let p = unsafe { dot32::<D>(lo, ld_i8(&y.qs, 0), hi, ld_i8(&y.qs, 16)) };
-        sumf += vaddvq_s32(p) as f32 * x.d.to_f32() * y.d.to_f32();
+        sumf += vaddvq_s32(p) as f32 * f16(x.d) * f16(y.d);
     }
     sumf
 }

@@ -1,6 +1,6 @@
 //! `Q5_1` NEON kernel: the dot product with `Q8_1` activations.
 
-use super::common::{dot32, ld_i8, ld_u8, neon_dot_entry, nibbles, q5_high_bits, s8};
+use super::common::{dot32, f16, ld_i8, ld_u8, neon_dot_entry, nibbles, q5_high_bits, s8};
 use crate::quant::{BlockQ5_1, BlockQ8_1};
 use core::arch::aarch64::*;
 
@@ -16,7 +16,7 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ5_1], ys: &[BlockQ8_1]) -> f32 {
         let (lo, hi) = (s8(vorrq_u8(lo, hlo)), s8(vorrq_u8(hi, hhi)));
         // SAFETY: forwarded from the caller.
         let p = unsafe { dot32::<D>(lo, ld_i8(&y.qs, 0), hi, ld_i8(&y.qs, 16)) };
-        sumf += (x.d.to_f32() * y.d.to_f32()) * vaddvq_s32(p) as f32 + x.m.to_f32() * y.s.to_f32();
+        sumf += (f16(x.d) * f16(y.d)) * vaddvq_s32(p) as f32 + f16(x.m) * f16(y.s);
     }
     sumf
 }

@@ -1,6 +1,6 @@
 //! `Q5_K` NEON kernel: the dot product with `Q8_K` activations.
 
-use super::common::{bsum_pairs_dot, dot32, ld_i8, ld_u8, neon_dot_entry, nibbles, s8};
+use super::common::{bsum_pairs_dot, dot32, f16, ld_i8, ld_u8, neon_dot_entry, nibbles, s8};
 use crate::quant::q4_k::scale_min_k4;
 use crate::quant::{BlockQ5K, BlockQ8K};
 use core::arch::aarch64::*;
@@ -32,7 +32,7 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32 {
             isum = vmlaq_n_s32(isum, d2, i32::from(sm[2 * p + 1].0));
         }
         let sumi = vaddvq_s32(isum);
-        sumf += y.d * x.d.to_f32() * sumi as f32 - y.d * x.dmin.to_f32() * summs as f32;
+        sumf += y.d * f16(x.d) * sumi as f32 - y.d * f16(x.dmin) * summs as f32;
     }
     sumf
 }

@@ -1,6 +1,6 @@
 //! `Q8_0` NEON kernels: the dot product with `Q8_0` activations and the activation quantizer.
 
-use super::common::{dot32, ld_i8, neon_dot_entry};
+use super::common::{dot32, f16, ld_i8, neon_dot_entry};
 use crate::quant::{BlockQ8_0, F16};
 use core::arch::aarch64::*;
 
@@ -13,7 +13,7 @@ unsafe fn dot_body<const D: bool>(xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
     for (x, y) in xs.iter().zip(ys) {
         // SAFETY: forwarded from the caller.
         let p = unsafe { dot32::<D>(ld_i8(&x.qs, 0), ld_i8(&y.qs, 0), ld_i8(&x.qs, 16), ld_i8(&y.qs, 16)) };
-        sumf += vaddvq_s32(p) as f32 * (x.d.to_f32() * y.d.to_f32());
+        sumf += vaddvq_s32(p) as f32 * (f16(x.d) * f16(y.d));
     }
     sumf
 }
