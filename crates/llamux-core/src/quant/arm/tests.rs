@@ -89,3 +89,63 @@ fn neon_is_detected_and_dotprod_flag_is_cached_consistently() {
     assert_eq!(super::common::dotprod(), f.dotprod);
     assert_eq!(super::common::dotprod(), f.dotprod);
 }
+
+/// Activation rows with ties (x.5 after scaling), infinities, NaNs, subnormals and signed zeros:
+/// the NEON quantizers must still give the scalar bytes.
+#[test]
+fn quantizers_match_scalar_on_special_values() {
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    // amax 127: the multiplier is 1 and every k + 0.5 is a tie.
+    rows.push((0..256).map(|i| if i == 3 { 127.0 } else { (i as f32 - 128.0) + 0.5 }).collect());
+    rows.push((0..256).map(|i| if i == 200 { -127.0 } else { (i % 64) as f32 * 0.5 - 16.0 }).collect());
+    let mut special = vec![0f32; 256];
+    for (i, v) in special.iter_mut().enumerate() {
+        *v = match i % 11 {
+            0 => f32::INFINITY,
+            1 => f32::NEG_INFINITY,
+            2 => f32::NAN,
+            3 => 1e-40,
+            4 => -0.0,
+            _ => i as f32,
+        };
+    }
+    rows.push(special);
+    rows.push((0..256).map(|i| if i % 5 == 0 { f32::NAN } else { 0.0 }).collect());
+    rows.push(
+        (0..256)
+            .map(|i| {
+                if i == 77 {
+                    3.0
+                } else if i == 9 {
+                    -3.0
+                } else {
+                    1.0
+                }
+            })
+            .collect(),
+    );
+    rows.push((0..256).map(|i| (i as f32 * 0.37).sin() * 1e38).collect());
+    let simd = Simd::new(Isa::Neon).unwrap();
+    for x in &rows {
+        let bytes = |q: &dyn Fn(Simd, &mut [u8])| {
+            let mut b = vec![0u32; 512];
+            q(simd, bytemuck::cast_slice_mut(&mut b));
+            let mut s = vec![0u32; 512];
+            q(Simd::SCALAR, bytemuck::cast_slice_mut(&mut s));
+            (b, s)
+        };
+        let q8_0 = |s: Simd, out: &mut [u8]| {
+            (traits(GgmlType::Q8_0).unwrap().from_float_act_with)(s, x, &mut out[..8 * 34]).unwrap()
+        };
+        let q8_1 = |s: Simd, out: &mut [u8]| {
+            (traits(GgmlType::Q8_1).unwrap().from_float_act_with)(s, x, &mut out[..8 * 36]).unwrap()
+        };
+        let q8_k = |s: Simd, out: &mut [u8]| {
+            (traits(GgmlType::Q8_K).unwrap().from_float_act_with)(s, x, &mut out[..292]).unwrap()
+        };
+        for (name, q) in [("Q8_0", &q8_0 as &dyn Fn(Simd, &mut [u8])), ("Q8_1", &q8_1), ("Q8_K", &q8_k)] {
+            let (got, want) = bytes(q);
+            assert_eq!(got, want, "{name} on {:?}", &x[..12]);
+        }
+    }
+}
