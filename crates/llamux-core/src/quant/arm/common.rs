@@ -80,6 +80,52 @@ pub(crate) fn f16(h: F16) -> f32 {
     out
 }
 
+/// Four f16 scales widened (exact; one `fcvtl`).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn f16x4(h: [F16; 4]) -> float32x4_t {
+    let bits = h.iter().rev().fold(0u64, |a, h| (a << 16) | u64::from(u16::from_le_bytes(h.0)));
+    let v = vcreate_u16(bits);
+    let out: float32x4_t;
+    // SAFETY: a register-only conversion of the aarch64 baseline.
+    unsafe {
+        core::arch::asm!(
+            "fcvtl {o:v}.4s, {i:v}.4h",
+            i = in(vreg) v,
+            o = lateout(vreg) out,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    out
+}
+
+/// Dot product of two rows of 32-element blocks, four blocks at a time: `dot` gives a block's
+/// integer sum as four lanes; `scale4` turns four blocks' exact sums (as f32: |sum| < 2^24) into
+/// their contributions, exactly as the scalar twin computes each one; `scale1` does the same for
+/// one block of the tail. Only the order of the float additions differs from the twin.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn dot_blocks4<X, Y>(
+    xs: &[X],
+    ys: &[Y],
+    dot: impl Fn(&X, &Y) -> int32x4_t,
+    scale4: impl Fn(float32x4_t, &[X; 4], &[Y; 4]) -> float32x4_t,
+    scale1: impl Fn(f32, &X, &Y) -> f32,
+) -> f32 {
+    let n = xs.len().min(ys.len());
+    let (xs, ys) = (&xs[..n], &ys[..n]);
+    let (xc, xt) = xs.as_chunks::<4>();
+    let (yc, yt) = ys.as_chunks::<4>();
+    let mut acc = vdupq_n_f32(0.0);
+    for (x, y) in xc.iter().zip(yc) {
+        let p: [int32x4_t; 4] = core::array::from_fn(|k| dot(&x[k], &y[k]));
+        let sums = vcvtq_f32_s32(vpaddq_s32(vpaddq_s32(p[0], p[1]), vpaddq_s32(p[2], p[3])));
+        acc = vaddq_f32(acc, scale4(sums, x, y));
+    }
+    let tail: f32 = xt.iter().zip(yt).map(|(x, y)| scale1(vaddvq_s32(dot(x, y)) as f32, x, y)).sum();
+    vaddvq_f32(acc) + tail
+}
+
 /// Loads `i8`s `off..off + 16` of `v`, or zeros if `v` is too short (never the case in the kernels).
 #[inline]
 #[target_feature(enable = "neon")]

@@ -1,6 +1,6 @@
 //! `Q8_0` NEON kernels: the dot product with `Q8_0` activations and the activation quantizer.
 
-use super::common::{dot32, f16, ld_i8, neon_dot_entry};
+use super::common::{dot32, dot_blocks4, f16, f16x4, ld_i8, neon_dot_entry};
 use crate::quant::{BlockQ8_0, F16};
 use core::arch::aarch64::*;
 
@@ -9,13 +9,17 @@ use core::arch::aarch64::*;
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn dot_body<const D: bool>(xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in xs.iter().zip(ys) {
+    let dot = |x: &BlockQ8_0, y: &BlockQ8_0| {
         // SAFETY: forwarded from the caller.
-        let p = unsafe { dot32::<D>(ld_i8(&x.qs, 0), ld_i8(&y.qs, 0), ld_i8(&x.qs, 16), ld_i8(&y.qs, 16)) };
-        sumf += vaddvq_s32(p) as f32 * (f16(x.d) * f16(y.d));
-    }
-    sumf
+        unsafe { dot32::<D>(ld_i8(&x.qs, 0), ld_i8(&y.qs, 0), ld_i8(&x.qs, 16), ld_i8(&y.qs, 16)) }
+    };
+    dot_blocks4(
+        xs,
+        ys,
+        dot,
+        |s, x, y| vmulq_f32(s, vmulq_f32(f16x4(x.each_ref().map(|b| b.d)), f16x4(y.each_ref().map(|b| b.d)))),
+        |s, x, y| s * (f16(x.d) * f16(y.d)),
+    )
 }
 
 neon_dot_entry!(
