@@ -1,8 +1,8 @@
 //! Project automation: `cargo xtask <task>`.
 //!
 //! * `test`      — everything CI checks: formatting, clippy, the `no_std` build, the test suite
-//!   (with the default model and llama.cpp's vocabularies fetched first), and the kernel module's
-//!   VM test (`vm`).
+//!   (with the default model and llama.cpp's vocabularies fetched first), the aarch64 unit tests
+//!   under qemu-user (`test-aarch64`), and the kernel module's VM test (`vm`).
 //! * `fixtures`  — regenerate the golden quantization fixtures from the PyPI `gguf` package.
 //! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
@@ -10,6 +10,8 @@
 //! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests, its
 //!   tokenization of its test strings with gemma3's vocabulary, and its chat formats.
 //! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
+//! * `test-aarch64` — cross-build the core's unit tests for aarch64 (clippy included) and run them
+//!   under qemu-user, so the NEON kernels are checked against their scalar twins on an x86 host.
 //! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
 //!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
 
@@ -181,8 +183,38 @@ fn test() -> Result<()> {
         .env("LLAMUX_QWEN2", &qwen2)
         .env("LLAMUX_BIN", llamux_bin())
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
+    // The NEON kernels, under qemu-user.
+    test_aarch64()?;
     // The engine inside the kernel, booted in QEMU.
     vm(false)
+}
+
+/// Cross sysroot of Debian's `libc6-dev-arm64-cross` (qemu-user's `-L`).
+const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// The core's unit tests (every SIMD kernel against its scalar twin) built for aarch64 and run
+/// under qemu-user, plus clippy for that target (the host build does not see the NEON code).
+fn test_aarch64() -> Result<()> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    let packages = "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static";
+    need("aarch64-linux-gnu-gcc", packages)?;
+    need("qemu-aarch64-static", packages)?;
+    if !Path::new(AARCH64_SYSROOT).join("lib/ld-linux-aarch64.so.1").exists() {
+        bail!("no aarch64 sysroot in {AARCH64_SYSROOT}: apt-get install {packages}");
+    }
+    rustup(&["target", "add", TARGET])?;
+    let cross = |c: &mut Command| {
+        c.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER", format!("qemu-aarch64-static -L {AARCH64_SYSROOT}"));
+    };
+    let mut clippy = cargo();
+    clippy.args(["clippy", "-p", "llamux-core", "--all-targets", "--target", TARGET, "--", "-D", "warnings"]);
+    cross(&mut clippy);
+    run(&mut clippy)?;
+    let mut tests = cargo();
+    tests.args(["test", "-p", "llamux-core", "--lib", "--target", TARGET]);
+    cross(&mut tests);
+    run(&mut tests)
 }
 
 /// A venv in the cache with the given packages installed.
@@ -403,9 +435,10 @@ fn main() -> Result<()> {
         "kquant-rmse" => kquant_rmse(),
         "oracle-fixtures" => oracle_fixtures(),
         "oracle-check" => oracle_check(),
+        "test-aarch64" => test_aarch64(),
         "vm" => vm(std::env::args().any(|a| a == "--interactive")),
         _ => bail!(
-            "usage: cargo xtask <test|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|vm>"
+            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|vm>"
         ),
     }
 }

@@ -16,6 +16,15 @@ impl BlockFormat for f32 {
         Self::to_float(xs, ys)
     }
 
+    fn vec_dot_with(simd: super::Simd, xs: &[f32], ys: &[f32]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::float::vec_dot_f32_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
     fn vec_dot_unopt(xs: &[f32], ys: &[f32]) -> f32 {
         xs.iter().zip(ys).map(|(&x, &y)| f64::from(x * y)).sum::<f64>() as f32
     }
@@ -38,6 +47,15 @@ impl BlockFormat for F16 {
         }
     }
 
+    fn vec_dot_with(simd: super::Simd, xs: &[F16], ys: &[F16]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::float::vec_dot_f16_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
     fn vec_dot_unopt(xs: &[F16], ys: &[F16]) -> f32 {
         xs.iter().zip(ys).map(|(x, y)| f64::from(x.to_f32() * y.to_f32())).sum::<f64>() as f32
     }
@@ -57,6 +75,15 @@ impl BlockFormat for BF16 {
     fn from_float(xs: &[f32], ys: &mut [BF16]) {
         for (x, y) in xs.iter().zip(ys) {
             *y = BF16::from_f32(*x);
+        }
+    }
+
+    fn vec_dot_with(simd: super::Simd, xs: &[BF16], ys: &[BF16]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::float::vec_dot_bf16_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

@@ -11,6 +11,8 @@
 //! so any `&[u8]` of the right length — an mmap'd tensor, a kernel buffer — can be viewed as blocks
 //! in place. [`traits`] gives the same operations by [`GgmlType`] over byte slices.
 
+#[cfg(target_arch = "aarch64")]
+mod arm;
 mod float;
 mod half_types;
 mod kquant_search;

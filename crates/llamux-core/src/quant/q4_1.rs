@@ -1,7 +1,7 @@
 //! `Q4_1`: 32 weights as 4-bit integers times an f16 scale plus an f16 minimum.
 
 use super::{BlockFormat, BlockQ8_1, GgmlType, Simd, F16};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
 use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
@@ -59,6 +59,9 @@ impl BlockFormat for BlockQ4_1 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q4_1::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q4_1::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

@@ -129,6 +129,15 @@ impl BlockFormat for BlockQ4K {
         }
     }
 
+    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::q4_k::vec_dot_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
     fn vec_dot_unopt(xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in xs.iter().zip(ys) {

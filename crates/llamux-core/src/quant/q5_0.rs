@@ -1,7 +1,7 @@
 //! `Q5_0`: 32 weights as 5-bit integers `q - 16` times one f16 scale.
 
 use super::{BlockFormat, BlockQ8_0, GgmlType, Simd, F16};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
 use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
@@ -78,6 +78,9 @@ impl BlockFormat for BlockQ5_0 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q5_0::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q5_0::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

@@ -3,7 +3,7 @@
 use super::q4_1::min_max;
 use super::q5_0::q5_pair;
 use super::{BlockFormat, BlockQ8_1, GgmlType, Simd, F16};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
 use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
@@ -69,6 +69,9 @@ impl BlockFormat for BlockQ5_1 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q5_1::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q5_1::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

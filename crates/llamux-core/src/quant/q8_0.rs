@@ -2,7 +2,7 @@
 //! `Q5_0` and `Q8_0` weights.
 
 use super::{BlockFormat, GgmlType, Simd, F16};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
 use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
@@ -74,6 +74,9 @@ impl BlockFormat for BlockQ8_0 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_0::quantize_act_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q8_0::quantize_act_neon(xs, ys) },
             _ => quantize_act_unopt(xs, ys),
         }
     }
@@ -86,6 +89,9 @@ impl BlockFormat for BlockQ8_0 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_0::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q8_0::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

@@ -2,7 +2,7 @@
 
 use super::q8_0::{quantize_q8, quantize_q8_act};
 use super::{BlockFormat, GgmlType, Simd, F16};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
 use crate::isa::Isa;
 use bytemuck::{Pod, Zeroable};
 
@@ -53,6 +53,9 @@ impl BlockFormat for BlockQ8_1 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_1::quantize_act_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q8_1::quantize_act_neon(xs, ys) },
             _ => quantize_act_unopt(xs, ys),
         }
     }
@@ -65,6 +68,9 @@ impl BlockFormat for BlockQ8_1 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_1::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { super::arm::q8_1::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

@@ -54,6 +54,24 @@ impl BlockFormat for BlockQ8K {
         }
     }
 
+    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::q8_k::quantize_act_neon(xs, ys) },
+            _ => Self::from_float(xs, ys),
+        }
+    }
+
+    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "aarch64")]
+            crate::isa::Isa::Neon => unsafe { super::arm::q8_k::vec_dot_neon(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
     fn vec_dot_unopt(xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         let mut sumf = 0.0f32;
         for (x, y) in xs.iter().zip(ys) {
