@@ -1,6 +1,7 @@
 //! Unquantized element types: `f32`, [`F16`] and [`BF16`], each paired with itself.
 
 use super::{BlockFormat, GgmlType, BF16, F16};
+use crate::isa::{Isa, Simd};
 
 impl BlockFormat for f32 {
     const TYPE: GgmlType = GgmlType::F32;
@@ -14,6 +15,18 @@ impl BlockFormat for f32 {
 
     fn from_float(xs: &[f32], ys: &mut [f32]) {
         Self::to_float(xs, ys)
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[f32], ys: &[f32]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::float::vec_dot_f32_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::float::vec_dot_f32_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
     }
 
     fn vec_dot_unopt(xs: &[f32], ys: &[f32]) -> f32 {
@@ -38,6 +51,30 @@ impl BlockFormat for F16 {
         }
     }
 
+    fn vec_dot_with(simd: Simd, xs: &[F16], ys: &[F16]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::float::vec_dot_f16_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::float::vec_dot_f16_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [F16]) {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::float::to_f16_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::float::to_f16_avx2(xs, ys) },
+            _ => Self::from_float(xs, ys),
+        }
+    }
+
     fn vec_dot_unopt(xs: &[F16], ys: &[F16]) -> f32 {
         xs.iter().zip(ys).map(|(x, y)| f64::from(x.to_f32() * y.to_f32())).sum::<f64>() as f32
     }
@@ -57,6 +94,30 @@ impl BlockFormat for BF16 {
     fn from_float(xs: &[f32], ys: &mut [BF16]) {
         for (x, y) in xs.iter().zip(ys) {
             *y = BF16::from_f32(*x);
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[BF16], ys: &[BF16]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::float::vec_dot_bf16_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::float::vec_dot_bf16_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
+        }
+    }
+
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [BF16]) {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::float::to_bf16_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::float::to_bf16_avx2(xs, ys) },
+            _ => Self::from_float(xs, ys),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::kquant_search::make_qkx2_quants;
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
+use crate::isa::{Isa, Simd};
 use bytemuck::{Pod, Zeroable};
 
 /// Bytes of packed 6-bit scales and minimums in `Q4_K` and `Q5_K`.
@@ -126,6 +127,18 @@ impl BlockFormat for BlockQ4K {
                     q[l] = lp[l] | (lp[l + 32] << 4);
                 }
             }
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::q4_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::q4_k::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

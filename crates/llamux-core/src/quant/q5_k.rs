@@ -3,6 +3,7 @@
 
 use super::q4_k::{quantize_k_groups, scale_min_k4, K_SCALE_SIZE};
 use super::{BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
+use crate::isa::{Isa, Simd};
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q5_K` block: as `Q4_K`, plus the fifth bit of element `64 p + l` in bit `2p` of `qh[l]`
@@ -71,6 +72,18 @@ impl BlockFormat for BlockQ5K {
                     q[l] = (l1 & 0xF) | ((l2 & 0xF) << 4);
                 }
             }
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::q5_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::q5_k::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

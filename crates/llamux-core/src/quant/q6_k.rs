@@ -2,6 +2,7 @@
 
 use super::kquant_search::{make_qx_quants, GROUP_MAX_EPS};
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
+use crate::isa::{Isa, Simd};
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q6_K` block: group `g` element `x = d * scales[g] * (q - 32)`.
@@ -91,6 +92,18 @@ impl BlockFormat for BlockQ6K {
                     y.qh[32 * h + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
                 }
             }
+        }
+    }
+
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { super::x86::q6_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { super::x86::q6_k::vec_dot_avx2(xs, ys) },
+            _ => Self::vec_dot_unopt(xs, ys),
         }
     }
 

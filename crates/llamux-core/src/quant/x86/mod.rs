@@ -2,3 +2,12 @@
 //! code in each format's file, one file per format. Every function here is a
 //! `#[target_feature]` function; the format files reach them only through an [`crate::isa::Simd`]
 //! of the matching tier, which exists only on CPUs that run it.
+
+pub(crate) mod common;
+pub(crate) mod float;
+pub(crate) mod q2_k;
+pub(crate) mod q3_k;
+pub(crate) mod q4_k;
+pub(crate) mod q5_k;
+pub(crate) mod q6_k;
+pub(crate) mod q8_k;

@@ -1,0 +1,113 @@
+//! `Q3_K` × `Q8_K` dot products. The quants are used unsigned (`low + 4 hbit`, 0..8) and the
+//! offset of 4 is taken out once per super-block with the activations' group sums:
+//! `Σ sc_g Σ (u - 4) a = Σ sc_g Σ u a - 4 Σ sc_g bsums_g`, all exact in `i32`.
+
+use super::common::*;
+use crate::quant::{BlockQ3K, BlockQ8K};
+use core::arch::x86_64::*;
+
+/// The 16 signed 6-bit scales of a block (`scale - 32`), as `BlockQ3K::group_scales` gives them
+/// (ggml's `aux`/`utmp` unpacking).
+#[inline]
+fn group_scales(s: &[u8; 12]) -> [u8; 16] {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (a0, a1, a2) = (u(0), u(1), u(2));
+    let words = [
+        (a0 & KMASK2) | ((a2 & KMASK1) << 4),
+        (a1 & KMASK2) | (((a2 >> 2) & KMASK1) << 4),
+        ((a0 >> 4) & KMASK2) | (((a2 >> 4) & KMASK1) << 4),
+        ((a1 >> 4) & KMASK2) | (((a2 >> 6) & KMASK1) << 4),
+    ];
+    let mut out = [0u8; 16];
+    for (o, w) in out.as_chunks_mut::<4>().0.iter_mut().zip(words) {
+        *o = w.to_le_bytes().map(|b| b.wrapping_sub(32));
+    }
+    out
+}
+
+/// The 16 signed group scales as words, and `Σ sc_g bsums_g` as eight `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_and_offset(x: &BlockQ3K, y: &BlockQ8K) -> (__m256i, __m256i) {
+    let sc = group_scales(&x.scales);
+    // SAFETY: `sc` is 16 bytes and `bsums` 16 i16 = 32 bytes.
+    let (sc, bsums) = unsafe { (_mm_loadu_si128(sc.as_ptr().cast()), _mm256_loadu_si256(y.bsums.as_ptr().cast())) };
+    let s16 = _mm256_cvtepi8_epi16(sc);
+    (s16, _mm256_madd_epi16(s16, bsums))
+}
+
+/// AVX2 `Q3_K` × `Q8_K`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm256_set1_epi8(4);
+    let mut sumf = 0.0f32;
+    for (x, y) in xs.iter().zip(ys) {
+        let (s16, offset) = scales_and_offset(x, y);
+        let halves = k16_halves_avx2(s16);
+        // SAFETY: `hmask` is 32 bytes.
+        let mut hm = unsafe { _mm256_loadu_si256(x.hmask.as_ptr().cast()) };
+        let mut acc = _mm256_setzero_si256();
+        for (h, &half) in halves.iter().enumerate() {
+            // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
+            let mut qs = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast()) };
+            for j in 0..4 {
+                // SAFETY: `y.qs` is 256 bytes: 128h + 32j + 32 <= 256 for h < 2, j < 4.
+                let a = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * j).cast()) };
+                // `qs` is shifted right by 2j and `hm` by 4h + j (bits stay within their byte).
+                let u = _mm256_or_si256(_mm256_and_si256(qs, m3), _mm256_and_si256(_mm256_slli_epi16::<2>(hm), m4));
+                qs = _mm256_srli_epi16::<2>(qs);
+                hm = _mm256_srli_epi16::<1>(hm);
+                let p = _mm256_maddubs_epi16(u, a);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, j), p));
+            }
+        }
+        let (sum_ua, sum_off) = hsum2_i32_avx2(acc, offset);
+        let isum = sum_ua.wrapping_sub(sum_off.wrapping_mul(4));
+        sumf += f16c_to_f32(x.d) * y.d * isum as f32;
+    }
+    sumf
+}
+
+/// AVX-512 `Q3_K` × `Q8_K`.
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
+    let m3 = _mm512_set1_epi8(3);
+    let m4 = _mm512_set1_epi8(4);
+    // zmm t of half h holds j = 2t (low 32 bytes) and 2t + 1: low bits at 2j, high bit 4h + j.
+    let shifts = [halves_epi16_avx512(0, 2), halves_epi16_avx512(4, 6)];
+    let bits = [
+        [halves_epi8_avx512(1 << 0, 1 << 1), halves_epi8_avx512(1 << 2, 1 << 3)],
+        [halves_epi8_avx512(1 << 4, 1 << 5), halves_epi8_avx512(1 << 6, 1 << 7)],
+    ];
+    let mut sumf = 0.0f32;
+    for (x, y) in xs.iter().zip(ys) {
+        let (s16, offset) = scales_and_offset(x, y);
+        // SAFETY: `hmask` is 32 bytes.
+        let hm = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.hmask.as_ptr().cast())) };
+        let mut acc = _mm512_setzero_si512();
+        for (h, bits_h) in bits.iter().enumerate() {
+            // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
+            let qs = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast())) };
+            for (t, (&shift, &bit)) in shifts.iter().zip(bits_h).enumerate() {
+                // SAFETY: `y.qs` is 256 bytes: 128h + 64t + 64 <= 256 for h, t < 2.
+                let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(128 * h + 64 * t).cast()) };
+                let low = _mm512_and_si512(_mm512_srlv_epi16(qs, shift), m3);
+                let u = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hm, bit), low, m4);
+                acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h + t), _mm512_maddubs_epi16(u, a));
+            }
+        }
+        let (sum_ua, sum_off) = hsum2_i32_avx2(fold_i32_avx512(acc), offset);
+        let isum = sum_ua.wrapping_sub(sum_off.wrapping_mul(4));
+        sumf += f16c_to_f32(x.d) * y.d * isum as f32;
+    }
+    sumf
+}
