@@ -1,7 +1,9 @@
 //! Unquantized element types: `f32`, [`F16`] and [`BF16`], each paired with itself.
 
 use super::{BlockFormat, GgmlType, BF16, F16};
-use crate::isa::{Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 
 impl BlockFormat for f32 {
     const TYPE: GgmlType = GgmlType::F32;
@@ -20,10 +22,10 @@ impl BlockFormat for f32 {
     fn vec_dot_with(simd: Simd, xs: &[f32], ys: &[f32]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::float::vec_dot_f32_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::float::vec_dot_f32_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
@@ -54,10 +56,10 @@ impl BlockFormat for F16 {
     fn vec_dot_with(simd: Simd, xs: &[F16], ys: &[F16]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::float::vec_dot_f16_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::float::vec_dot_f16_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
@@ -66,10 +68,10 @@ impl BlockFormat for F16 {
     fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [F16]) {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::float::to_f16_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::float::to_f16_avx2(xs, ys) },
             _ => Self::from_float(xs, ys),
         }
@@ -100,10 +102,10 @@ impl BlockFormat for BF16 {
     fn vec_dot_with(simd: Simd, xs: &[BF16], ys: &[BF16]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::float::vec_dot_bf16_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::float::vec_dot_bf16_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
@@ -112,10 +114,10 @@ impl BlockFormat for BF16 {
     fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [BF16]) {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::float::to_bf16_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::float::to_bf16_avx2(xs, ys) },
             _ => Self::from_float(xs, ys),
         }

@@ -27,7 +27,9 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod type_traits;
-#[cfg(target_arch = "x86_64")]
+// Soft-float x86-64 targets (`x86_64-unknown-none`) have no vector registers for LLVM to use,
+// even inside `#[target_feature]` functions, so they get the scalar code only.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86;
 
 pub use half_types::{BF16, F16};

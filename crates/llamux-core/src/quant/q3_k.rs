@@ -3,7 +3,9 @@
 
 use super::kquant_search::{make_q3_quants, pack_2bit};
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
-use crate::isa::{Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q3_K` block: group `g` element `x = d * (scale[g] - 32) * (q - (hbit ? 0 : 4))`.
@@ -113,10 +115,10 @@ impl BlockFormat for BlockQ3K {
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::q3_k::vec_dot_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q3_k::vec_dot_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }

@@ -3,7 +3,9 @@
 
 use super::kquant_search::make_qkx2_quants;
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
-use crate::isa::{Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// Bytes of packed 6-bit scales and minimums in `Q4_K` and `Q5_K`.
@@ -133,10 +135,10 @@ impl BlockFormat for BlockQ4K {
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::q4_k::vec_dot_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q4_k::vec_dot_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }

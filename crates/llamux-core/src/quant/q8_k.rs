@@ -2,7 +2,9 @@
 //! type of every K-quant.
 
 use super::{nearest_int, BlockFormat, GgmlType, QK_K};
-use crate::isa::{Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q8_K` block: `x[j] = d * qs[j]`; `bsums[i]` is the sum of `qs[16 i .. 16 i + 16]`.
@@ -58,10 +60,10 @@ impl BlockFormat for BlockQ8K {
     fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [Self]) {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::q8_k::quantize_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_k::quantize_avx2(xs, ys) },
             _ => Self::from_float(xs, ys),
         }
@@ -70,10 +72,10 @@ impl BlockFormat for BlockQ8K {
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::q8_k::vec_dot_avx512(xs, ys) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q8_k::vec_dot_avx2(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }

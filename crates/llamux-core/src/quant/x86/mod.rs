@@ -11,3 +11,6 @@ pub(crate) mod q4_k;
 pub(crate) mod q5_k;
 pub(crate) mod q6_k;
 pub(crate) mod q8_k;
+
+#[cfg(test)]
+mod tests;
