@@ -6,35 +6,29 @@ use super::common::*;
 use crate::quant::{BlockQ3K, BlockQ8K};
 use core::arch::x86_64::*;
 
-/// The 16 signed 6-bit scales of a block (`scale - 32`), as `BlockQ3K::group_scales` gives them
-/// (ggml's `aux`/`utmp` unpacking).
+/// The 16 signed 6-bit scales of a block (`scale - 32`) as bytes, as `BlockQ3K::group_scales`
+/// gives them (ggml's `aux`/`utmp` unpacking, in vector lanes).
 #[inline]
-fn group_scales(s: &[u8; 12]) -> [u8; 16] {
-    const KMASK1: u32 = 0x0303_0303;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
-    let (a0, a1, a2) = (u(0), u(1), u(2));
-    let words = [
-        (a0 & KMASK2) | ((a2 & KMASK1) << 4),
-        (a1 & KMASK2) | (((a2 >> 2) & KMASK1) << 4),
-        ((a0 >> 4) & KMASK2) | (((a2 >> 4) & KMASK1) << 4),
-        ((a1 >> 4) & KMASK2) | (((a2 >> 6) & KMASK1) << 4),
-    ];
-    let mut out = [0u8; 16];
-    for (o, w) in out.as_chunks_mut::<4>().0.iter_mut().zip(words) {
-        *o = w.to_le_bytes().map(|b| b.wrapping_sub(32));
-    }
-    out
+#[target_feature(enable = "avx2,fma,f16c")]
+fn group_scales(x: &BlockQ3K) -> __m128i {
+    const _: () = assert!(core::mem::offset_of!(BlockQ3K, scales) == 96 && core::mem::size_of::<BlockQ3K>() == 110);
+    // SAFETY: bytes 94..110 are the last 16 of the 110-byte block; the scales are 96..108.
+    let v = _mm_srli_si128::<2>(unsafe { _mm_loadu_si128(bytemuck::bytes_of(x).as_ptr().add(94).cast()) });
+    // Low nibbles: lanes [a0, a1, a0 >> 4, a1 >> 4]; high pairs: a2 >> 0, 2, 4, 6.
+    let lo = _mm_srlv_epi32(_mm_shuffle_epi32::<0b01_00_01_00>(v), _mm_setr_epi32(0, 0, 4, 4));
+    let lo = _mm_and_si128(lo, _mm_set1_epi32(0x0f0f_0f0f));
+    let hi = _mm_srlv_epi32(_mm_shuffle_epi32::<0b10_10_10_10>(v), _mm_setr_epi32(0, 2, 4, 6));
+    let hi = _mm_slli_epi32::<4>(_mm_and_si128(hi, _mm_set1_epi32(0x0303_0303)));
+    _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32))
 }
 
 /// The 16 signed group scales as words, and `Σ sc_g bsums_g` as eight `i32` lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scales_and_offset(x: &BlockQ3K, y: &BlockQ8K) -> (__m256i, __m256i) {
-    let sc = group_scales(&x.scales);
-    // SAFETY: `sc` is 16 bytes and `bsums` 16 i16 = 32 bytes.
-    let (sc, bsums) = unsafe { (_mm_loadu_si128(sc.as_ptr().cast()), _mm256_loadu_si256(y.bsums.as_ptr().cast())) };
-    let s16 = _mm256_cvtepi8_epi16(sc);
+    // SAFETY: `bsums` is 16 i16 = 32 bytes.
+    let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    let s16 = _mm256_cvtepi8_epi16(group_scales(x));
     (s16, _mm256_madd_epi16(s16, bsums))
 }
 

@@ -2,28 +2,30 @@
 //! the scalar twin's.
 
 use super::common::*;
-use crate::quant::q4_k::K_SCALE_SIZE;
-use crate::quant::{BlockQ4K, BlockQ8K};
+use crate::quant::{BlockQ4K, BlockQ5K, BlockQ8K};
 use core::arch::x86_64::*;
 
-/// The packed 6-bit scales and minimums of a `Q4_K`/`Q5_K` block as bytes: the eight scales,
+/// Blocks with `Q4_K`'s packed scales: 12 bytes at offset 4, followed by at least 4 more bytes.
+pub(crate) trait K4Scales: bytemuck::Pod {}
+impl K4Scales for BlockQ4K {}
+impl K4Scales for BlockQ5K {}
+const _: () = assert!(core::mem::offset_of!(BlockQ4K, scales) == 4 && core::mem::size_of::<BlockQ4K>() >= 20);
+const _: () = assert!(core::mem::offset_of!(BlockQ5K, scales) == 4 && core::mem::size_of::<BlockQ5K>() >= 20);
+
+/// The packed 6-bit scales and minimums of a `Q4_K`/`Q5_K` block as 16 bytes: the eight scales,
 /// then the eight minimums (ggml's `utmp` unpacking, equal to `scale_min_k4` for each group).
 #[inline]
-pub(crate) fn k4_scales_mins(s: &[u8; K_SCALE_SIZE]) -> [u8; 16] {
-    const KMASK1: u32 = 0x3f3f_3f3f;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    const KMASK3: u32 = 0x0303_0303;
-    let u = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
-    let (u0, u1, u2) = (u(0), u(1), u(2));
-    let sc_lo = u0 & KMASK1;
-    let sc_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
-    let m_lo = u1 & KMASK1;
-    let m_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
-    let mut out = [0u8; 16];
-    for (o, w) in out.as_chunks_mut::<4>().0.iter_mut().zip([sc_lo, sc_hi, m_lo, m_hi]) {
-        *o = w.to_le_bytes();
-    }
-    out
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_scales_mins_avx2<B: K4Scales>(x: &B) -> __m128i {
+    // SAFETY: a `K4Scales` block has at least 20 bytes, so bytes 4..20 are in it.
+    let v = unsafe { _mm_loadu_si128(bytemuck::bytes_of(x).as_ptr().add(4).cast()) };
+    // Lanes [u0, u2, u1, u2 >> 4] masked to scales/minimums, then the high pairs of the last
+    // four: ((u0 >> 6) & 3) << 4 into lane 1 and ((u1 >> 6) & 3) << 4 into lane 3.
+    let a = _mm_srlv_epi32(_mm_shuffle_epi32::<0b10_01_10_00>(v), _mm_setr_epi32(0, 0, 0, 4));
+    let lo = _mm_and_si128(a, _mm_setr_epi32(0x3f3f_3f3f, 0x0f0f_0f0f, 0x3f3f_3f3f, 0x0f0f_0f0f));
+    let b = _mm_srli_epi32::<2>(_mm_shuffle_epi32::<0b01_01_00_00>(v));
+    let hi = _mm_and_si128(b, _mm_setr_epi32(0, 0x3030_3030, 0, 0x3030_3030));
+    _mm_or_si128(lo, hi)
 }
 
 /// `Σ m_g (bsums[2g] + bsums[2g + 1])` as eight `i32` lanes, from the scales/minimums as words
@@ -97,9 +99,7 @@ pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut sumf = 0.0f32;
     for (x, y) in xs.iter().zip(ys) {
-        let sm = k4_scales_mins(&x.scales);
-        // SAFETY: `sm` is 16 bytes.
-        let sm16 = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sm.as_ptr().cast()) });
+        let sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx2(x));
         let mins = k4_mins_dot_avx2(sm16, y);
         let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
         let mut acc = _mm256_setzero_si256();
@@ -132,30 +132,24 @@ pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
     let m4 = _mm512_set1_epi8(0x0F);
+    let nibble_shift = halves_epi16_avx512(0, 4);
     let mut sumf = 0.0f32;
     for (x, y) in xs.iter().zip(ys) {
-        let sm = k4_scales_mins(&x.scales);
-        // SAFETY: `sm` is 16 bytes.
-        let sm16 = _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(sm.as_ptr().cast()) });
+        let sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx2(x));
         let mins = k4_mins_dot_avx2(sm16, y);
         let mut acc = _mm512_setzero_si512();
-        for k in 0..2 {
-            // SAFETY: `qs` is 128 bytes and `y.qs` 256: bytes 64k..64k+64 and 128k..128k+128 are
-            // in bounds for k < 2.
-            let (q4, a0, a1) = unsafe {
+        for p in 0..4 {
+            // SAFETY: `qs` is 128 bytes and `y.qs` 256: bytes 32p..32p+32 and 64p..64p+64 are in
+            // bounds for p < 4.
+            let (q4, a) = unsafe {
                 (
-                    _mm512_loadu_si512(x.qs.as_ptr().add(64 * k).cast()),
-                    _mm512_loadu_si512(y.qs.as_ptr().add(128 * k).cast()),
-                    _mm512_loadu_si512(y.qs.as_ptr().add(128 * k + 64).cast()),
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(32 * p).cast())),
+                    _mm512_loadu_si512(y.qs.as_ptr().add(64 * p).cast()),
                 )
             };
-            // Low nibbles: elements 128k + [0, 32) and + [64, 96); high: + [32, 64) and + [96, 128).
-            let lo = _mm512_and_si512(q4, m4);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q4), m4);
-            let w0 = _mm512_shuffle_i64x2::<0x44>(lo, hi);
-            let w1 = _mm512_shuffle_i64x2::<0xEE>(lo, hi);
-            acc = _mm512_dpwssd_epi32(acc, k4_scale_pair_avx512(sm16, 4 * k), _mm512_maddubs_epi16(w0, a0));
-            acc = _mm512_dpwssd_epi32(acc, k4_scale_pair_avx512(sm16, 4 * k + 2), _mm512_maddubs_epi16(w1, a1));
+            // Low nibbles (elements 64p + [0, 32)) in the low half, high nibbles in the high half.
+            let w = _mm512_and_si512(_mm512_srlv_epi16(q4, nibble_shift), m4);
+            acc = _mm512_dpwssd_epi32(acc, k4_scale_pair_avx512(sm16, 2 * p), _mm512_maddubs_epi16(w, a));
         }
         let (sumi, summs) = hsum2_i32_avx2(fold_i32_avx512(acc), mins);
         sumf += y.d * f16c_to_f32(x.d) * sumi as f32 - y.d * f16c_to_f32(x.dmin) * summs as f32;
