@@ -1,6 +1,7 @@
 //! `Q3_K` × `Q8_K` dot products. The quants are used unsigned (`low + 4 hbit`, 0..8) and the
 //! offset of 4 is taken out once per super-block with the activations' group sums:
 //! `Σ sc_g Σ (u - 4) a = Σ sc_g Σ u a - 4 Σ sc_g bsums_g`, all exact in `i32`.
+//! This relies on `bsums` being the activations' group sums, as every `Q8_K` quantizer makes them.
 
 use super::common::*;
 use crate::quant::{BlockQ3K, BlockQ8K};

@@ -1,6 +1,7 @@
 //! `Q6_K` × `Q8_K` dot products. The quants are used unsigned (0..64) and the offset of 32 is
 //! taken out once per super-block with the activations' group sums:
 //! `Σ sc_g Σ (q - 32) a = Σ sc_g Σ q a - 32 Σ sc_g bsums_g`, all exact in `i32`.
+//! This relies on `bsums` being the activations' group sums, as every `Q8_K` quantizer makes them.
 
 use super::common::*;
 use crate::quant::{BlockQ6K, BlockQ8K};
