@@ -119,3 +119,50 @@ pub(crate) fn halves_epi8_avx512(a: u8, b: u8) -> __m512i {
 pub(crate) fn halves_epi16_avx512(a: u16, b: u16) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_set1_epi16(a as i16), _mm256_set1_epi16(b as i16))
 }
+
+/// Adds two super-blocks' results to `sumf`, in order, each as the `Q3_K`/`Q6_K` scalar twins
+/// compute it: `d * yd * (sum - OFFSET * off)`, where `acc[b]`/`off[b]` hold block `b`'s `i32`
+/// lanes of `Σ sc u a` and `Σ sc bsums`, `d[b]` its super-scale and `yd[b]` its activation scale.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn offset_finish2<const LOG2_OFFSET: i32>(
+    sumf: f32,
+    acc: [__m256i; 2],
+    off: [__m256i; 2],
+    d: [F16; 2],
+    yd: [f32; 2],
+) -> f32 {
+    // Lanes [sum0, off0, sum1, off1], then [isum0, _, isum1, _] (wrapping, as the twins').
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], off[0]), _mm256_hadd_epi32(acc[1], off[1]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let isum = _mm_sub_epi32(s, _mm_slli_epi32::<LOG2_OFFSET>(_mm_srli_epi64::<32>(s)));
+    let h16 = |v: F16| u16::from_le_bytes(v.0) as i16;
+    let half = _mm_setr_epi16(h16(d[0]), 0, h16(d[1]), 0, 0, 0, 0, 0);
+    let coef = _mm_mul_ps(_mm_cvtph_ps(half), _mm_setr_ps(yd[0], yd[0], yd[1], yd[1]));
+    let terms = _mm_mul_ps(coef, _mm_cvtepi32_ps(isum));
+    (sumf + _mm_cvtss_f32(terms)) + _mm_cvtss_f32(_mm_movehl_ps(terms, terms))
+}
+
+/// The dot of `Q3_K`/`Q6_K` rows: `$block(x, y)` gives a super-block's `i32` lanes of `Σ sc u a`
+/// and `Σ sc bsums`; blocks are finished two at a time ([`offset_finish2`]), then the tail.
+macro_rules! offset_dot {
+    ($xs:expr, $ys:expr, $block:expr, $log2_offset:literal) => {{
+        let n = $xs.len().min($ys.len());
+        let (xp, xt) = $xs[..n].as_chunks::<2>();
+        let (yp, yt) = $ys[..n].as_chunks::<2>();
+        let mut sumf = 0.0f32;
+        for (x, y) in xp.iter().zip(yp) {
+            let (a0, o0) = $block(&x[0], &y[0]);
+            let (a1, o1) = $block(&x[1], &y[1]);
+            sumf = offset_finish2::<$log2_offset>(sumf, [a0, a1], [o0, o1], [x[0].d, x[1].d], [y[0].d, y[1].d]);
+        }
+        for (x, y) in xt.iter().zip(yt) {
+            let (acc, off) = $block(x, y);
+            let (sum, off) = hsum2_i32_avx2(acc, off);
+            let isum = sum.wrapping_sub(off.wrapping_mul(1 << $log2_offset));
+            sumf += f16c_to_f32(x.d) * y.d * isum as f32;
+        }
+        sumf
+    }};
+}
+pub(crate) use offset_dot;

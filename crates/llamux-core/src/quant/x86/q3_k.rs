@@ -39,34 +39,35 @@ fn scales_and_offset(x: &BlockQ3K, y: &BlockQ8K) -> (__m256i, __m256i) {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
+    offset_dot!(xs, ys, block_avx2, 2)
+}
+
+/// One super-block on AVX2: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block_avx2(x: &BlockQ3K, y: &BlockQ8K) -> (__m256i, __m256i) {
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm256_set1_epi8(4);
-    let mut sumf = 0.0f32;
-    for (x, y) in xs.iter().zip(ys) {
-        let (s16, offset) = scales_and_offset(x, y);
-        let halves = k16_halves_avx2(s16);
-        // SAFETY: `hmask` is 32 bytes.
-        let mut hm = unsafe { _mm256_loadu_si256(x.hmask.as_ptr().cast()) };
-        let mut acc = _mm256_setzero_si256();
-        for (h, &half) in halves.iter().enumerate() {
-            // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
-            let mut qs = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast()) };
-            for j in 0..4 {
-                // SAFETY: `y.qs` is 256 bytes: 128h + 32j + 32 <= 256 for h < 2, j < 4.
-                let a = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * j).cast()) };
-                // `qs` is shifted right by 2j and `hm` by 4h + j (bits stay within their byte).
-                let u = _mm256_or_si256(_mm256_and_si256(qs, m3), _mm256_and_si256(_mm256_slli_epi16::<2>(hm), m4));
-                qs = _mm256_srli_epi16::<2>(qs);
-                hm = _mm256_srli_epi16::<1>(hm);
-                let p = _mm256_maddubs_epi16(u, a);
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, j), p));
-            }
+    let (s16, offset) = scales_and_offset(x, y);
+    let halves = k16_halves_avx2(s16);
+    // SAFETY: `hmask` is 32 bytes.
+    let mut hm = unsafe { _mm256_loadu_si256(x.hmask.as_ptr().cast()) };
+    let mut acc = _mm256_setzero_si256();
+    for (h, &half) in halves.iter().enumerate() {
+        // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
+        let mut qs = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast()) };
+        for j in 0..4 {
+            // SAFETY: `y.qs` is 256 bytes: 128h + 32j + 32 <= 256 for h < 2, j < 4.
+            let a = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * j).cast()) };
+            // `qs` is shifted right by 2j and `hm` by 4h + j (bits stay within their byte).
+            let u = _mm256_or_si256(_mm256_and_si256(qs, m3), _mm256_and_si256(_mm256_slli_epi16::<2>(hm), m4));
+            qs = _mm256_srli_epi16::<2>(qs);
+            hm = _mm256_srli_epi16::<1>(hm);
+            let p = _mm256_maddubs_epi16(u, a);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, j), p));
         }
-        let (sum_ua, sum_off) = hsum2_i32_avx2(acc, offset);
-        let isum = sum_ua.wrapping_sub(sum_off.wrapping_mul(4));
-        sumf += f16c_to_f32(x.d) * y.d * isum as f32;
     }
-    sumf
+    (acc, offset)
 }
 
 /// AVX-512 `Q3_K` × `Q8_K`.
@@ -75,6 +76,13 @@ pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
 /// The CPU must support the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
+    offset_dot!(xs, ys, block_avx512, 2)
+}
+
+/// One super-block on AVX-512: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block_avx512(x: &BlockQ3K, y: &BlockQ8K) -> (__m256i, __m256i) {
     let m3 = _mm512_set1_epi8(3);
     let m4 = _mm512_set1_epi8(4);
     // zmm t of half h holds j = 2t (low 32 bytes) and 2t + 1: low bits at 2j, high bit 4h + j.
@@ -83,26 +91,20 @@ pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
         [halves_epi8_avx512(1 << 0, 1 << 1), halves_epi8_avx512(1 << 2, 1 << 3)],
         [halves_epi8_avx512(1 << 4, 1 << 5), halves_epi8_avx512(1 << 6, 1 << 7)],
     ];
-    let mut sumf = 0.0f32;
-    for (x, y) in xs.iter().zip(ys) {
-        let (s16, offset) = scales_and_offset(x, y);
-        // SAFETY: `hmask` is 32 bytes.
-        let hm = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.hmask.as_ptr().cast())) };
-        let mut acc = _mm512_setzero_si512();
-        for (h, bits_h) in bits.iter().enumerate() {
-            // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
-            let qs = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast())) };
-            for (t, (&shift, &bit)) in shifts.iter().zip(bits_h).enumerate() {
-                // SAFETY: `y.qs` is 256 bytes: 128h + 64t + 64 <= 256 for h, t < 2.
-                let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(128 * h + 64 * t).cast()) };
-                let low = _mm512_and_si512(_mm512_srlv_epi16(qs, shift), m3);
-                let u = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hm, bit), low, m4);
-                acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h + t), _mm512_maddubs_epi16(u, a));
-            }
+    let (s16, offset) = scales_and_offset(x, y);
+    // SAFETY: `hmask` is 32 bytes.
+    let hm = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.hmask.as_ptr().cast())) };
+    let mut acc = _mm512_setzero_si512();
+    for (h, bits_h) in bits.iter().enumerate() {
+        // SAFETY: `qs` is 64 bytes: bytes 32h..32h+32 are in bounds for h < 2.
+        let qs = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(32 * h).cast())) };
+        for (t, (&shift, &bit)) in shifts.iter().zip(bits_h).enumerate() {
+            // SAFETY: `y.qs` is 256 bytes: 128h + 64t + 64 <= 256 for h, t < 2.
+            let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(128 * h + 64 * t).cast()) };
+            let low = _mm512_and_si512(_mm512_srlv_epi16(qs, shift), m3);
+            let u = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hm, bit), low, m4);
+            acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h + t), _mm512_maddubs_epi16(u, a));
         }
-        let (sum_ua, sum_off) = hsum2_i32_avx2(fold_i32_avx512(acc), offset);
-        let isum = sum_ua.wrapping_sub(sum_off.wrapping_mul(4));
-        sumf += f16c_to_f32(x.d) * y.d * isum as f32;
     }
-    sumf
+    (fold_i32_avx512(acc), offset)
 }
