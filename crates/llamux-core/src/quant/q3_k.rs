@@ -3,6 +3,9 @@
 
 use super::kquant_search::{make_q3_quants, pack_2bit};
 use super::{nearest_int, BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q3_K` block: group `g` element `x = d * (scale[g] - 32) * (q - (hbit ? 0 : 4))`.
@@ -109,11 +112,17 @@ impl BlockFormat for BlockQ3K {
         }
     }
 
-    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q3_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q3_k::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
             #[cfg(target_arch = "aarch64")]
-            crate::isa::Isa::Neon => unsafe { super::arm::q3_k::vec_dot_neon(xs, ys) },
+            Isa::Neon => unsafe { super::arm::q3_k::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

@@ -3,6 +3,9 @@
 
 use super::q4_k::{quantize_k_groups, scale_min_k4, K_SCALE_SIZE};
 use super::{BlockFormat, BlockQ8K, GgmlType, F16, QK_K};
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q5_K` block: as `Q4_K`, plus the fifth bit of element `64 p + l` in bit `2p` of `qh[l]`
@@ -74,11 +77,17 @@ impl BlockFormat for BlockQ5K {
         }
     }
 
-    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q5_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q5_k::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
             #[cfg(target_arch = "aarch64")]
-            crate::isa::Isa::Neon => unsafe { super::arm::q5_k::vec_dot_neon(xs, ys) },
+            Isa::Neon => unsafe { super::arm::q5_k::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

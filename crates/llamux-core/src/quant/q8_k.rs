@@ -2,6 +2,9 @@
 //! type of every K-quant.
 
 use super::{nearest_int, BlockFormat, GgmlType, QK_K};
+#[cfg(any(all(target_arch = "x86_64", target_feature = "sse2"), target_arch = "aarch64"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
 
 /// A `Q8_K` block: `x[j] = d * qs[j]`; `bsums[i]` is the sum of `qs[16 i .. 16 i + 16]`.
@@ -54,20 +57,32 @@ impl BlockFormat for BlockQ8K {
         }
     }
 
-    fn from_float_act_with(simd: super::Simd, xs: &[f32], ys: &mut [Self]) {
+    fn from_float_act_with(simd: Simd, xs: &[f32], ys: &mut [Self]) {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_k::quantize_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_k::quantize_avx2(xs, ys) },
+            // SAFETY: as above.
             #[cfg(target_arch = "aarch64")]
-            crate::isa::Isa::Neon => unsafe { super::arm::q8_k::quantize_act_neon(xs, ys) },
+            Isa::Neon => unsafe { super::arm::q8_k::quantize_act_neon(xs, ys) },
             _ => Self::from_float(xs, ys),
         }
     }
 
-    fn vec_dot_with(simd: super::Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+    fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q8_k::vec_dot_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q8_k::vec_dot_avx2(xs, ys) },
+            // SAFETY: as above.
             #[cfg(target_arch = "aarch64")]
-            crate::isa::Isa::Neon => unsafe { super::arm::q8_k::vec_dot_neon(xs, ys) },
+            Isa::Neon => unsafe { super::arm::q8_k::vec_dot_neon(xs, ys) },
             _ => Self::vec_dot_unopt(xs, ys),
         }
     }

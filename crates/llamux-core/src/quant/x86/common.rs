@@ -1,180 +1,168 @@
-//! Intrinsic helpers shared by the 32-element block kernels (`Q4_0` … `Q8_1`).
-//!
-//! The helpers take and return vectors (no pointers), so they are safe `#[target_feature]`
-//! functions: callable without `unsafe` from a kernel that enables the same features.
+//! Intrinsic helpers shared by the x86 kernels. Every helper is a `#[target_feature]` function of
+//! the AVX2 tier (callable from either tier's kernels); the `avx512` ones need the AVX-512 tier.
 
-use super::super::F16;
+use crate::quant::F16;
 use core::arch::x86_64::*;
 
-/// The 32 bytes of `q` as a vector.
+/// `f16` → `f32` with F16C (exact, as [`F16::to_f32`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_load_i8x32(q: &[i8; 32]) -> __m256i {
-    // SAFETY: `q` is 32 readable bytes; the load is unaligned.
-    unsafe { _mm256_loadu_si256(q.as_ptr().cast()) }
+pub(crate) fn f16c_to_f32(h: F16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes(h.0)))))
 }
 
-/// The 16 bytes of `q` as a vector.
+/// Sum of the eight `i32` lanes (wrapping).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_load_u8x16(q: &[u8; 16]) -> __m128i {
-    // SAFETY: `q` is 16 readable bytes; the load is unaligned.
-    unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
-}
-
-/// Eight f16 values (one per block of `bs`, picked by `f`) widened to f32 (exact).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_f16x8_to_f32<B>(bs: &[B; 8], f: impl Fn(&B) -> F16) -> __m256 {
-    let h = |k: usize| u64::from(u16::from_le_bytes(f(&bs[k]).0));
-    let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
-    let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
-    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
-}
-
-/// [`legacy_f16x8_to_f32`] of up to 8 blocks, 0 in the lanes past the end of `bs`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_f16xn_to_f32<B>(bs: &[B], f: impl Fn(&B) -> F16) -> __m256 {
-    let h = |k: usize| bs.get(k).map_or(0, |b| u64::from(u16::from_le_bytes(f(b).0)));
-    let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
-    let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
-    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
-}
-
-/// Sums the eight `i32` lanes of each of `p` exactly: lane `k` of the result is `Σ p[k]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hsum8_i32x8(p: [__m256i; 8]) -> __m256i {
-    let h01 = _mm256_hadd_epi32(p[0], p[1]);
-    let h23 = _mm256_hadd_epi32(p[2], p[3]);
-    let h45 = _mm256_hadd_epi32(p[4], p[5]);
-    let h67 = _mm256_hadd_epi32(p[6], p[7]);
-    // Each 128-bit half of h0123 holds [Σ p0, Σ p1, Σ p2, Σ p3] over that half's lanes.
-    let h0123 = _mm256_hadd_epi32(h01, h23);
-    let h4567 = _mm256_hadd_epi32(h45, h67);
-    let lo = _mm256_permute2x128_si256::<0x20>(h0123, h4567);
-    let hi = _mm256_permute2x128_si256::<0x31>(h0123, h4567);
-    _mm256_add_epi32(lo, hi)
-}
-
-/// Exact sum of the eight `i32` lanes of `v`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hsum_i32x8(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+pub(crate) fn hsum_i32_avx2(a: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
     let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
     _mm_cvtsi128_si32(s)
 }
 
-/// Sum of the eight `f32` lanes of `v`.
+/// Sums of the eight `i32` lanes of `a` and of `b` (wrapping), reduced together.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hsum_f32x8(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+pub(crate) fn hsum2_i32_avx2(a: __m256i, b: __m256i) -> (i32, i32) {
+    // Lane 0: a0+a1, a2+a3, b0+b1, b2+b3; lane 1: the same of elements 4..8.
+    let h = _mm256_hadd_epi32(a, b);
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let s = _mm_hadd_epi32(s, s);
+    (_mm_cvtsi128_si32(s), _mm_extract_epi32::<1>(s))
+}
+
+/// Sum of the eight `f32` lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_f32_avx2(a: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
 }
 
-/// Maximum of the eight `f32` lanes of `v` (no NaN lanes).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hmax_f32x8(v: __m256) -> f32 {
-    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-/// `Σ x·y` of signed bytes in eight `i32` lanes (each lane four adjacent products), with
-/// `maddubs`: `|x|` times `y` carrying `x`'s sign. Exact unless `y` holds -128 where `x < 0`
-/// (activation quantizers never make -128); `x` may be any byte.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_dot_i8_avx2(x: __m256i, y: __m256i) -> __m256i {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
-}
-
-/// `Σ u·y` of unsigned bytes `u` (at most 127, so pairs cannot saturate) and signed bytes `y`, in
-/// eight `i32` lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_dot_u7i8_avx2(u: __m256i, y: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1))
-}
-
-/// [`legacy_dot_i8_avx2`] with `vpdpbusd` (same precondition on `y`).
+/// The sixteen `i32` lanes of `a` folded to eight (wrapping), for [`hsum2_i32_avx2`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn legacy_dot_i8_vnni(x: __m256i, y: __m256i) -> __m256i {
-    _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+pub(crate) fn fold_i32_avx512(a: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a))
 }
 
-/// The 32 nibbles of 16 bytes as bytes 0..16 in element order: low nibbles first, then high.
+/// The scale vector of `ymm` `4 h + t` of a 16-group K-quant super-block (groups `8h + 2t` in
+/// lane 0, `8h + 2t + 1` in lane 1, eight words each), from `half` = [`k16_halves_avx2`]`[h]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_nibbles(qs: __m128i) -> __m256i {
-    let b = _mm256_broadcastsi128_si256(qs);
-    let b = _mm256_srlv_epi64(b, _mm256_set_epi64x(4, 4, 0, 0));
-    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+pub(crate) fn k16_scale_pair_avx2(half: __m256i, t_in_half: usize) -> __m256i {
+    // Bytes of word 2k in lane 0 and of word 2k + 1 in lane 1, repeated.
+    static SHUF: [[u8; 32]; 4] = {
+        let mut t = [[0u8; 32]; 4];
+        let mut k = 0;
+        while k < 4 {
+            let mut i = 0;
+            while i < 32 {
+                let word = if i < 16 { 2 * k } else { 2 * k + 1 };
+                t[k][i] = (2 * word + (i & 1)) as u8;
+                i += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+    // SAFETY: 32 bytes of a static table (`t_in_half` is clamped to its length).
+    let m = unsafe { _mm256_loadu_si256(SHUF[t_in_half & 3].as_ptr().cast()) };
+    _mm256_shuffle_epi8(half, m)
 }
 
-/// Byte `j` is `0xFF` where bit `j` of `bits` is set, else 0.
+/// `s16` (16 words, one per group) as two vectors with groups 0..8 and 8..16 in both lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_bytes_from_bits(bits: u32) -> __m256i {
-    let shuf = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
-    let b = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
-    let b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
-    _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1))
+pub(crate) fn k16_halves_avx2(s16: __m256i) -> [__m256i; 2] {
+    [_mm256_permute4x64_epi64::<0x44>(s16), _mm256_permute4x64_epi64::<0xEE>(s16)]
 }
 
-/// Defines a `vec_dot` kernel for a 32-element block format: groups of 8 blocks whose exact
-/// `i32` dots are reduced together and scaled by `d_x * d_y` (plus `m_x * s_y` with `min`) in
-/// f32 lanes; the last, partial group has zero dots and zero scales for its missing blocks. Every block's
-/// `sumi` is exact, as in the scalar twin; only the order of the f32 sum differs.
-/// `$dot` maps one block pair `(&$x, &$y)` to eight `i32` lanes summing to that block's `sumi`.
-macro_rules! legacy_vec_dot {
-    (
-        $(#[$doc:meta])*
-        $name:ident, $feat:literal, $X:ty, $Y:ty, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?
-    ) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// The CPU must run every feature this function enables.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $name(xs: &[$X], ys: &[$Y]) -> f32 {
-            use $crate::quant::x86::common::*;
-            use core::arch::x86_64::*;
-            let n = xs.len().min(ys.len());
-            let (xc, xt) = xs[..n].as_chunks::<8>();
-            let (yc, yt) = ys[..n].as_chunks::<8>();
-            let mut acc = _mm256_setzero_ps();
-            for (x8, y8) in xc.iter().zip(yc) {
-                legacy_vec_dot!(@group legacy_f16x8_to_f32, acc, x8, y8, |$x, $y| $dot $(, min: $m * $s)?);
-            }
-            if !xt.is_empty() {
-                // The last, partial group: missing blocks have zero dots and zero scales.
-                legacy_vec_dot!(@group legacy_f16xn_to_f32, acc, xt, yt, |$x, $y| $dot $(, min: $m * $s)?);
-            }
-            legacy_hsum_f32x8(acc)
+/// `vpermw` indices for [`k16_scales_avx512`]: entry `z` repeats words `4z..4z + 4` eight times each.
+static K16_IDX_AVX512: [[u16; 32]; 4] = {
+    let mut t = [[0u16; 32]; 4];
+    let mut z = 0;
+    while z < 4 {
+        let mut i = 0;
+        while i < 32 {
+            t[z][i] = (4 * z + i / 8) as u16;
+            i += 1;
         }
-    };
-    (@group $f16:ident, $acc:ident, $x8:expr, $y8:expr, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?) => {
-        let (x8, y8) = ($x8, $y8);
-        let mut p = [_mm256_setzero_si256(); 8];
-        for (p, ($x, $y)) in p.iter_mut().zip(x8.iter().zip(y8)) {
-            *p = $dot;
-        }
-        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8(p));
-        let d = _mm256_mul_ps($f16(x8, |b| b.d), $f16(y8, |b| b.d));
-        $acc = _mm256_fmadd_ps(sumi, d, $acc);
-        $($acc = _mm256_fmadd_ps($f16(x8, |b| b.$m), $f16(y8, |b| b.$s), $acc);)?
-    };
+        z += 1;
+    }
+    t
+};
+
+/// The scale vector of `zmm` `z` (0..4) of a 16-group super-block, from `s16` (words 0..16 of
+/// the low half): groups `4z..4z + 4`, eight words each.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn k16_scales_avx512(s16: __m256i, z: usize) -> __m512i {
+    // SAFETY: 64 bytes of a static table (`z` clamped to its length).
+    let idx = unsafe { _mm512_loadu_si512(K16_IDX_AVX512[z & 3].as_ptr().cast()) };
+    _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16))
 }
-pub(crate) use legacy_vec_dot;
+
+/// Bytes `a` in the low 256 bits and `b` in the high (one per 32-lane half), as a `zmm`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn halves_epi8_avx512(a: u8, b: u8) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_set1_epi8(a as i8), _mm256_set1_epi8(b as i8))
+}
+
+/// Words `a` in the low 256 bits and `b` in the high, as a `zmm` (shift counts for `vpsrlvw`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn halves_epi16_avx512(a: u16, b: u16) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_set1_epi16(a as i16), _mm256_set1_epi16(b as i16))
+}
+
+/// Adds two super-blocks' results to `sumf`, in order, each as the `Q3_K`/`Q6_K` scalar twins
+/// compute it: `d * yd * (sum - OFFSET * off)`, where `acc[b]`/`off[b]` hold block `b`'s `i32`
+/// lanes of `Σ sc u a` and `Σ sc bsums`, `d[b]` its super-scale and `yd[b]` its activation scale.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn offset_finish2<const LOG2_OFFSET: i32>(
+    sumf: f32,
+    acc: [__m256i; 2],
+    off: [__m256i; 2],
+    d: [F16; 2],
+    yd: [f32; 2],
+) -> f32 {
+    // Lanes [sum0, off0, sum1, off1], then [isum0, _, isum1, _] (wrapping, as the twins').
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], off[0]), _mm256_hadd_epi32(acc[1], off[1]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let isum = _mm_sub_epi32(s, _mm_slli_epi32::<LOG2_OFFSET>(_mm_srli_epi64::<32>(s)));
+    let h16 = |v: F16| u16::from_le_bytes(v.0) as i16;
+    let half = _mm_setr_epi16(h16(d[0]), 0, h16(d[1]), 0, 0, 0, 0, 0);
+    let coef = _mm_mul_ps(_mm_cvtph_ps(half), _mm_setr_ps(yd[0], yd[0], yd[1], yd[1]));
+    let terms = _mm_mul_ps(coef, _mm_cvtepi32_ps(isum));
+    (sumf + _mm_cvtss_f32(terms)) + _mm_cvtss_f32(_mm_movehl_ps(terms, terms))
+}
+
+/// The dot of `Q3_K`/`Q6_K` rows: `$block(x, y)` gives a super-block's `i32` lanes of `Σ sc u a`
+/// and `Σ sc bsums`; blocks are finished two at a time ([`offset_finish2`]), then the tail.
+macro_rules! offset_dot {
+    ($xs:expr, $ys:expr, $block:expr, $log2_offset:literal) => {{
+        let n = $xs.len().min($ys.len());
+        let (xp, xt) = $xs[..n].as_chunks::<2>();
+        let (yp, yt) = $ys[..n].as_chunks::<2>();
+        let mut sumf = 0.0f32;
+        for (x, y) in xp.iter().zip(yp) {
+            let (a0, o0) = $block(&x[0], &y[0]);
+            let (a1, o1) = $block(&x[1], &y[1]);
+            sumf = offset_finish2::<$log2_offset>(sumf, [a0, a1], [o0, o1], [x[0].d, x[1].d], [y[0].d, y[1].d]);
+        }
+        for (x, y) in xt.iter().zip(yt) {
+            let (acc, off) = $block(x, y);
+            let (sum, off) = hsum2_i32_avx2(acc, off);
+            let isum = sum.wrapping_sub(off.wrapping_mul(1 << $log2_offset));
+            sumf += f16c_to_f32(x.d) * y.d * isum as f32;
+        }
+        sumf
+    }};
+}
+pub(crate) use offset_dot;

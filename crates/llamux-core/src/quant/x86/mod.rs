@@ -3,10 +3,21 @@
 //! `#[target_feature]` function; the format files reach them only through an [`crate::isa::Simd`]
 //! of the matching tier, which exists only on CPUs that run it.
 
+pub(crate) mod blocks32;
 pub(crate) mod common;
+pub(crate) mod float;
+pub(crate) mod q2_k;
+pub(crate) mod q3_k;
 pub(crate) mod q4_0;
 pub(crate) mod q4_1;
+pub(crate) mod q4_k;
 pub(crate) mod q5_0;
 pub(crate) mod q5_1;
+pub(crate) mod q5_k;
+pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 pub(crate) mod q8_1;
+pub(crate) mod q8_k;
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! `Q4_0 × Q8_0` dot products: nibbles kept unsigned, `Σ (q - 8)·y = Σ q·y - 8·Σ y`.
 
 use super::super::{BlockQ4_0, BlockQ8_0};
-use super::common::*;
+use super::blocks32::*;
 use core::arch::x86_64::*;
 
 /// `Σ (q - 8)·y` of one block in eight `i32` lanes with `maddubs` (exact for any `y`).

@@ -1,7 +1,7 @@
 //! `Q4_1 × Q8_1` dot products: `Σ q·y` of unsigned nibbles, plus `m · s` per block.
 
 use super::super::{BlockQ4_1, BlockQ8_1};
-use super::common::*;
+use super::blocks32::*;
 
 legacy_vec_dot!(
     /// `BlockQ4_1::vec_dot_unopt` with AVX2.

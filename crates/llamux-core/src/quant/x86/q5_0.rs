@@ -1,7 +1,7 @@
 //! `Q5_0 × Q8_0` dot products: 5-bit values kept unsigned, `Σ (q - 16)·y = Σ q·y - 16·Σ y`.
 
 use super::super::{BlockQ5_0, BlockQ8_0};
-use super::common::*;
+use super::blocks32::*;
 use core::arch::x86_64::*;
 
 /// The 32 unsigned 5-bit values of a block (low nibbles, `qh` bit `j` as bit 4 of byte `j`).

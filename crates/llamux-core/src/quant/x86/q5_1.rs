@@ -1,7 +1,7 @@
 //! `Q5_1 × Q8_1` dot products: `Σ q·y` of unsigned 5-bit values, plus `m · s` per block.
 
 use super::super::{BlockQ5_1, BlockQ8_1};
-use super::common::*;
+use super::blocks32::*;
 use super::q5_0::{legacy_q5_avx2, legacy_q5_avx512};
 
 legacy_vec_dot!(

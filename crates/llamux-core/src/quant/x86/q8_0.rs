@@ -1,7 +1,7 @@
 //! `Q8_0` kernels: `Q8_0 × Q8_0` dot products and the activation quantizer.
 
 use super::super::{BlockQ8_0, F16};
-use super::common::*;
+use super::blocks32::*;
 use core::arch::x86_64::*;
 
 legacy_vec_dot!(

@@ -1,7 +1,7 @@
 //! `Q8_1` kernels: `Q8_1 × Q8_1` dot products and the activation quantizer.
 
 use super::super::{BlockQ8_1, F16};
-use super::common::*;
+use super::blocks32::*;
 use super::q8_0::{act_block_avx2, act_block_avx512};
 use core::arch::x86_64::*;
 

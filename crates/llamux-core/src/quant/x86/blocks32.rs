@@ -1,0 +1,180 @@
+//! Intrinsic helpers shared by the 32-element block kernels (`Q4_0` … `Q8_1`), which process eight blocks per step.
+//!
+//! The helpers take and return vectors (no pointers), so they are safe `#[target_feature]`
+//! functions: callable without `unsafe` from a kernel that enables the same features.
+
+use super::super::F16;
+use core::arch::x86_64::*;
+
+/// The 32 bytes of `q` as a vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_load_i8x32(q: &[i8; 32]) -> __m256i {
+    // SAFETY: `q` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(q.as_ptr().cast()) }
+}
+
+/// The 16 bytes of `q` as a vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_load_u8x16(q: &[u8; 16]) -> __m128i {
+    // SAFETY: `q` is 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
+}
+
+/// Eight f16 values (one per block of `bs`, picked by `f`) widened to f32 (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_f16x8_to_f32<B>(bs: &[B; 8], f: impl Fn(&B) -> F16) -> __m256 {
+    let h = |k: usize| u64::from(u16::from_le_bytes(f(&bs[k]).0));
+    let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
+    let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
+    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+}
+
+/// [`legacy_f16x8_to_f32`] of up to 8 blocks, 0 in the lanes past the end of `bs`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_f16xn_to_f32<B>(bs: &[B], f: impl Fn(&B) -> F16) -> __m256 {
+    let h = |k: usize| bs.get(k).map_or(0, |b| u64::from(u16::from_le_bytes(f(b).0)));
+    let lo = h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48);
+    let hi = h(4) | (h(5) << 16) | (h(6) << 32) | (h(7) << 48);
+    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+}
+
+/// Sums the eight `i32` lanes of each of `p` exactly: lane `k` of the result is `Σ p[k]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_hsum8_i32x8(p: [__m256i; 8]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(p[0], p[1]);
+    let h23 = _mm256_hadd_epi32(p[2], p[3]);
+    let h45 = _mm256_hadd_epi32(p[4], p[5]);
+    let h67 = _mm256_hadd_epi32(p[6], p[7]);
+    // Each 128-bit half of h0123 holds [Σ p0, Σ p1, Σ p2, Σ p3] over that half's lanes.
+    let h0123 = _mm256_hadd_epi32(h01, h23);
+    let h4567 = _mm256_hadd_epi32(h45, h67);
+    let lo = _mm256_permute2x128_si256::<0x20>(h0123, h4567);
+    let hi = _mm256_permute2x128_si256::<0x31>(h0123, h4567);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Exact sum of the eight `i32` lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_hsum_i32x8(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Sum of the eight `f32` lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_hsum_f32x8(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Maximum of the eight `f32` lanes of `v` (no NaN lanes).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_hmax_f32x8(v: __m256) -> f32 {
+    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// `Σ x·y` of signed bytes in eight `i32` lanes (each lane four adjacent products), with
+/// `maddubs`: `|x|` times `y` carrying `x`'s sign. Exact unless `y` holds -128 where `x < 0`
+/// (activation quantizers never make -128); `x` may be any byte.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_dot_i8_avx2(x: __m256i, y: __m256i) -> __m256i {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+}
+
+/// `Σ u·y` of unsigned bytes `u` (at most 127, so pairs cannot saturate) and signed bytes `y`, in
+/// eight `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_dot_u7i8_avx2(u: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1))
+}
+
+/// [`legacy_dot_i8_avx2`] with `vpdpbusd` (same precondition on `y`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn legacy_dot_i8_vnni(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// The 32 nibbles of 16 bytes as bytes 0..16 in element order: low nibbles first, then high.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_nibbles(qs: __m128i) -> __m256i {
+    let b = _mm256_broadcastsi128_si256(qs);
+    let b = _mm256_srlv_epi64(b, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+}
+
+/// Byte `j` is `0xFF` where bit `j` of `bits` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_bytes_from_bits(bits: u32) -> __m256i {
+    let shuf = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
+    let b = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
+    let b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+    _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1))
+}
+
+/// Defines a `vec_dot` kernel for a 32-element block format: groups of 8 blocks whose exact
+/// `i32` dots are reduced together and scaled by `d_x * d_y` (plus `m_x * s_y` with `min`) in
+/// f32 lanes; the last, partial group has zero dots and zero scales for its missing blocks. Every block's
+/// `sumi` is exact, as in the scalar twin; only the order of the f32 sum differs.
+/// `$dot` maps one block pair `(&$x, &$y)` to eight `i32` lanes summing to that block's `sumi`.
+macro_rules! legacy_vec_dot {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $feat:literal, $X:ty, $Y:ty, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?
+    ) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must run every feature this function enables.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name(xs: &[$X], ys: &[$Y]) -> f32 {
+            use $crate::quant::x86::blocks32::*;
+            use core::arch::x86_64::*;
+            let n = xs.len().min(ys.len());
+            let (xc, xt) = xs[..n].as_chunks::<8>();
+            let (yc, yt) = ys[..n].as_chunks::<8>();
+            let mut acc = _mm256_setzero_ps();
+            for (x8, y8) in xc.iter().zip(yc) {
+                legacy_vec_dot!(@group legacy_f16x8_to_f32, acc, x8, y8, |$x, $y| $dot $(, min: $m * $s)?);
+            }
+            if !xt.is_empty() {
+                // The last, partial group: missing blocks have zero dots and zero scales.
+                legacy_vec_dot!(@group legacy_f16xn_to_f32, acc, xt, yt, |$x, $y| $dot $(, min: $m * $s)?);
+            }
+            legacy_hsum_f32x8(acc)
+        }
+    };
+    (@group $f16:ident, $acc:ident, $x8:expr, $y8:expr, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?) => {
+        let (x8, y8) = ($x8, $y8);
+        let mut p = [_mm256_setzero_si256(); 8];
+        for (p, ($x, $y)) in p.iter_mut().zip(x8.iter().zip(y8)) {
+            *p = $dot;
+        }
+        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8(p));
+        let d = _mm256_mul_ps($f16(x8, |b| b.d), $f16(y8, |b| b.d));
+        $acc = _mm256_fmadd_ps(sumi, d, $acc);
+        $($acc = _mm256_fmadd_ps($f16(x8, |b| b.$m), $f16(y8, |b| b.$s), $acc);)?
+    };
+}
+pub(crate) use legacy_vec_dot;

@@ -1,0 +1,111 @@
+//! `Q6_K` × `Q8_K` dot products. The quants are used unsigned (0..64) and the offset of 32 is
+//! taken out once per super-block with the activations' group sums:
+//! `Σ sc_g Σ (q - 32) a = Σ sc_g Σ q a - 32 Σ sc_g bsums_g`, all exact in `i32`.
+//! This relies on `bsums` being the activations' group sums, as every `Q8_K` quantizer makes them.
+
+use super::common::*;
+use crate::quant::{BlockQ6K, BlockQ8K};
+use core::arch::x86_64::*;
+
+/// The 16 signed group scales as words, and `Σ sc_g bsums_g` as eight `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_and_offset(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
+    // SAFETY: `scales` is 16 bytes and `bsums` 16 i16 = 32 bytes.
+    let (sc, bsums) =
+        unsafe { (_mm_loadu_si128(x.scales.as_ptr().cast()), _mm256_loadu_si256(y.bsums.as_ptr().cast())) };
+    let s16 = _mm256_cvtepi8_epi16(sc);
+    (s16, _mm256_madd_epi16(s16, bsums))
+}
+
+/// AVX2 `Q6_K` × `Q8_K`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
+    offset_dot!(xs, ys, block_avx2, 5)
+}
+
+/// One super-block on AVX2: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block_avx2(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m30 = _mm256_set1_epi8(0x30);
+    let (s16, offset) = scales_and_offset(x, y);
+    let halves = k16_halves_avx2(s16);
+    let mut acc = _mm256_setzero_si256();
+    for (h, &half) in halves.iter().enumerate() {
+        // SAFETY: `ql` is 128 bytes, `qh` 64 and `y.qs` 256: for h < 2 the loads below cover
+        // bytes 64h..64h+64, 32h..32h+32 and 128h..128h+128.
+        let (ql0, ql1, qh, a) = unsafe {
+            (
+                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast()),
+                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast()),
+                _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast()),
+                [0, 1, 2, 3].map(|k| _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * k).cast())),
+            )
+        };
+        // Element 32k + l of the half: nibble of ql[l + 32 (k & 1)] (low for k < 2), with
+        // bits 2k..2k+2 of qh[l] on top.
+        let q = [
+            _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+            ),
+        ];
+        for k in 0..4 {
+            let p = _mm256_maddubs_epi16(q[k], a[k]);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, k), p));
+        }
+    }
+    (acc, offset)
+}
+
+/// AVX-512 `Q6_K` × `Q8_K` (`vpdpwssd` folds each group's scale into the accumulation).
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
+    offset_dot!(xs, ys, block_avx512, 5)
+}
+
+/// One super-block on AVX-512: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m30 = _mm512_set1_epi8(0x30);
+    // Bits 0..2 (k = 0, low 32 bytes) and 2..4 (k = 1) of qh to bits 4..6; bits 4..6 (k = 2)
+    // and 6..8 (k = 3) likewise.
+    let shl_lo = halves_epi16_avx512(4, 2);
+    let shr_hi = halves_epi16_avx512(0, 2);
+    let (s16, offset) = scales_and_offset(x, y);
+    let mut acc = _mm512_setzero_si512();
+    for h in 0..2 {
+        // SAFETY: `ql` is 128 bytes, `qh` 64 and `y.qs` 256: for h < 2 the loads below cover
+        // bytes 64h..64h+64, 32h..32h+32 and 128h..128h+128.
+        let (ql, qh, a0, a1) = unsafe {
+            (
+                _mm512_loadu_si512(x.ql.as_ptr().add(64 * h).cast()),
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast())),
+                _mm512_loadu_si512(y.qs.as_ptr().add(128 * h).cast()),
+                _mm512_loadu_si512(y.qs.as_ptr().add(128 * h + 64).cast()),
+            )
+        };
+        // Low nibbles are elements 128h + [0, 64), high nibbles 128h + [64, 128).
+        let q_lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
+        let q_hi = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+            _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30),
+        );
+        acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h), _mm512_maddubs_epi16(q_lo, a0));
+        acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h + 1), _mm512_maddubs_epi16(q_hi, a1));
+    }
+    (fold_i32_avx512(acc), offset)
+}
