@@ -1,16 +1,10 @@
 //! The forward pass of one token, top to bottom.
 
 use super::{Activation, Model};
-use crate::ops::{rms_norm, rms_norm_in_place, softmax, Rope};
+use crate::isa;
+use crate::ops::{attend_head, rms_norm, rms_norm_in_place, AttnScratch, Rope, Window};
 use crate::platform::Parallel;
-use crate::quant::F16;
-use crate::session::{KvType, Session, SessionError};
-
-/// Rounds to half precision and back (what storing in, or converting for, an f16 tensor does).
-#[inline]
-fn f16_round(x: f32) -> f32 {
-    F16::from_f32(x).to_f32()
-}
+use crate::session::{Session, SessionError};
 
 impl Model<'_> {
     /// Runs token `token` at the session's next position; returns the logits.
@@ -85,31 +79,16 @@ impl Model<'_> {
 
             // Store this position's K and V, then attend over the window.
             kv.store(il, pos, &s.k, &s.v);
-            let base = kv.index(il, 0);
-            let half = kv.ty == KvType::F16;
             let first = match (l.is_swa, self.arch.sliding_window) {
                 (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
                 _ => 0,
             };
             for h in 0..n_head {
-                let kvh = h / kv_mul;
-                // ggml converts the query to the cache's type for the dot products ...
-                let q: &mut [f32] = &mut s.xb2[..head_dim];
-                for (d, &v) in q.iter_mut().zip(&s.q[h * head_dim..(h + 1) * head_dim]) {
-                    *d = if half { f16_round(v) } else { v };
-                }
-                let att = &mut s.att[first..=pos];
-                for (t, a) in (first..=pos).zip(att.iter_mut()) {
-                    *a = kv.key_dot(base + t * kv.kv_dim + kvh * head_dim, q) * kq_scale;
-                }
-                softmax(att);
+                let w = Window { layer: il, kv_head: h / kv_mul, first, pos };
+                let q = &s.q[h * head_dim..(h + 1) * head_dim];
+                let scratch = AttnScratch { q: &mut s.xb2[..head_dim], att: &mut s.att };
                 let out = &mut s.att_out[h * head_dim..(h + 1) * head_dim];
-                out.fill(0.0);
-                for (t, &a) in (first..=pos).zip(att.iter()) {
-                    // ... and the probabilities too for the product with V.
-                    let a = if half { f16_round(a) } else { a };
-                    kv.add_value(base + t * kv.kv_dim + kvh * head_dim, a, out);
-                }
+                attend_head(isa::current(), kv, w, q, kq_scale, scratch, out);
             }
             s.xq.quantize(&s.att_out, l.wo.input_type())?;
             l.wo.matvec(par, &s.xq, &mut s.xb2)?;
