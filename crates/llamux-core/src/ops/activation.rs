@@ -1,6 +1,8 @@
 //! Activation functions.
 
-use crate::isa::{self, Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::{self, Simd};
 use crate::quant::F16;
 use alloc::vec::Vec;
 
@@ -28,10 +30,10 @@ pub fn silu_mul(g: &mut [f32], u: &[f32]) {
 pub fn silu_mul_with(simd: Simd, g: &mut [f32], u: &[f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::elementwise::silu_mul_avx512(g, u) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::elementwise::silu_mul_avx2(g, u) },
         _ => g.iter_mut().zip(u).for_each(|(g, u)| *g = silu(*g) * u),
     }
@@ -83,10 +85,10 @@ impl GeluTable {
     pub fn gelu_mul_with(&self, simd: Simd, g: &mut [f32], u: &[f32]) {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx512 => unsafe { super::x86::elementwise::gelu_mul_avx512(&self.table, g, u) },
             // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::elementwise::gelu_mul_avx2(&self.table, g, u) },
             _ => gelu_mul_scalar(&self.table, g, u),
         }

@@ -6,7 +6,9 @@
 //! [`attend_head`] allocates nothing and takes its buffers from the caller, so that heads can be
 //! run in parallel, each with its own [`AttnScratch`].
 
-use crate::isa::{Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::Simd;
 use crate::quant::F16;
 use crate::session::{KvCache, KvSlice};
 
@@ -90,24 +92,24 @@ pub fn attend_head(
 }
 
 /// A cache element type the kernels read.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) use super::x86::attention::Elem as CacheElem;
 
 /// A cache element type the kernels read.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 pub(crate) trait CacheElem: Copy {
     /// Exact widening.
     fn to_f32(self) -> f32;
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 impl CacheElem for F16 {
     fn to_f32(self) -> f32 {
         F16::to_f32(self)
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 impl CacheElem for f32 {
     fn to_f32(self) -> f32 {
         self
@@ -118,10 +120,10 @@ impl CacheElem for f32 {
 fn round_f16(simd: Simd, x: &mut [f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::attention::round_f16_avx512(x) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::attention::round_f16_avx2(x) },
         _ => round_f16_scalar(x),
     }
@@ -137,10 +139,10 @@ fn round_f16_scalar(x: &mut [f32]) {
 fn scores<T: CacheElem>(simd: Simd, keys: &[T], stride: usize, q: &[f32], scale: f32, att: &mut [f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::attention::scores_avx512(keys, stride, q, scale, att) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::attention::scores_avx2(keys, stride, q, scale, att) },
         _ => scores_scalar(keys, stride, q, scale, att),
     }
@@ -158,10 +160,10 @@ fn scores_scalar<T: CacheElem>(keys: &[T], stride: usize, q: &[f32], scale: f32,
 fn values<T: CacheElem>(simd: Simd, vals: &[T], stride: usize, p: &[f32], out: &mut [f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::attention::values_avx512(vals, stride, p, out) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::attention::values_avx2(vals, stride, p, out) },
         _ => values_scalar(vals, stride, p, out),
     }

@@ -13,7 +13,9 @@ mod rope;
 #[cfg(test)]
 mod simd_tests;
 mod softmax;
-#[cfg(target_arch = "x86_64")]
+// Targets without SSE in their baseline (soft-float `x86_64-unknown-none`) cannot lower the
+// vector code; they get the scalar kernels only.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod x86;
 
 pub use activation::{gelu_tanh, silu, silu_mul, silu_mul_with, GeluTable};

@@ -1,15 +1,17 @@
 //! RMS normalization.
 
-use crate::isa::{self, Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::{self, Simd};
 
 /// `Σ x²`, each square rounded to f32 and summed in double precision as ggml does.
 fn sum_sq(simd: Simd, x: &[f32]) -> f64 {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::elementwise::sum_sq_avx512(x) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::elementwise::sum_sq_avx2(x) },
         _ => x.iter().map(|&v| f64::from(v * v)).sum(),
     }
@@ -31,10 +33,10 @@ pub fn rms_norm_with(simd: Simd, out: &mut [f32], x: &[f32], w: &[f32], eps: f32
     let scale = rms_scale(simd, x, eps);
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::elementwise::scale_mul_avx512(out, x, w, scale) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::elementwise::scale_mul_avx2(out, x, w, scale) },
         _ => {
             for ((o, &v), &wi) in out.iter_mut().zip(x).zip(w) {
@@ -54,10 +56,10 @@ pub fn rms_norm_in_place_with(simd: Simd, x: &mut [f32], w: &[f32], eps: f32) {
     let scale = rms_scale(simd, x, eps);
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::elementwise::scale_mul_in_place_avx512(x, w, scale) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::elementwise::scale_mul_in_place_avx2(x, w, scale) },
         _ => {
             for (v, &wi) in x.iter_mut().zip(w) {

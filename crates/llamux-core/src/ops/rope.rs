@@ -1,6 +1,8 @@
 //! Rotary position embeddings.
 
-use crate::isa::{self, Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::{self, Simd};
 
 /// How rotated dimensions are paired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +79,10 @@ impl<'s> Rope<'s> {
                 let (cs, head) = (&cs[..2 * np], &mut head[..2 * np]);
                 match simd.isa() {
                     // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                     Isa::Avx512 => unsafe { super::x86::elementwise::rope_normal_avx512(cs, head, np) },
                     // SAFETY: as above.
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                     Isa::Avx2 => unsafe { super::x86::elementwise::rope_normal_avx2(cs, head, np) },
                     _ => rotate_normal_scalar(cs, head),
                 }
@@ -89,10 +91,10 @@ impl<'s> Rope<'s> {
                 let np = np.min(head.len().saturating_sub(half));
                 match simd.isa() {
                     // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                     Isa::Avx512 => unsafe { super::x86::elementwise::rope_neox_avx512(cs, head, half, np) },
                     // SAFETY: as above.
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
                     Isa::Avx2 => unsafe { super::x86::elementwise::rope_neox_avx2(cs, head, half, np) },
                     _ => {
                         let (h0, h1) = head.split_at_mut(half.min(head.len()));

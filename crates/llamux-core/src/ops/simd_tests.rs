@@ -81,7 +81,7 @@ fn ulps(a: f32, b: f32) -> u32 {
 /// The vector `expf`'s error bound against libm (measured max: see `vector_exp_is_within_bound`).
 const EXP_ULP: u32 = 2;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn simd_exp(simd: Simd, x: &[f32]) -> Vec<f32> {
     use core::arch::x86_64::*;
     let mut out = vec![0f32; x.len()];
@@ -122,7 +122,7 @@ fn simd_exp(simd: Simd, x: &[f32]) -> Vec<f32> {
     out
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[test]
 fn vector_exp_is_within_bound() {
     let mut x: Vec<f32> = vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 88.72, 88.73, 89.0, -87.0];
@@ -150,7 +150,7 @@ fn vector_exp_is_within_bound() {
 fn check_softmax(n: usize, seed: u64, shape: Shape) {
     let mut rng = Rng::new(seed);
     let mut x = floats(&mut rng, n, shape);
-    if seed % 5 == 0 && n > 2 {
+    if seed.is_multiple_of(5) && n > 2 {
         x[1] = f32::NEG_INFINITY; // masked positions
     }
     let mut want = x.clone();
@@ -207,7 +207,7 @@ fn check_rope(head_len: usize, n_rot: usize, pos: usize, seed: u64, shape: Shape
     let ff: Vec<f32> = (0..n_rot / 2).map(|_| 1.0 + rng.next_f32()).collect();
     for mode in [RopeMode::Normal, RopeMode::Neox] {
         let mut cache = vec![0f32; n_rot];
-        let rope = Rope::new(&mut cache, pos, n_rot, 10000.0, 0.5, (seed % 2 == 0).then_some(&ff[..]), mode);
+        let rope = Rope::new(&mut cache, pos, n_rot, 10000.0, 0.5, seed.is_multiple_of(2).then_some(&ff[..]), mode);
         let mut want = x.clone();
         rope.apply_reference(&mut want);
         for simd in Simd::available() {
@@ -321,7 +321,7 @@ fn check_attention(ty: KvType, hd: usize, n_ctx: usize, seed: u64, amp: f32) {
     let q: Vec<f32> = (0..hd).map(|_| rng.normal()).collect();
     let scale = 1.0 / libm::sqrtf(hd.max(1) as f32);
     let pos = rng.below(n_ctx as u64) as usize;
-    let first = if seed % 3 == 0 { rng.below(pos as u64 + 1) as usize } else { 0 };
+    let first = if seed.is_multiple_of(3) { rng.below(pos as u64 + 1) as usize } else { 0 };
     let w = Window { layer: (seed % 2) as usize, kv_head: (seed / 2 % 2) as usize, first, pos };
     let mut want = vec![0f32; hd];
     let p = attend_reference(&kv, w, &q, scale, &mut want);

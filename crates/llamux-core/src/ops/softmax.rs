@@ -1,6 +1,8 @@
 //! Softmax.
 
-use crate::isa::{self, Isa, Simd};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::isa::Isa;
+use crate::isa::{self, Simd};
 
 /// In-place softmax: subtract the maximum, exponentiate, normalize (sum in double precision).
 pub fn softmax(x: &mut [f32]) {
@@ -11,10 +13,10 @@ pub fn softmax(x: &mut [f32]) {
 pub fn softmax_with(simd: Simd, x: &mut [f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx512 => unsafe { super::x86::elementwise::softmax_avx512(x) },
         // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         Isa::Avx2 => unsafe { super::x86::elementwise::softmax_avx2(x) },
         _ => softmax_scalar(x),
     }

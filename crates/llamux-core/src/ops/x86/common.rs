@@ -46,7 +46,7 @@ const EXP_HI: f32 = 89.0;
 const LOG2E: f32 = core::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: n·LN2_HI is exact for |n| < 2^8
 const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
-const P: [f32; 6] = [1.987_569_2e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+const P: [f32; 6] = [1.987_569_2e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
 
 /// Lane-wise `e^x` (see the constants above for the method).
 #[inline]
