@@ -26,7 +26,7 @@ pub fn silu_mul(g: &mut [f32], u: &[f32]) {
     silu_mul_with(isa::current(), g, u);
 }
 
-/// [`silu_mul`] with the kernels of `simd` (whose `expf` differs from libm's by a few ulp).
+/// [`silu_mul`] with the kernels of `simd` (whose `expf` differs from libm's by at most 1 ulp).
 pub fn silu_mul_with(simd: Simd, g: &mut [f32], u: &[f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.

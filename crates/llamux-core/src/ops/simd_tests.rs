@@ -78,8 +78,8 @@ fn ulps(a: f32, b: f32) -> u32 {
     key(a).abs_diff(key(b))
 }
 
-/// The vector `expf`'s error bound against libm (measured max: see `vector_exp_is_within_bound`).
-const EXP_ULP: u32 = 2;
+/// The vector `expf`'s error bound against libm (`vector_exp_is_within_bound` measures 1 ulp on AVX2 and AVX-512).
+const EXP_ULP: u32 = 1;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn simd_exp(simd: Simd, x: &[f32]) -> Vec<f32> {
@@ -143,6 +143,7 @@ fn vector_exp_is_within_bound() {
                 worst = (u, v);
             }
         }
+        std::eprintln!("{:?}: expf worst {} ulp (at {})", simd.isa(), worst.0, worst.1);
         assert!(worst.0 <= EXP_ULP, "{:?}: expf off by {} ulp at {}", simd.isa(), worst.0, worst.1);
     }
 }

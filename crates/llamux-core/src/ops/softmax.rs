@@ -9,7 +9,7 @@ pub fn softmax(x: &mut [f32]) {
     softmax_with(isa::current(), x);
 }
 
-/// [`softmax`] with the kernels of `simd` (whose `expf` differs from libm's by a few ulp).
+/// [`softmax`] with the kernels of `simd` (whose `expf` differs from libm's by at most 1 ulp).
 pub fn softmax_with(simd: Simd, x: &mut [f32]) {
     match simd.isa() {
         // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
