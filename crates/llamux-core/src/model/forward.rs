@@ -1,16 +1,10 @@
 //! The forward pass of one token, top to bottom.
 
 use super::{Activation, Model};
-use crate::ops::{project, rms_norm, rms_norm_in_place, softmax, Rope};
+use crate::isa;
+use crate::ops::{attend_head, project, rms_norm, rms_norm_in_place, silu_mul, AttnScratch, Rope, Window};
 use crate::platform::{Parallel, SharedMut};
-use crate::quant::F16;
-use crate::session::{KvType, Session, SessionError};
-
-/// Rounds to half precision and back (what storing in, or converting for, an f16 tensor does).
-#[inline]
-fn f16_round(x: f32) -> f32 {
-    F16::from_f32(x).to_f32()
-}
+use crate::session::{Session, SessionError};
 
 impl Model<'_> {
     /// Runs token `token` at the session's next position; returns the logits.
@@ -76,42 +70,28 @@ impl Model<'_> {
 
             // Store this position's K and V, then attend over the window.
             kv.store(il, pos, &s.k, &s.v);
-            let base = kv.index(il, 0);
-            let half = kv.ty == KvType::F16;
             let first = match (l.is_swa, self.arch.sliding_window) {
                 (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
                 _ => 0,
             };
             // Heads in parallel: head h reads its query and writes its own scores and output.
-            let n_ctx = kv.n_ctx;
+            let (simd, n_ctx) = (isa::current(), kv.n_ctx);
             let (q_att, att, att_out) =
                 (SharedMut::new(&mut s.q_att), SharedMut::new(&mut s.att), SharedMut::new(&mut s.att_out));
             let (kv, q_all) = (&*kv, &s.q);
             par.for_each(n_head, &|h| {
-                let kvh = h / kv_mul;
                 let hd = h * head_dim..(h + 1) * head_dim;
                 // SAFETY: head h is the only task given its slices of q_att, att and att_out.
-                let (Some(q), Some(att), Some(out)) = (
+                let (Some(q), Some(q_round), Some(att), Some(out)) = (
+                    q_all.get(hd.clone()),
                     unsafe { q_att.slice(hd.start, hd.end) },
-                    unsafe { att.slice(h * n_ctx + first, h * n_ctx + pos + 1) },
+                    unsafe { att.slice(h * n_ctx, (h + 1) * n_ctx) },
                     unsafe { att_out.slice(hd.start, hd.end) },
                 ) else {
                     return;
                 };
-                // ggml converts the query to the cache's type for the dot products ...
-                for (d, &v) in q.iter_mut().zip(q_all.get(hd).unwrap_or(&[])) {
-                    *d = if half { f16_round(v) } else { v };
-                }
-                for (t, a) in (first..=pos).zip(att.iter_mut()) {
-                    *a = kv.key_dot(base + t * kv.kv_dim + kvh * head_dim, q) * kq_scale;
-                }
-                softmax(att);
-                out.fill(0.0);
-                for (t, &a) in (first..=pos).zip(att.iter()) {
-                    // ... and the probabilities too for the product with V.
-                    let a = if half { f16_round(a) } else { a };
-                    kv.add_value(base + t * kv.kv_dim + kvh * head_dim, a, out);
-                }
+                let w = Window { layer: il, kv_head: h / kv_mul, first, pos };
+                attend_head(simd, kv, w, q, kq_scale, AttnScratch { q: q_round, att }, out);
             });
             project(par, &s.att_out, &mut s.xq, [&l.wo], [&mut s.xb2])?;
             if let Some(w) = &l.post_attn_norm {
@@ -123,10 +103,8 @@ impl Model<'_> {
             rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.ffn_norm, eps);
             project(par, &s.xb[..s.x.len()], &mut s.xq, [&l.w_gate, &l.w_up], [&mut s.hb, &mut s.hb2])?;
             match (self.arch.activation, &self.gelu) {
-                (Activation::Gelu, Some(table)) => {
-                    s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = table.gelu(*g) * u);
-                }
-                _ => s.hb.iter_mut().zip(&s.hb2).for_each(|(g, u)| *g = crate::ops::silu(*g) * u),
+                (Activation::Gelu, Some(table)) => table.gelu_mul(&mut s.hb, &s.hb2),
+                _ => silu_mul(&mut s.hb, &s.hb2),
             }
             project(par, &s.hb, &mut s.xq, [&l.w_down], [&mut s.xb2])?;
             if let Some(w) = &l.post_ffn_norm {

@@ -81,6 +81,25 @@ impl KvStore {
     }
 }
 
+/// One layer's keys or values, `[position][kv_dim]`, in the cache's element type.
+#[derive(Debug, Clone, Copy)]
+pub enum KvSlice<'a> {
+    /// Half precision.
+    F16(&'a [F16]),
+    /// Single precision.
+    F32(&'a [f32]),
+}
+
+impl KvStore {
+    fn layer(&self, at: usize, len: usize) -> Option<KvSlice<'_>> {
+        let end = at.checked_add(len)?;
+        match self {
+            KvStore::F16(buf) => buf.get(at..end).map(KvSlice::F16),
+            KvStore::F32(buf) => buf.get(at..end).map(KvSlice::F32),
+        }
+    }
+}
+
 /// Keys and values of every layer for every position (`[layer][position][kv_dim]`).
 pub struct KvCache {
     k: KvStore,
@@ -110,6 +129,16 @@ impl KvCache {
         let at = self.index(layer, pos);
         self.k.store(at, k);
         self.v.store(at, v);
+    }
+
+    /// The keys of `layer` (`None` past the last layer).
+    pub fn keys(&self, layer: usize) -> Option<KvSlice<'_>> {
+        self.k.layer(layer.checked_mul(self.n_ctx)?.checked_mul(self.kv_dim)?, self.n_ctx * self.kv_dim)
+    }
+
+    /// The values of `layer` (`None` past the last layer).
+    pub fn values(&self, layer: usize) -> Option<KvSlice<'_>> {
+        self.v.layer(layer.checked_mul(self.n_ctx)?.checked_mul(self.kv_dim)?, self.n_ctx * self.kv_dim)
     }
 
     /// `q · key[at .. at + q.len()]`.
