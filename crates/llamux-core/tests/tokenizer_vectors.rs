@@ -143,3 +143,10 @@ fn fixture(var: &str, json: &str, n: usize) {
 fn gemma3_spm() {
     fixture("LLAMUX_GEMMA", include_str!("fixtures/gemma3_tokenizer.json"), 94);
 }
+
+/// SmolLM2's vocabulary (`smollm` pre-tokenizer): llama.cpp's tokenization of its test strings
+/// and of the extra pre-tokenizer cases (`tools/tokenizer_vectors.py --extra`).
+#[test]
+fn smollm2_bpe() {
+    fixture("LLAMUX_SMOLLM2", include_str!("fixtures/smollm2_tokenizer.json"), 104);
+}
