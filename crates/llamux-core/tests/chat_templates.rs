@@ -5,6 +5,8 @@
 
 use llamux_core::chat::{ChatTemplate, Message, Role};
 
+mod common;
+
 #[test]
 fn templates_match_llama_cpp() {
     let fx: serde_json::Value = serde_json::from_str(include_str!("fixtures/chat_templates.json")).unwrap();
@@ -39,4 +41,15 @@ fn detection_from_jinja_markers() {
     assert_eq!(ChatTemplate::detect("{{ '[INST] ' + content }}"), Some(ChatTemplate::Llama2));
     assert_eq!(ChatTemplate::detect("<|user|>{{x}}<|end|><|assistant|>"), Some(ChatTemplate::Phi3));
     assert_eq!(ChatTemplate::detect("plain"), None);
+}
+
+/// SmolLM2-135M-Instruct's own template (`tokenizer.chat_template`) is recognized as ChatML, the
+/// format `llamux chat` then uses.
+#[test]
+fn smollm2_template_is_chatml() {
+    let Some(path) = common::asset("LLAMUX_SMOLLM2") else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let g = llamux_core::gguf::Gguf::parse(&bytes).unwrap();
+    let template = g.get_str("tokenizer.chat_template").unwrap();
+    assert_eq!(ChatTemplate::detect(template), Some(ChatTemplate::ChatMl));
 }

@@ -82,15 +82,46 @@ fn gpt_2_bpe() {
     }
 }
 
-/// gemma3's vocabulary ships no vectors: llama.cpp's tokenization of its own test strings with
-/// gemma3-270m's vocabulary (`tools/tokenizer_vectors.py`).
+/// StarCoder's, Refact's and Command-R's vocabularies use the same rules as SmolLM's
+/// (`tokenizer.ggml.pre` `starcoder`, `refact`, `command-r`: `\p{N}`, then GPT-2's regex).
 #[test]
-fn gemma3_spm() {
-    let Some(path) = asset("LLAMUX_GEMMA") else { return };
+fn starcoder_bpe() {
+    if let Some((p, n)) = run("starcoder") {
+        assert_eq!(p, n, "starcoder: {p}/{n}");
+    }
+}
+
+#[test]
+fn refact_bpe() {
+    if let Some((p, n)) = run("refact") {
+        assert_eq!(p, n, "refact: {p}/{n}");
+    }
+}
+
+#[test]
+fn command_r_bpe() {
+    if let Some((p, n)) = run("command-r") {
+        assert_eq!(p, n, "command-r: {p}/{n}");
+    }
+}
+
+/// MPT's vocabulary uses GPT-2's rules under another name.
+#[test]
+fn mpt_bpe() {
+    if let Some((p, n)) = run("mpt") {
+        assert_eq!(p, n, "mpt: {p}/{n}");
+    }
+}
+
+/// Compares a model's tokenization with a fixture of llama.cpp's (`tools/tokenizer_vectors.py`):
+/// every case must match, and the fixture must hold `n` cases.
+fn fixture(var: &str, json: &str, n: usize) {
+    let Some(path) = asset(var) else { return };
     let model = std::fs::read(path).unwrap();
     let g = Gguf::parse(&model).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
-    let fx: serde_json::Value = serde_json::from_str(include_str!("fixtures/gemma3_tokenizer.json")).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(json).unwrap();
+    let name = fx["model"].as_str().unwrap();
     let cases = fx["cases"].as_array().unwrap();
     let mut failed = 0;
     for c in cases {
@@ -99,9 +130,23 @@ fn gemma3_spm() {
         let got = tok.encode(text.as_bytes(), false, false);
         if got != want {
             failed += 1;
-            eprintln!("gemma3: {text:?}\n  ours  {got:?}\n  llama {want:?}");
+            eprintln!("{name}: {text:?}\n  ours  {got:?}\n  llama {want:?}");
         }
     }
-    assert_eq!(cases.len(), 94);
-    assert_eq!(failed, 0, "gemma3: {failed} of {} differ", cases.len());
+    assert_eq!(cases.len(), n, "{name}: case count");
+    assert_eq!(failed, 0, "{name}: {failed} of {} differ", cases.len());
+}
+
+/// gemma3's vocabulary ships no vectors: llama.cpp's tokenization of its own test strings with
+/// gemma3-270m's vocabulary (`tools/tokenizer_vectors.py`).
+#[test]
+fn gemma3_spm() {
+    fixture("LLAMUX_GEMMA", include_str!("fixtures/gemma3_tokenizer.json"), 94);
+}
+
+/// SmolLM2's vocabulary (`smollm` pre-tokenizer): llama.cpp's tokenization of its test strings
+/// and of the extra pre-tokenizer cases (`tools/tokenizer_vectors.py --extra`).
+#[test]
+fn smollm2_bpe() {
+    fixture("LLAMUX_SMOLLM2", include_str!("fixtures/smollm2_tokenizer.json"), 104);
 }

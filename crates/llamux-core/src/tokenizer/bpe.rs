@@ -9,32 +9,131 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-/// Pre-tokenizer flavours (`tokenizer.ggml.pre`).
+/// Pre-tokenizer flavours (the rules behind `tokenizer.ggml.pre`; see [`PRE_TOKENIZERS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreTokenizer {
     /// GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     Gpt2,
     /// Llama 3 (`llama-bpe`): case-insensitive contractions, `[^\r\n\p{L}\p{N}]?\p{L}+`,
-    /// `\p{N}{1,3}`, punctuation runs with trailing newlines, newline runs; whole words that are
-    /// tokens skip merging.
+    /// `\p{N}{1,3}`, punctuation runs with trailing newlines, newline runs.
     Llama3,
     /// Qwen2: as Llama 3, with single digits.
     Qwen2,
+    /// SmolLM / StarCoder: every number code point (`\p{N}`) is split off on its own first, then
+    /// GPT-2's rules apply to the text between them.
+    Smollm,
 }
 
+/// How llama.cpp treats one `tokenizer.ggml.pre` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreTokenizerSpec {
+    /// The name, as written in `tokenizer.ggml.pre`.
+    pub name: &'static str,
+    /// The splitting rules.
+    pub rules: PreTokenizer,
+    /// Whole words that are tokens skip merging (llama.cpp's `ignore_merges`).
+    pub ignore_merges: bool,
+    /// BOS is prepended unless `tokenizer.ggml.add_bos_token` says otherwise.
+    pub add_bos: bool,
+}
+
+const fn spec(name: &'static str, rules: PreTokenizer) -> PreTokenizerSpec {
+    PreTokenizerSpec { name, rules, ignore_merges: false, add_bos: false }
+}
+
+const fn llama3(name: &'static str) -> PreTokenizerSpec {
+    PreTokenizerSpec { name, rules: PreTokenizer::Llama3, ignore_merges: true, add_bos: true }
+}
+
+/// Every accepted `tokenizer.ggml.pre` name, as llama.cpp 0.3.36 (`src/llama-vocab.cpp`) maps it.
+/// Other names are refused at load (llama.cpp refuses unknown names too; the ones it knows but
+/// this engine lacks would tokenize differently). `default`, which llama.cpp also assumes when
+/// the key is missing, is tokenized with GPT-2's rules.
+pub const PRE_TOKENIZERS: &[PreTokenizerSpec] = &[
+    // LLAMA_VOCAB_PRE_TYPE_GPT2 and the types sharing its single regex.
+    spec("default", PreTokenizer::Gpt2),
+    spec("gpt-2", PreTokenizer::Gpt2),
+    spec("phi-2", PreTokenizer::Gpt2),
+    spec("jina-es", PreTokenizer::Gpt2),
+    spec("jina-de", PreTokenizer::Gpt2),
+    spec("gigachat", PreTokenizer::Gpt2),
+    spec("jina-v2-es", PreTokenizer::Gpt2),
+    spec("jina-v2-de", PreTokenizer::Gpt2),
+    spec("a.x-4.0", PreTokenizer::Gpt2),
+    spec("mellum", PreTokenizer::Gpt2),
+    spec("modern-bert", PreTokenizer::Gpt2),
+    spec("exaone4", PreTokenizer::Gpt2),
+    spec("mpt", PreTokenizer::Gpt2),
+    spec("olmo", PreTokenizer::Gpt2),
+    spec("jais", PreTokenizer::Gpt2),
+    spec("trillion", PreTokenizer::Gpt2),
+    spec("granite-docling", PreTokenizer::Gpt2),
+    // LLAMA_VOCAB_PRE_TYPE_LLAMA3 (ignore_merges, BOS by default); DBRX and SMAUG share its regex only.
+    llama3("llama3"),
+    llama3("llama-v3"),
+    llama3("llama-bpe"),
+    llama3("falcon3"),
+    llama3("falcon-h1"),
+    llama3("pixtral"),
+    llama3("midm-2.0"),
+    llama3("lfm2"),
+    llama3("jina-v5-nano"),
+    spec("dbrx", PreTokenizer::Llama3),
+    spec("smaug-bpe", PreTokenizer::Llama3),
+    // LLAMA_VOCAB_PRE_TYPE_QWEN2 and the types sharing its regex.
+    spec("qwen2", PreTokenizer::Qwen2),
+    spec("deepseek-r1-qwen", PreTokenizer::Qwen2),
+    spec("kormo", PreTokenizer::Qwen2),
+    spec("f2llmv2", PreTokenizer::Qwen2),
+    spec("megrez", PreTokenizer::Qwen2),
+    spec("stablelm2", PreTokenizer::Qwen2),
+    spec("hunyuan", PreTokenizer::Qwen2),
+    spec("solar-open", PreTokenizer::Qwen2),
+    // LLAMA_VOCAB_PRE_TYPE_SMOLLM and the types sharing its regexes (`\p{N}`, then GPT-2's).
+    spec("smollm", PreTokenizer::Smollm),
+    spec("starcoder", PreTokenizer::Smollm),
+    spec("refact", PreTokenizer::Smollm),
+    spec("command-r", PreTokenizer::Smollm),
+    spec("codeshell", PreTokenizer::Smollm),
+    spec("exaone", PreTokenizer::Smollm),
+    spec("minerva-7b", PreTokenizer::Smollm),
+    spec("mellum2", PreTokenizer::Smollm),
+];
+
 impl PreTokenizer {
-    /// The flavour named by `tokenizer.ggml.pre` (unknown names use GPT-2's rules).
-    pub fn from_name(name: &str) -> Self {
-        match name {
-            "llama3" | "llama-bpe" | "llama-v3" | "smaug-bpe" | "dbrx" => PreTokenizer::Llama3,
-            "qwen2" | "stablelm2" | "hunyuan" | "deepseek-r1-qwen" => PreTokenizer::Qwen2,
-            _ => PreTokenizer::Gpt2,
-        }
+    /// The entry of [`PRE_TOKENIZERS`] for a `tokenizer.ggml.pre` name, if it is accepted.
+    pub fn lookup(name: &str) -> Option<&'static PreTokenizerSpec> {
+        PRE_TOKENIZERS.iter().find(|s| s.name == name)
     }
 }
 
 /// Splits code points into word lengths (in code points).
 fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
+    if pre != PreTokenizer::Smollm {
+        return split_words(cps, pre);
+    }
+    // llama.cpp applies `\p{N}` first: each number code point becomes its own fragment, and
+    // GPT-2's rules then run inside every fragment, never across a boundary.
+    let mut words = Vec::new();
+    let mut start = 0;
+    for (i, &c) in cps.iter().enumerate() {
+        if flags(c).number {
+            if i > start {
+                words.extend(split_words(&cps[start..i], PreTokenizer::Gpt2));
+            }
+            words.push(1);
+            start = i + 1;
+        }
+    }
+    if cps.len() > start {
+        words.extend(split_words(&cps[start..], PreTokenizer::Gpt2));
+    }
+    words
+}
+
+/// The splitting rules of one flavour (GPT-2, Llama 3, Qwen2) over one fragment.
+fn split_words(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
+    let gpt2 = matches!(pre, PreTokenizer::Gpt2 | PreTokenizer::Smollm);
     let n = cps.len();
     let cpt = |i: usize| cps.get(i).copied();
     let fl = |i: usize| cps.get(i).map(|&c| flags(c));
@@ -42,8 +141,7 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
     let is_n = |f: Option<Flags>| f.is_some_and(|f| f.number);
     let is_ws = |f: Option<Flags>| f.is_some_and(|f| f.whitespace);
     let is_other = |f: Option<Flags>| f.is_some_and(|f| !(f.whitespace || f.letter || f.number));
-    let lower =
-        |c: Option<u32>| c.map(|c| if pre != PreTokenizer::Gpt2 && (0x41..=0x5A).contains(&c) { c + 0x20 } else { c });
+    let lower = |c: Option<u32>| c.map(|c| if !gpt2 && (0x41..=0x5A).contains(&c) { c + 0x20 } else { c });
     let mut words = Vec::new();
     let mut prev_end = 0usize;
     let mut add = |end: usize, prev_end: &mut usize| {
@@ -75,7 +173,7 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
             }
         }
         match pre {
-            PreTokenizer::Gpt2 => {
+            PreTokenizer::Gpt2 | PreTokenizer::Smollm => {
                 let f2 = if c == u32::from(b' ') { fl(pos + 1) } else { f };
                 // <space>?\p{L}+ | <space>?\p{N}+ | <space>?[^\s\p{L}\p{N}]+
                 let class: Option<fn(Option<Flags>) -> bool> = if is_l(f2) {
@@ -138,7 +236,7 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
         let mut num_ws = 0;
         let mut last_newline_end = 0;
         while is_ws(fl(pos + num_ws)) {
-            if pre != PreTokenizer::Gpt2 && matches!(cpt(pos + num_ws), Some(0x0D | 0x0A)) {
+            if !gpt2 && matches!(cpt(pos + num_ws), Some(0x0D | 0x0A)) {
                 last_newline_end = pos + num_ws + 1;
             }
             num_ws += 1;
@@ -188,8 +286,16 @@ impl<'a> Merges<'a> {
     }
 }
 
-/// Tokenizes `text` (raw bytes) with byte-level BPE, appending to `out`.
-pub(crate) fn tokenize(vocab: &Vocab<'_>, merges: &Merges<'_>, pre: PreTokenizer, text: &[u8], out: &mut Vec<u32>) {
+/// Tokenizes `text` (raw bytes) with byte-level BPE, appending to `out`. With `ignore_merges`,
+/// a word that is a token as a whole becomes that token without merging.
+pub(crate) fn tokenize(
+    vocab: &Vocab<'_>,
+    merges: &Merges<'_>,
+    pre: PreTokenizer,
+    ignore_merges: bool,
+    text: &[u8],
+    out: &mut Vec<u32>,
+) {
     let cps = code_points(text);
     let mut start = 0;
     let mut word = String::new();
@@ -204,7 +310,7 @@ pub(crate) fn tokenize(vocab: &Vocab<'_>, merges: &Merges<'_>, pre: PreTokenizer
             }
         }
         start += len;
-        if pre == PreTokenizer::Llama3 {
+        if ignore_merges {
             if let Some(id) = vocab.id(word.as_bytes()) {
                 out.push(id);
                 continue;
@@ -238,5 +344,48 @@ fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str, pre: PreTokenizer) -> Vec<String> {
+        let cps: Vec<u32> = text.chars().map(|c| c as u32).collect();
+        let mut start = 0;
+        split(&cps, pre)
+            .into_iter()
+            .map(|len| {
+                let w = cps[start..start + len].iter().filter_map(|&c| char::from_u32(c)).collect();
+                start += len;
+                w
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smollm_splits_every_digit_before_gpt2_rules() {
+        // GPT-2 keeps a space with the number after it and a whitespace run's last space with
+        // the next word; SmolLM's `\p{N}` split comes first, so neither crosses a digit.
+        assert_eq!(words(" 12ab  3", PreTokenizer::Gpt2), [" 12", "ab", " ", " 3"]);
+        assert_eq!(words(" 12ab  3", PreTokenizer::Smollm), [" ", "1", "2", "ab", "  ", "3"]);
+        assert_eq!(words("x٣y", PreTokenizer::Smollm), ["x", "٣", "y"]);
+        assert_eq!(words("it's 2024!", PreTokenizer::Smollm), ["it", "'s", " ", "2", "0", "2", "4", "!"]);
+        assert_eq!(words("", PreTokenizer::Smollm), Vec::<String>::new());
+        assert_eq!(words("9", PreTokenizer::Smollm), ["9"]);
+    }
+
+    #[test]
+    fn every_accepted_name_is_listed_once() {
+        for (i, s) in PRE_TOKENIZERS.iter().enumerate() {
+            assert_eq!(PreTokenizer::lookup(s.name), Some(s));
+            assert!(PRE_TOKENIZERS[..i].iter().all(|t| t.name != s.name), "{} twice", s.name);
+        }
+        assert_eq!(PreTokenizer::lookup("smollm").map(|s| s.rules), Some(PreTokenizer::Smollm));
+        assert_eq!(PreTokenizer::lookup("llama-bpe").map(|s| (s.ignore_merges, s.add_bos)), Some((true, true)));
+        assert_eq!(PreTokenizer::lookup("dbrx").map(|s| (s.ignore_merges, s.add_bos)), Some((false, false)));
+        assert_eq!(PreTokenizer::lookup("tekken"), None);
+        assert_eq!(PreTokenizer::lookup(""), None);
     }
 }

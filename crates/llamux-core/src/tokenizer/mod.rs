@@ -9,7 +9,7 @@ mod unicode;
 mod unicode_table;
 mod vocab;
 
-pub use bpe::PreTokenizer;
+pub use bpe::{PreTokenizer, PreTokenizerSpec, PRE_TOKENIZERS};
 pub use vocab::{TokenType, Vocab, VocabError};
 
 use crate::gguf::Gguf;
@@ -33,6 +33,7 @@ pub struct Tokenizer<'a> {
     /// The algorithm.
     pub kind: TokenizerKind,
     merges: Option<bpe::Merges<'a>>,
+    ignore_merges: bool,
 }
 
 /// `▁` (U+2581), SentencePiece's visible space.
@@ -47,18 +48,23 @@ impl<'a> Tokenizer<'a> {
                 vocab: Vocab::from_gguf(g, true, true)?,
                 kind: TokenizerKind::SentencePiece,
                 merges: None,
+                ignore_merges: false,
             }),
             "gpt2" => {
-                let pre = PreTokenizer::from_name(g.get_str("tokenizer.ggml.pre").unwrap_or("default"));
+                // llama.cpp assumes `default` when the key is missing.
+                let name = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
+                let pre =
+                    PreTokenizer::lookup(name).ok_or_else(|| VocabError::UnsupportedPreTokenizer(name.to_string()))?;
                 let merges = g
                     .get("tokenizer.ggml.merges")
                     .and_then(|v| v.as_array())
                     .ok_or(VocabError::Inconsistent("byte-level BPE without tokenizer.ggml.merges"))?;
                 let merges = bpe::Merges::new(merges.strings().map(|m| m.unwrap_or("")));
                 Ok(Tokenizer {
-                    vocab: Vocab::from_gguf(g, false, pre == PreTokenizer::Llama3)?,
-                    kind: TokenizerKind::BytePairEncoding(pre),
+                    vocab: Vocab::from_gguf(g, false, pre.add_bos)?,
+                    kind: TokenizerKind::BytePairEncoding(pre.rules),
                     merges: Some(merges),
+                    ignore_merges: pre.ignore_merges,
                 })
             }
             other => Err(VocabError::UnsupportedModel(other.to_string())),
@@ -105,7 +111,9 @@ impl<'a> Tokenizer<'a> {
             TokenizerKind::BytePairEncoding(pre) => {
                 for f in fragments {
                     match (f, &self.merges) {
-                        (Fragment::Text(s, e), Some(m)) => bpe::tokenize(v, m, pre, &text[s..e], &mut out),
+                        (Fragment::Text(s, e), Some(m)) => {
+                            bpe::tokenize(v, m, pre, self.ignore_merges, &text[s..e], &mut out)
+                        }
                         (Fragment::Text(..), None) => {}
                         (Fragment::Token(id), _) => out.push(id),
                     }
@@ -175,5 +183,45 @@ impl<'a> Tokenizer<'a> {
             out.extend_from_slice(p.get(skip..).unwrap_or(&[]));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::{GgufWriter, MetaValue};
+    use alloc::string::String;
+    use alloc::vec;
+
+    fn gguf(pre: Option<&str>) -> Vec<u8> {
+        let mut w = GgufWriter::new();
+        w.add("tokenizer.ggml.model", MetaValue::String("gpt2".into())).unwrap();
+        if let Some(p) = pre {
+            w.add("tokenizer.ggml.pre", MetaValue::String(p.into())).unwrap();
+        }
+        w.add("tokenizer.ggml.tokens", MetaValue::strings(["1", "2", "a", "b", "ab", "Ġ", "12"])).unwrap();
+        w.add("tokenizer.ggml.merges", MetaValue::strings(["a b", "1 2"])).unwrap();
+        w.header_bytes().unwrap()
+    }
+
+    fn load(pre: Option<&str>) -> Result<(TokenizerKind, Vec<u32>), VocabError> {
+        let bytes = gguf(pre);
+        let g = Gguf::parse(&bytes).unwrap();
+        let t = Tokenizer::from_gguf(&g)?;
+        Ok((t.kind, t.encode(b"ab 12", false, false)))
+    }
+
+    #[test]
+    fn pre_tokenizer_names() {
+        use PreTokenizer::*;
+        assert_eq!(load(Some("smollm")), Ok((TokenizerKind::BytePairEncoding(Smollm), vec![4, 5, 0, 1])));
+        assert_eq!(load(Some("gpt-2")).map(|r| r.0), Ok(TokenizerKind::BytePairEncoding(Gpt2)));
+        // A missing key is llama.cpp's `default`.
+        assert_eq!(load(None).map(|r| r.0), Ok(TokenizerKind::BytePairEncoding(Gpt2)));
+        assert_eq!(load(Some("qwen2")).map(|r| r.0), Ok(TokenizerKind::BytePairEncoding(Qwen2)));
+        let err = load(Some("tekken")).unwrap_err();
+        assert_eq!(err, VocabError::UnsupportedPreTokenizer(String::from("tekken")));
+        let msg = err.to_string();
+        assert!(msg.contains("\"tekken\"") && msg.contains("smollm") && msg.contains("llama-bpe"), "{msg}");
     }
 }

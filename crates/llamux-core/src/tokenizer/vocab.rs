@@ -45,6 +45,9 @@ pub enum VocabError {
     NoTokens,
     /// `tokenizer.ggml.model` names a tokenizer the engine lacks.
     UnsupportedModel(String),
+    /// `tokenizer.ggml.pre` names a pre-tokenizer the engine lacks (the accepted names are
+    /// [`PRE_TOKENIZERS`](super::bpe::PRE_TOKENIZERS)).
+    UnsupportedPreTokenizer(String),
     /// An array's length differs from the number of tokens, or a special id is out of range.
     Inconsistent(&'static str),
 }
@@ -54,6 +57,13 @@ impl fmt::Display for VocabError {
         match self {
             VocabError::NoTokens => f.write_str("the model has no tokenizer.ggml.tokens"),
             VocabError::UnsupportedModel(m) => write!(f, "tokenizer model {m:?} is not supported (llama, gpt2 are)"),
+            VocabError::UnsupportedPreTokenizer(p) => {
+                write!(f, "pre-tokenizer {p:?} (tokenizer.ggml.pre) is not supported; accepted: ")?;
+                for (i, s) in super::bpe::PRE_TOKENIZERS.iter().enumerate() {
+                    write!(f, "{}{}", if i == 0 { "" } else { ", " }, s.name)?;
+                }
+                Ok(())
+            }
             VocabError::Inconsistent(what) => write!(f, "inconsistent tokenizer metadata: {what}"),
         }
     }
