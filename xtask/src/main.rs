@@ -65,9 +65,10 @@ fn cache_dir() -> PathBuf {
 /// Output of `llamux pull NAME` (the path it prints).
 fn pull(name: &str) -> Result<PathBuf> {
     let out = Command::new(llamux_bin()).args(["pull", name]).output().context("cannot run llamux pull")?;
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprint!("{err}");
     if !out.status.success() {
-        bail!("llamux pull {name} failed");
+        bail!("llamux pull {name} failed: {}", err.lines().last().unwrap_or_default().trim());
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
