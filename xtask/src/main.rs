@@ -12,6 +12,10 @@
 //! * `oracle-check` — free-running check: llama.cpp's logits for llamux's own greedy output.
 //! * `test-aarch64` — cross-build the core's unit tests for aarch64 (clippy included) and run them
 //!   under qemu-user, so the NEON kernels are checked against their scalar twins on an x86 host.
+//! * `bench-vs-llamacpp [--threads 1,2] [--reps 5] [--models a,b,..] [-p 512] [-n 128]` — build
+//!   llama.cpp's `llama-bench` from the pinned `llama-cpp-python` sdist (cached), measure memory
+//!   bandwidth, then run llama-bench and `llamux bench` alternately per model and thread count and
+//!   print (and write to `target/bench/`) tokens/s, their ratio and the bandwidth roofline.
 //! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
 //!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
 
@@ -63,9 +67,10 @@ fn cache_dir() -> PathBuf {
 /// Output of `llamux pull NAME` (the path it prints).
 fn pull(name: &str) -> Result<PathBuf> {
     let out = Command::new(llamux_bin()).args(["pull", name]).output().context("cannot run llamux pull")?;
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprint!("{err}");
     if !out.status.success() {
-        bail!("llamux pull {name} failed");
+        bail!("llamux pull {name} failed: {}", err.lines().last().unwrap_or_default().trim());
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
@@ -435,8 +440,295 @@ fn vm(interactive: bool) -> Result<()> {
     }
 }
 
+/// Options of `bench-vs-llamacpp`.
+struct BenchOpts {
+    threads: Vec<usize>,
+    reps: usize,
+    models: Vec<String>,
+    n_prompt: usize,
+    n_gen: usize,
+}
+
+/// The synthetic TinyLlama-shaped model's name in `--models`.
+const TINYLLAMA: &str = "tinyllama";
+
+fn parse_list(flag: &str, v: &str) -> Result<Vec<usize>> {
+    let xs: Vec<usize> = v
+        .split(',')
+        .map(|x| x.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .with_context(|| format!("{flag} takes positive integers separated by commas, not {v:?}"))?;
+    if xs.is_empty() {
+        bail!("{flag} is empty");
+    }
+    Ok(xs)
+}
+
+fn bench_opts(args: &[String]) -> Result<BenchOpts> {
+    let mut o = BenchOpts {
+        threads: vec![1, 2],
+        reps: 5,
+        models: ["gemma3-270m", "smollm2-135m-instruct", TINYLLAMA].map(String::from).to_vec(),
+        n_prompt: 512,
+        n_gen: 128,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" | "-t" => o.threads = parse_list(flag, value()?)?,
+            "--reps" | "-r" => {
+                o.reps = value()?.parse().ok().filter(|&r| r > 0).context("--reps takes a positive count")?
+            }
+            "--models" => o.models = value()?.split(',').filter(|m| !m.is_empty()).map(String::from).collect(),
+            "-p" => o.n_prompt = value()?.parse().context("-p takes a token count")?,
+            "-n" => o.n_gen = value()?.parse().context("-n takes a token count")?,
+            _ => bail!("bench-vs-llamacpp: unknown option {flag} (--threads, --reps, --models, -p, -n)"),
+        }
+    }
+    if o.models.is_empty() {
+        bail!("--models is empty");
+    }
+    if o.n_prompt == 0 && o.n_gen == 0 {
+        bail!("-p and -n are both 0");
+    }
+    Ok(o)
+}
+
+/// The sdist of the pinned `llama-cpp-python`, whose `vendor/llama.cpp` is the llama.cpp the
+/// oracle fixtures were recorded with.
+const LLAMA_CPP_PYTHON_VERSION: &str = "0.3.36";
+
+/// `llama-bench` built from the pinned llama.cpp (native, Release, static), cached.
+fn llama_bench() -> Result<PathBuf> {
+    let dir = cache_dir().join("llamacpp");
+    let build = dir.join("build");
+    let bin = build.join("bin/llama-bench");
+    // Native, but without AMX: its instructions fault in VMs whose CPU lists them.
+    let flags = "-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16";
+    let cmake_args: Vec<String> = [
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DGGML_NATIVE=ON",
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_BUILD_APP=OFF",
+        "-DLLAMA_BUILD_UI=OFF",
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("-DCMAKE_C_FLAGS={flags}"), format!("-DCMAKE_CXX_FLAGS={flags}")])
+    .collect();
+    let stamp = build.join("llamux-cmake-args.txt");
+    let want = cmake_args.join("\n");
+    if bin.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(bin);
+    }
+    need("cmake", "cmake")?;
+    need("c++", "g++")?;
+    std::fs::create_dir_all(&dir)?;
+    let sdist = dir.join(format!("llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"));
+    if !sdist.exists() {
+        run(Command::new(python())
+            .args(["-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--no-binary"])
+            .args(["llama-cpp-python", &format!("llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"), "-d"])
+            .arg(&dir))?;
+    }
+    let src = dir.join(format!("src/llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp"));
+    if !src.join("CMakeLists.txt").exists() {
+        std::fs::create_dir_all(dir.join("src"))?;
+        run(Command::new("tar").arg("-xzf").arg(&sdist).arg("-C").arg(dir.join("src")))?;
+    }
+    run(Command::new("cmake").arg("-S").arg(&src).arg("-B").arg(&build).args(&cmake_args))?;
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+    run(Command::new("cmake").arg("--build").arg(&build).args(["--target", "llama-bench", "-j", &jobs]))?;
+    if !bin.exists() {
+        bail!("the build did not produce {}", bin.display());
+    }
+    std::fs::write(&stamp, want)?;
+    Ok(bin)
+}
+
+/// Runs `cmd`, returning its stdout (its stderr is shown only when it fails).
+fn output(cmd: &mut Command) -> Result<String> {
+    eprintln!("+ {cmd:?}");
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One JSON object per non-empty line.
+fn json_lines(s: &str) -> Result<Vec<serde_json::Value>> {
+    s.lines().filter(|l| !l.trim().is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
+}
+
+/// One line of the comparison.
+struct BenchRow {
+    model: String,
+    threads: usize,
+    test: String,
+    llamacpp: Option<(f64, f64)>,
+    llamux: (f64, f64),
+    gb_per_s: f64,
+    bytes_per_token: f64,
+    roofline: Option<f64>,
+}
+
+fn bench_vs_llamacpp(args: &[String]) -> Result<()> {
+    let o = bench_opts(args)?;
+    let llama_bench = llama_bench()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let system: serde_json::Value =
+        serde_json::from_str(&output(Command::new(llamux_bin()).args(["info", "--system", "--json"]))?)?;
+    let threads = o.threads.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+    // `--mem-bw -t N` measures 1..=N threads, a list exactly those: either covers every count here.
+    let bw = json_lines(&output(Command::new(llamux_bin()).args(["bench", "--mem-bw", "--json", "-t", &threads]))?)?;
+    let bandwidth =
+        |t: usize| bw.iter().find(|j| j["threads"].as_u64() == Some(t as u64)).and_then(|j| j["gb_per_s"].as_f64());
+    let mut notes = Vec::new();
+    let mut models = Vec::new();
+    for name in &o.models {
+        let path = if name == TINYLLAMA { tinyllama() } else { pull(name) };
+        match path {
+            Ok(p) => models.push((name.clone(), p)),
+            Err(e) => notes.push(format!("{name}: skipped ({e:#})")),
+        }
+    }
+    if models.is_empty() {
+        bail!("no model to measure: {}", notes.join("; "));
+    }
+    let (p, n, r) = (o.n_prompt.to_string(), o.n_gen.to_string(), o.reps.to_string());
+    let mut rows = Vec::new();
+    for (name, path) in &models {
+        for &t in &o.threads {
+            let ts = t.to_string();
+            let lc: serde_json::Value = serde_json::from_str(&output(
+                Command::new(&llama_bench)
+                    .arg("-m")
+                    .arg(path)
+                    .args(["-o", "json", "-p", &p, "-n", &n, "-t", &ts, "-r", &r]),
+            )?)
+            .context("llama-bench printed no JSON")?;
+            let ours = json_lines(&output(
+                Command::new(llamux_bin())
+                    .args(["bench", "--json", "-m"])
+                    .arg(path)
+                    .args(["-p", &p, "-n", &n, "-t", &ts, "-r", &r]),
+            )?)?;
+            for j in &ours {
+                let test = j["test"].as_str().unwrap_or_default().to_string();
+                let (np, ng) = (j["n_prompt"].as_u64(), j["n_gen"].as_u64());
+                let mean = j["pp_tokens_per_s"].as_f64().or(j["tg_tokens_per_s"].as_f64()).unwrap_or(0.0);
+                let theirs = lc
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["n_prompt"].as_u64() == np && x["n_gen"].as_u64() == ng));
+                let bpt = j["bytes_per_token"].as_f64().unwrap_or(0.0);
+                rows.push(BenchRow {
+                    model: name.clone(),
+                    threads: t,
+                    test,
+                    llamacpp: theirs
+                        .and_then(|x| Some((x["avg_ts"].as_f64()?, x["stddev_ts"].as_f64().unwrap_or(0.0)))),
+                    llamux: (mean, j["stddev"].as_f64().unwrap_or(0.0)),
+                    gb_per_s: j["gb_per_s"].as_f64().unwrap_or(0.0),
+                    bytes_per_token: bpt,
+                    roofline: bandwidth(t).filter(|_| bpt > 0.0).map(|b| b * 1e9 / bpt),
+                });
+            }
+        }
+    }
+    let md = bench_markdown(&rows, &o, &system, &bw, &notes);
+    print!("{md}");
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("bench-vs-llamacpp.md"), &md)?;
+    let json_rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "model": r.model, "threads": r.threads, "test": r.test,
+                "llamacpp_tokens_per_s": r.llamacpp.map(|x| x.0), "llamacpp_stddev": r.llamacpp.map(|x| x.1),
+                "llamux_tokens_per_s": r.llamux.0, "llamux_stddev": r.llamux.1,
+                "ratio": r.llamacpp.filter(|x| x.0 > 0.0).map(|x| r.llamux.0 / x.0),
+                "llamux_gb_per_s": r.gb_per_s, "bytes_per_token": r.bytes_per_token,
+                "roofline_tokens_per_s": r.roofline,
+                "roofline_fraction": r.roofline.filter(|&x| x > 0.0).map(|x| r.llamux.0 / x),
+            })
+        })
+        .collect();
+    let j = serde_json::json!({
+        "llama_cpp": format!("llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} (vendored llama.cpp), llama-bench"),
+        "n_prompt": o.n_prompt, "n_gen": o.n_gen, "repetitions": o.reps,
+        "system": system, "bandwidth": bw, "rows": json_rows, "notes": notes,
+    });
+    std::fs::write(dir.join("bench-vs-llamacpp.json"), format!("{j:#}\n"))?;
+    eprintln!("wrote {} and bench-vs-llamacpp.json", dir.join("bench-vs-llamacpp.md").display());
+    Ok(())
+}
+
+fn bench_markdown(
+    rows: &[BenchRow],
+    o: &BenchOpts,
+    system: &serde_json::Value,
+    bw: &[serde_json::Value],
+    notes: &[String],
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "llama-bench (llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}) vs llamux bench: -p {} -n {} -r {}; llamux isa {}, cpu {}",
+        o.n_prompt,
+        o.n_gen,
+        o.reps,
+        system["isa"].as_str().unwrap_or("?"),
+        system["cpu"].as_str().unwrap_or("?"),
+    );
+    let bws: Vec<String> = bw
+        .iter()
+        .filter_map(|j| Some(format!("{} thread(s) {:.1} GB/s", j["threads"].as_u64()?, j["gb_per_s"].as_f64()?)))
+        .collect();
+    let _ = writeln!(s, "memory read bandwidth (best pass): {}", bws.join(", "));
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| model | threads | test | llama.cpp t/s | llamux t/s | llamux/llama.cpp | llamux GB/s | roofline t/s | % of roofline |"
+    );
+    let _ = writeln!(s, "| :-- | --: | --: | --: | --: | --: | --: | --: | --: |");
+    for r in rows {
+        let lc = r.llamacpp.map_or("-".to_string(), |(m, sd)| format!("{m:.2} ± {sd:.2}"));
+        let ratio = r.llamacpp.filter(|x| x.0 > 0.0).map_or("-".to_string(), |x| format!("{:.2}", r.llamux.0 / x.0));
+        let roof = r.roofline.map_or("-".to_string(), |x| format!("{x:.1}"));
+        let pct =
+            r.roofline.filter(|&x| x > 0.0).map_or("-".to_string(), |x| format!("{:.1}%", 100.0 * r.llamux.0 / x));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {lc} | {:.2} ± {:.2} | {ratio} | {:.2} | {roof} | {pct} |",
+            r.model, r.threads, r.test, r.llamux.0, r.llamux.1, r.gb_per_s
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "roofline = bandwidth at that thread count / weight bytes per token. llamux's pp evaluates the prompt \
+         token by token (llama.cpp's is batched), so its pp roofline is the same as tg's."
+    );
+    for n in notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
+    let rest: Vec<String> = std::env::args().skip(2).collect();
     match task.as_str() {
         "test" => test(),
         "fixtures" => fixtures(),
@@ -446,9 +738,10 @@ fn main() -> Result<()> {
         "oracle-fixtures" => oracle_fixtures(),
         "oracle-check" => oracle_check(),
         "test-aarch64" => test_aarch64(),
+        "bench-vs-llamacpp" => bench_vs_llamacpp(&rest),
         "vm" => vm(std::env::args().any(|a| a == "--interactive")),
         _ => bail!(
-            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|vm>"
+            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|vm>"
         ),
     }
 }

@@ -12,7 +12,11 @@ use std::collections::BTreeMap;
 #[derive(clap::Args)]
 pub struct InfoArgs {
     /// Model file, or a known model name.
-    model: String,
+    #[arg(required_unless_present = "system")]
+    model: Option<String>,
+    /// Describe this machine instead: CPU features, kernel tiers, threads, page size, memory.
+    #[arg(long, conflicts_with_all = ["model", "tensors"])]
+    system: bool,
     /// Also list every tensor.
     #[arg(long)]
     tensors: bool,
@@ -108,7 +112,10 @@ fn file_type_name(g: &Gguf<'_>) -> Option<String> {
 
 /// Runs `llamux info`.
 pub fn run(a: InfoArgs) -> Result<()> {
-    let path = crate::resolve_model(&a.model)?;
+    if a.system {
+        return system(a.json);
+    }
+    let path = crate::resolve_model(a.model.as_deref().context("a model is required (or --system)")?)?;
     let file = MappedFile::open(&path)?;
     let g = Gguf::parse(file.bytes()).with_context(|| format!("{}", path.display()))?;
     let hp = HParams::from_gguf(&g);
@@ -265,4 +272,80 @@ fn print_json(
         "tensors": tensors,
     });
     println!("{out}");
+}
+
+/// `llamux info --system`.
+fn system(json_out: bool) -> Result<()> {
+    use llamux_core::isa::{self, Simd};
+    use std::io::Write;
+    let f = isa::features();
+    let flags = [
+        ("avx2", f.avx2),
+        ("fma", f.fma),
+        ("f16c", f.f16c),
+        ("avx512f", f.avx512f),
+        ("avx512bw", f.avx512bw),
+        ("avx512vl", f.avx512vl),
+        ("avx512dq", f.avx512dq),
+        ("avx512vnni", f.avx512vnni),
+        ("avxvnni", f.avxvnni),
+        ("neon", f.neon),
+        ("dotprod", f.dotprod),
+    ];
+    let have: Vec<&str> = flags.iter().filter(|x| x.1).map(|x| x.0).collect();
+    let tiers: Vec<&str> = Simd::available().map(|s| s.isa().name()).collect();
+    let env = std::env::var("LLAMUX_ISA").ok().filter(|v| !v.is_empty());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let threads = crate::bench::default_threads();
+    let page = page_size();
+    let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| crate::bench::proc_kib(&s, "MemTotal:"));
+    let mut out = std::io::stdout().lock();
+    if json_out {
+        let j = json!({
+            "arch": std::env::consts::ARCH,
+            "cpu": cpu,
+            "features": flags.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<String, Json>>(),
+            "isa": isa::active().name(),
+            "isa_best": f.best().name(),
+            "isa_available": tiers,
+            "llamux_isa": env,
+            "default_threads": threads,
+            "page_size": page,
+            "physical_memory_bytes": mem,
+        });
+        writeln!(out, "{j}")?;
+        return Ok(());
+    }
+    writeln!(out, "arch:          {}", std::env::consts::ARCH)?;
+    if let Some(c) = &cpu {
+        writeln!(out, "cpu:           {c}")?;
+    }
+    writeln!(out, "features:      {}", if have.is_empty() { "(none)".to_string() } else { have.join(" ") })?;
+    let why = match &env {
+        Some(v) => format!("LLAMUX_ISA={v}"),
+        None => "the CPU's best".to_string(),
+    };
+    writeln!(out, "isa in use:    {} ({why})", isa::active().name())?;
+    writeln!(out, "isa available: {}", tiers.join(", "))?;
+    writeln!(out, "threads:       {threads} (default of -t)")?;
+    if let Some(p) = page {
+        writeln!(out, "page size:     {p} bytes")?;
+    }
+    if let Some(m) = mem {
+        writeln!(out, "memory:        {:.1} GiB", m as f64 / (1u64 << 30) as f64)?;
+    }
+    Ok(())
+}
+
+/// The page size from the auxiliary vector (`AT_PAGESZ`), on Linux.
+fn page_size() -> Option<u64> {
+    const AT_PAGESZ: u64 = 6;
+    let aux = std::fs::read("/proc/self/auxv").ok()?;
+    let word = |b: &[u8]| b.try_into().ok().map(u64::from_ne_bytes);
+    aux.chunks_exact(16).map(|e| (word(&e[..8]), word(&e[8..]))).find_map(|(k, v)| (k? == AT_PAGESZ).then_some(v?))
 }

@@ -1,5 +1,6 @@
 //! `llamux`: inspect, fetch and synthesize GGUF models for the Llamux engine.
 
+mod bench;
 mod cache;
 mod chat;
 mod info;
@@ -38,6 +39,8 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Turn token ids back into text.
     Detokenize(tokenize::DetokenizeArgs),
+    /// Measure prompt and generation speed (llama-bench style), or memory bandwidth with --mem-bw.
+    Bench(bench::BenchArgs),
     /// Show a model's architecture, hyper-parameters, quantization mix, tokenizer and tensors.
     Info(info::InfoArgs),
     /// Download a known model (or asset) into the cache and verify its digest.
@@ -52,7 +55,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = select_isa(std::env::var_os("LLAMUX_ISA")) {
+        eprintln!("llamux: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result: Result<()> = match cli.command {
+        Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Chat(a) => chat::run(a),
         Command::Perplexity(a) => perplexity::run(a),
@@ -66,11 +74,30 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`llamux bench | head`): nothing left to say to it.
+        Err(e) if is_broken_pipe(&e) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("llamux: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies `LLAMUX_ISA` (`scalar`, `avx2`, `avx512`, `neon`; unset or empty: the CPU's best).
+fn select_isa(var: Option<std::ffi::OsString>) -> Result<()> {
+    use llamux_core::isa::{self, Isa};
+    let Some(var) = var.filter(|v| !v.is_empty()) else { return Ok(()) };
+    let name = var.to_string_lossy();
+    let runs = || isa::Simd::available().map(|s| s.isa().name()).collect::<Vec<_>>().join(", ");
+    let Some(tier) = Isa::from_name(&name) else {
+        let all: Vec<_> = Isa::ALL.iter().map(|i| i.name()).collect();
+        anyhow::bail!("LLAMUX_ISA={name:?} is not a kernel tier (one of {}; this CPU runs {})", all.join(", "), runs());
+    };
+    isa::set(tier).map_err(|e| anyhow::anyhow!("LLAMUX_ISA={}: {e} (it runs {})", tier.name(), runs()))
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// A model given by `-m`: a path, or a known name (pulled on first use).
