@@ -79,6 +79,7 @@ fn ulps(a: f32, b: f32) -> u32 {
 }
 
 /// The vector `expf`'s error bound against libm (`vector_exp_is_within_bound` measures 1 ulp on AVX2 and AVX-512).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 const EXP_ULP: u32 = 1;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
