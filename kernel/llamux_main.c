@@ -175,18 +175,24 @@ static int lx_pool_worker(void *arg)
 	unsigned long seen = 0;
 
 	while (!kthread_should_stop()) {
-		if (!lx_pool_spin_for_job(seen))
-			wait_event_interruptible(lx_pool.start,
-						 kthread_should_stop() || READ_ONCE(lx_pool.job) != seen);
+		wait_event_interruptible(lx_pool.start, kthread_should_stop() || READ_ONCE(lx_pool.job) != seen);
 		if (kthread_should_stop())
 			break;
-		seen = READ_ONCE(lx_pool.job);
-		smp_rmb();	/* the job's fields were published before its number */
+		/*
+		 * One FPU section for a run of jobs that follow each other closely (a token's
+		 * operations): saving and restoring the vector state per job costs more than the
+		 * short jobs of a small model. The section ends at the first gap longer than the
+		 * spin, or as soon as the scheduler wants the CPU.
+		 */
 		kernel_fpu_begin();
-		lx_pool_drain();
+		do {
+			seen = READ_ONCE(lx_pool.job);
+			smp_rmb();	/* the job's fields were published before its number */
+			lx_pool_drain();
+			if (atomic_dec_and_test(&lx_pool.pending))
+				wake_up(&lx_pool.done);
+		} while (lx_pool_spin_for_job(seen));
 		kernel_fpu_end();
-		if (atomic_dec_and_test(&lx_pool.pending))
-			wake_up(&lx_pool.done);
 	}
 	return 0;
 }
@@ -213,14 +219,18 @@ void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const voi
 	atomic_set(&lx_pool.pending, lx_pool.n);
 	smp_wmb();
 	WRITE_ONCE(lx_pool.job, lx_pool.job + 1);
-	wake_up_all(&lx_pool.start);
+	if (wq_has_sleeper(&lx_pool.start))
+		wake_up_all(&lx_pool.start);
 	lx_pool_drain();
-	kernel_fpu_end();
+	/* Spin (still in the FPU section) for the workers, then sleep outside it. */
 	spin_end = ktime_get_ns() + LX_SPIN_NS;
 	while (atomic_read(&lx_pool.pending) != 0 && !need_resched() && ktime_get_ns() < spin_end)
 		cpu_relax();
-	wait_event(lx_pool.done, atomic_read(&lx_pool.pending) == 0);
-	kernel_fpu_begin();
+	if (atomic_read(&lx_pool.pending) != 0) {
+		kernel_fpu_end();
+		wait_event(lx_pool.done, atomic_read(&lx_pool.pending) == 0);
+		kernel_fpu_begin();
+	}
 	atomic_set(&lx_pool.busy, 0);
 }
 
