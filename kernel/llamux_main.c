@@ -155,7 +155,7 @@ static void lx_pool_drain(void)
  * a short while before it sleeps: operations follow each other within microseconds, and a wake-up
  * through the wait queue costs more than that. As in the userspace pool.
  */
-#define LX_SPIN_NS (200 * NSEC_PER_USEC)
+#define LX_SPIN_NS (1000 * NSEC_PER_USEC)
 
 /* Spins until a job other than @seen is published; false when it gave up (time, resched, stop). */
 static bool lx_pool_spin_for_job(unsigned long seen)
