@@ -83,14 +83,16 @@ impl<'a> Matrix<'a> {
     fn rows_per_task(&self, n_threads: usize) -> usize {
         let by_bytes = (TASK_BYTES / self.row_bytes.max(1)).max(1);
         let by_threads = self.rows.div_ceil(n_threads.max(1) * 4).max(1);
-        by_bytes.min(by_threads).max(MIN_TASK_ROWS.min(self.rows.max(1)))
+        // Whole cache lines of output per task, so that two threads never write one line.
+        by_bytes.min(by_threads).max(MIN_TASK_ROWS).next_multiple_of(MIN_TASK_ROWS)
     }
 }
 
-/// Weight bytes one task reads (a few L1s' worth: cheap to schedule, fine-grained to balance).
-const TASK_BYTES: usize = 32 * 1024;
-/// Fewest rows in a task.
-const MIN_TASK_ROWS: usize = 8;
+/// Weight bytes one task reads (cheap to schedule, fine-grained enough to balance two threads).
+const TASK_BYTES: usize = 64 * 1024;
+/// Fewest rows in a task, and the multiple every task's row count is rounded to: 16 outputs are
+/// one 64-byte cache line.
+const MIN_TASK_ROWS: usize = 16;
 /// Most products in one fused operation (Q, K and V).
 pub const MAX_FUSED: usize = 4;
 
