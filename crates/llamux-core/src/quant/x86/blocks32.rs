@@ -58,26 +58,6 @@ pub(crate) fn legacy_hsum8_i32x8(p: [__m256i; 8]) -> __m256i {
     _mm256_add_epi32(lo, hi)
 }
 
-/// Exact sum of the eight `i32` lanes of `v`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hsum_i32x8(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
-/// Sum of the eight `f32` lanes of `v`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn legacy_hsum_f32x8(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
 /// Maximum of the eight `f32` lanes of `v` (no NaN lanes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -162,7 +142,7 @@ macro_rules! legacy_vec_dot {
                 // The last, partial group: missing blocks have zero dots and zero scales.
                 legacy_vec_dot!(@group legacy_f16xn_to_f32, acc, xt, yt, |$x, $y| $dot $(, min: $m * $s)?);
             }
-            legacy_hsum_f32x8(acc)
+            super::common::hsum_f32_avx2(acc)
         }
     };
     (@group $f16:ident, $acc:ident, $x8:expr, $y8:expr, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?) => {

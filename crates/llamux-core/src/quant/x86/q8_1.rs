@@ -26,7 +26,7 @@ pub(crate) unsafe fn quantize_act_avx2(xs: &[f32], ys: &mut [BlockQ8_1]) {
     for (x, y) in xs.as_chunks::<32>().0.iter().zip(ys) {
         let (d, sum) = act_block_avx2(x, &mut y.qs);
         y.d = F16::from_f32(d);
-        y.s = F16::from_f32(d * legacy_hsum_i32x8(sum) as f32);
+        y.s = F16::from_f32(d * super::common::hsum_i32_avx2(sum) as f32);
     }
 }
 
