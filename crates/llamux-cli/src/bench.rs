@@ -68,9 +68,6 @@ pub struct BenchArgs {
 /// Most threads a test may ask for.
 const MAX_THREADS: usize = 1024;
 
-/// Largest KV cache a benchmark may allocate.
-const MAX_KV_BYTES: u64 = 16 << 30;
-
 /// Runs `llamux bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.threads.iter().any(|&t| t == 0 || t > MAX_THREADS) {
@@ -103,19 +100,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
             a.n_gen
         );
     }
-    let (ty, elem) = match a.kv_type {
-        KvTypeArg::F16 => (KvType::F16, 2u64),
-        KvTypeArg::F32 => (KvType::F32, 4u64),
-    };
-    let kv_bytes = 2 * u64::from(model.hp.n_layer) * need as u64 * model.kv_dim() as u64 * elem;
-    if kv_bytes > MAX_KV_BYTES {
-        bail!(
-            "a context of {need} tokens needs a {:.1} GiB KV cache (limit {} GiB); lower -p/-n",
-            kv_bytes as f64 / (1u64 << 30) as f64,
-            MAX_KV_BYTES >> 30
-        );
-    }
-    let mut sess = Session::with_kv_type(&model, need, ty);
+    let mut sess = crate::run::checked_session(&model, need, a.kv_type, "lower -p/-n")?;
+    let ty = sess.kv.ty;
     let n_vocab = model.hp.n_vocab.max(1);
     let first = tok.vocab.bos.filter(|&b| b < n_vocab).unwrap_or(0);
     let prompt = prompt_tokens(first, n_vocab, a.n_prompt);

@@ -52,22 +52,27 @@ impl ModelArgs {
 
     /// A session for `model` with the chosen context length and cache type.
     pub fn session(&self, model: &Model<'_>) -> Result<Session> {
-        let n_ctx = context_len(model, self.ctx)?;
-        let ty = match self.kv_type {
-            KvTypeArg::F16 => KvType::F16,
-            KvTypeArg::F32 => KvType::F32,
-        };
-        let elem = if ty == KvType::F16 { 2u64 } else { 4 };
-        let kv_bytes = 2 * u64::from(model.hp.n_layer) * n_ctx as u64 * model.kv_dim() as u64 * elem;
-        if kv_bytes > MAX_KV_BYTES {
-            bail!(
-                "a context of {n_ctx} tokens needs a {:.1} GiB KV cache (limit {} GiB); lower -c",
-                kv_bytes as f64 / (1u64 << 30) as f64,
-                MAX_KV_BYTES >> 30
-            );
-        }
-        Ok(Session::with_kv_type(model, n_ctx, ty))
+        checked_session(model, context_len(model, self.ctx)?, self.kv_type, "lower -c")
     }
+}
+
+/// A session of `n_ctx` positions with a `kv_type` cache, refused (with `hint` on what to lower)
+/// when the cache would exceed [`MAX_KV_BYTES`].
+pub fn checked_session(model: &Model<'_>, n_ctx: usize, kv_type: KvTypeArg, hint: &str) -> Result<Session> {
+    let ty = match kv_type {
+        KvTypeArg::F16 => KvType::F16,
+        KvTypeArg::F32 => KvType::F32,
+    };
+    let elem = if ty == KvType::F16 { 2u64 } else { 4 };
+    let kv_bytes = 2 * u64::from(model.hp.n_layer) * n_ctx as u64 * model.kv_dim() as u64 * elem;
+    if kv_bytes > MAX_KV_BYTES {
+        bail!(
+            "a context of {n_ctx} tokens needs a {:.1} GiB KV cache (limit {} GiB); {hint}",
+            kv_bytes as f64 / (1u64 << 30) as f64,
+            MAX_KV_BYTES >> 30
+        );
+    }
+    Ok(Session::with_kv_type(model, n_ctx, ty))
 }
 
 /// Sampling options.
