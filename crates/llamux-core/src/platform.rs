@@ -133,9 +133,7 @@ mod std_pool {
         stop: AtomicBool,
         panicked: AtomicBool,
         /// Parked workers wait here.
-        /// Workers parked or about to park (changed under `sleep`, read without it by callers).
-        parked: Padded<AtomicUsize>,
-        sleep: Mutex<()>,
+        parked: Mutex<u64>,
         wake: Condvar,
         /// One job at a time; callers that find the pool busy run their tasks themselves.
         busy: AtomicBool,
@@ -171,8 +169,7 @@ mod std_pool {
                 job: UnsafeCell::new(None),
                 stop: AtomicBool::new(false),
                 panicked: AtomicBool::new(false),
-                parked: Padded(AtomicUsize::new(0)),
-                sleep: Mutex::new(()),
+                parked: Mutex::new(0),
                 wake: Condvar::new(),
                 busy: AtomicBool::new(false),
             });
@@ -230,15 +227,12 @@ mod std_pool {
                     std::thread::yield_now();
                 }
                 if idle > SPIN {
-                    // Count ourselves before checking the generation (both SeqCst): a caller
-                    // that bumps it after our check sees the count and wakes us under `sleep`.
-                    let mut guard = shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
-                    shared.parked.0.fetch_add(1, Ordering::SeqCst);
-                    while shared.generation.0.load(Ordering::SeqCst) == seen && !shared.stop.load(Ordering::Relaxed) {
-                        guard = shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    let mut parked = shared.parked.lock().unwrap_or_else(|e| e.into_inner());
+                    *parked += 1;
+                    while shared.generation.0.load(Ordering::Acquire) == seen && !shared.stop.load(Ordering::Relaxed) {
+                        parked = shared.wake.wait(parked).unwrap_or_else(|e| e.into_inner());
                     }
-                    shared.parked.0.fetch_sub(1, Ordering::SeqCst);
-                    drop(guard);
+                    *parked -= 1;
                 }
             };
             if shared.stop.load(Ordering::Relaxed) {
@@ -278,10 +272,8 @@ mod std_pool {
             unsafe { *shared.job.get() = Some(job) };
             shared.next.0.store(0, Ordering::Relaxed);
             shared.active.0.store(self.workers.len(), Ordering::Relaxed);
-            shared.generation.0.fetch_add(1, Ordering::SeqCst);
-            // No lock on the decoding path: only when a worker has parked.
-            if shared.parked.0.load(Ordering::SeqCst) > 0 {
-                let _sleep = shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            shared.generation.0.fetch_add(1, Ordering::Release);
+            if *shared.parked.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
                 shared.wake.notify_all();
             }
             drain(shared, job);
@@ -305,7 +297,7 @@ mod std_pool {
         fn drop(&mut self) {
             self.shared.stop.store(true, Ordering::Relaxed);
             {
-                let _sleep = self.shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+                let _parked = self.shared.parked.lock().unwrap_or_else(|e| e.into_inner());
                 self.shared.wake.notify_all();
             }
             for h in self.workers.drain(..) {
