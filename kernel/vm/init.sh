@@ -51,12 +51,12 @@ llamux run -m $model -p "$PROMPT" -n $N_TOKENS --temp 0 -c $N_CTX -t $(nproc) > 
 echo "kernel:    $(cat /tmp/k.txt)"
 echo "userspace: $(cat /tmp/u.txt)"
 if cmp -s /tmp/k2.txt /tmp/u.txt && [ -s /tmp/k.txt ]; then pass "same output in kernel and userspace"; else bad "outputs differ"; fi
-# Decoding speed (tokens after the prompt), all CPUs each, over three alternating rounds (one run
+# Decoding speed (tokens after the prompt), all CPUs each, over five alternating rounds (one run
 # is a fraction of a second here, too short to compare alone): the kernel's from its stats
-# (tokens / decoding time over its requests so far, these three), userspace's the mean of the
+# (tokens / decoding time over its requests so far, these five), userspace's the mean of the
 # summaries llamux prints ("…, Z tok/s]").
 sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' /tmp/u.err | tail -n1 > /tmp/ut.txt
-for round in 2 3; do
+for round in 2 3 4 5; do
   { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null; exec 3>&-; }
   llamux run -m $model -p "$PROMPT" -n $N_TOKENS --temp 0 -c $N_CTX -t $(nproc) > /dev/null 2>/tmp/u.err
   sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' /tmp/u.err | tail -n1 >> /tmp/ut.txt
