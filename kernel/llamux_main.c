@@ -316,6 +316,7 @@ static int lx_worker(void *arg)
 	bool first = true;
 	unsigned long deadline = jiffies + (unsigned long)lx_timeout_s * HZ;
 	ktime_t t_step, t_gen = 0;
+	u32 gen, generated = 0;
 	int n;
 
 	while (!kthread_should_stop()) {
@@ -332,7 +333,10 @@ static int lx_worker(void *arg)
 				f->error = -EIO;
 			break;
 		}
-		if (n > 0) {
+		/* Count tokens, not bytes: a token's piece may be empty (part of a UTF-8 sequence). */
+		gen = (u32)LX_CALL(llamux_session_generated, f->session, 0, 0, 0, 0, 0);
+		if (gen != generated) {
+			generated = gen;
 			if (first) {
 				t_gen = t_step;	/* decoding starts with this step */
 				atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_start)), &lx_first_token_ns_sum);
@@ -340,6 +344,8 @@ static int lx_worker(void *arg)
 				first = false;
 			}
 			atomic64_inc(&lx_tokens);
+		}
+		if (n > 0) {
 			/* Wait for room; the reader may be slow. */
 			wait_event_interruptible(f->writable, kthread_should_stop() || kfifo_avail(&f->out) >= n);
 			if (kthread_should_stop())

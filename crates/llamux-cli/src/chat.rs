@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::gguf::Gguf;
 use llamux_core::sample::Sampler;
+use llamux_core::session::Generation;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Arguments of `llamux chat`.
@@ -105,21 +106,15 @@ pub fn run(a: ChatArgs) -> Result<()> {
         let keep = cached.iter().zip(&tokens).take_while(|(a, b)| a == b).count().min(tokens.len() - 1);
         sess.truncate(keep);
         cached.truncate(keep);
-        let mut logits = Vec::new();
-        for &t in &tokens[keep..] {
-            logits.clear();
-            logits.extend_from_slice(model.forward(&mut sess, t, &par)?);
-            cached.push(t);
-        }
+        let mut gen = Generation::new(sampler, tokens, keep, a.n_predict, &[])?;
         let mut stream = Utf8Stream::default();
-        let out =
-            generate(&model, &tok, &mut sess, &par, &mut sampler, &mut logits, &mut cached, a.n_predict, &[], |p| {
-                write!(stdout, "{}", stream.push(p))?;
-                stdout.flush()?;
-                Ok(())
-            })?;
-        // The last sampled token was never fed; drop it from the cache record.
-        cached.truncate(sess.pos);
+        let out = generate(&model, &tok, &mut sess, &par, &mut gen, |p| {
+            write!(stdout, "{}", stream.push(p))?;
+            stdout.flush()?;
+            Ok(())
+        })?;
+        // Go on from what is in the cache (the last sampled token may not have been fed).
+        (sampler, cached) = gen.finish();
         writeln!(stdout, "{}", stream.finish())?;
         let reply = String::from_utf8_lossy(&out.text).into_owned();
         match template {

@@ -6,7 +6,7 @@ use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Threads;
 use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::{KvType, Session, SessionError};
+use llamux_core::session::{Generation, KvType, Session, Step, Stop};
 use llamux_core::tokenizer::Tokenizer;
 use std::io::Write;
 use std::path::PathBuf;
@@ -182,56 +182,31 @@ pub struct Generated {
     pub stopped_by_context: bool,
 }
 
-/// Samples up to `n_predict` tokens after `logits` (the prediction for the position after
-/// `history`), stopping at end of generation, at a stop string or when the context is full.
-/// `on_piece` receives the bytes of each token as it is produced.
-#[allow(clippy::too_many_arguments)]
+/// Runs `gen` to its end (feeding whatever prompt it still has), handing the bytes of each
+/// generated token to `on_piece` as it is produced.
 pub fn generate(
     model: &Model<'_>,
-    tok: &llamux_core::tokenizer::Tokenizer<'_>,
+    tok: &Tokenizer<'_>,
     sess: &mut Session,
     par: &Threads,
-    sampler: &mut Sampler,
-    logits: &mut Vec<f32>,
-    history: &mut Vec<u32>,
-    n_predict: usize,
-    stop: &[String],
+    gen: &mut Generation,
     mut on_piece: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<Generated> {
     let mut out = Generated { tokens: Vec::new(), text: Vec::new(), stopped_by_context: false };
-    let mut piece = Vec::with_capacity(256);
-    while out.tokens.len() < n_predict {
-        let next = sampler.sample(logits, history);
-        if tok.vocab.is_eog(next) {
-            break;
-        }
-        out.tokens.push(next);
-        history.push(next);
-        piece.clear();
-        tok.append_piece(next, false, &mut piece);
-        out.text.extend_from_slice(&piece);
-        on_piece(&piece)?;
-        // Only a match that ends in the new piece is new: look at the tail, not the whole text.
-        let tail = |len: usize| &out.text[out.text.len().saturating_sub(len + piece.len().saturating_sub(1))..];
-        if stop.iter().any(|s| !s.is_empty() && tail(s.len()).windows(s.len()).any(|w| w == s.as_bytes())) {
-            break;
-        }
-        if out.tokens.len() == n_predict {
-            break;
-        }
-        match model.forward(sess, next, par) {
-            Ok(l) => {
-                logits.clear();
-                logits.extend_from_slice(l);
+    loop {
+        match gen.step(model, tok, sess, par)? {
+            Step::Prompt => {}
+            Step::Token { id, piece } => {
+                out.tokens.push(id);
+                out.text.extend_from_slice(piece);
+                on_piece(piece)?;
             }
-            Err(SessionError::ContextFull { .. }) => {
-                out.stopped_by_context = true;
-                break;
+            Step::End(stop) => {
+                out.stopped_by_context = stop == Stop::ContextFull;
+                return Ok(out);
             }
-            Err(e) => return Err(e.into()),
         }
     }
-    Ok(out)
 }
 
 /// Emits complete UTF-8 from a byte stream, holding back an incomplete trailing sequence.
@@ -292,39 +267,27 @@ pub fn run(a: RunArgs) -> Result<()> {
     if prompt_tokens.len() >= n_ctx {
         bail!("the prompt has {} tokens but the context holds {n_ctx}; shorten it or raise -c", prompt_tokens.len());
     }
-    let mut sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
+    let sampler = Sampler::new(cfg, model.hp.n_vocab as usize)?;
 
+    let stop: Vec<&[u8]> = a.stop.iter().map(|s| s.as_bytes()).collect();
+    let mut gen = Generation::new(sampler, prompt_tokens.clone(), 0, a.n_predict, &stop)?;
     let t0 = Instant::now();
-    let mut logits = Vec::new();
-    for &t in &prompt_tokens {
-        logits.clear();
-        logits.extend_from_slice(model.forward(&mut sess, t, &par)?);
+    while gen.feeding_prompt() {
+        gen.step(&model, &tok, &mut sess, &par)?;
     }
     let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let t1 = Instant::now();
-    let mut history = prompt_tokens.clone();
     let mut stream = Utf8Stream::default();
     let mut stdout = std::io::stdout().lock();
     let json = a.json;
-    let out = generate(
-        &model,
-        &tok,
-        &mut sess,
-        &par,
-        &mut sampler,
-        &mut logits,
-        &mut history,
-        a.n_predict,
-        &a.stop,
-        |piece| {
-            if !json {
-                write!(stdout, "{}", stream.push(piece))?;
-                stdout.flush()?;
-            }
-            Ok(())
-        },
-    )?;
+    let out = generate(&model, &tok, &mut sess, &par, &mut gen, |piece| {
+        if !json {
+            write!(stdout, "{}", stream.push(piece))?;
+            stdout.flush()?;
+        }
+        Ok(())
+    })?;
     let (generated, text, stopped_by_context) = (out.tokens, out.text, out.stopped_by_context);
     let gen_s = t1.elapsed().as_secs_f64();
     if a.json {

@@ -7,14 +7,13 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
 use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Parallel;
 use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::Session;
+use llamux_core::session::{Generation, Session, Step};
 use llamux_core::tokenizer::Tokenizer;
 
 extern "C" {
@@ -22,7 +21,11 @@ extern "C" {
     fn llamux_shim_free(ptr: *mut u8);
     fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
     fn llamux_shim_threads() -> usize;
-    fn llamux_shim_parallel(ctx: *const core::ffi::c_void, n_chunks: usize, chunk: extern "C" fn(*const core::ffi::c_void, usize));
+    fn llamux_shim_parallel(
+        ctx: *const core::ffi::c_void,
+        n_chunks: usize,
+        chunk: extern "C" fn(*const core::ffi::c_void, usize),
+    );
 }
 
 /// The kernel host's [`Parallel`]: chunks run on the shim's per-CPU kernel threads (each in its
@@ -128,15 +131,7 @@ pub struct Engine {
 /// One generation: prompt tokens still to feed, the session and the sampler.
 pub struct LxSession {
     sess: Session,
-    sampler: Sampler,
-    pending: Vec<u32>,
-    next_pending: usize,
-    history: Vec<u32>,
-    logits: Vec<f32>,
-    generated: u32,
-    max_tokens: u32,
-    done: bool,
-    piece: Vec<u8>,
+    gen: Generation,
 }
 
 fn write_err(err: *mut u8, err_len: usize, msg: core::fmt::Arguments<'_>) {
@@ -207,7 +202,12 @@ pub unsafe extern "C" fn llamux_engine_free(e: *mut Engine) {
 /// # Safety
 /// `e` is a live engine.
 #[no_mangle]
-pub unsafe extern "C" fn llamux_engine_info(e: *const Engine, n_vocab: *mut u32, n_ctx_train: *mut u32, n_layer: *mut u32) {
+pub unsafe extern "C" fn llamux_engine_info(
+    e: *const Engine,
+    n_vocab: *mut u32,
+    n_ctx_train: *mut u32,
+    n_layer: *mut u32,
+) {
     // SAFETY: the shim passes a live engine and writable outputs.
     let e = unsafe { &*e };
     unsafe {
@@ -251,14 +251,14 @@ pub unsafe extern "C" fn llamux_session_new(
     // SAFETY: the shim passes live pointers.
     let (e, cfg) = unsafe { (&*e, &*cfg) };
     let text: &[u8] = if prompt.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(prompt, len) } };
-    let pending = e.tok.encode(text, true, true);
+    let prompt = e.tok.encode(text, true, true);
     let n_ctx = cfg.n_ctx.max(1) as usize;
-    if pending.is_empty() {
+    if prompt.is_empty() {
         write_err(err, err_len, format_args!("empty prompt"));
         return core::ptr::null_mut();
     }
-    if pending.len() >= n_ctx {
-        write_err(err, err_len, format_args!("prompt has {} tokens, context is {n_ctx}", pending.len()));
+    if prompt.len() >= n_ctx {
+        write_err(err, err_len, format_args!("prompt has {} tokens, context is {n_ctx}", prompt.len()));
         return core::ptr::null_mut();
     }
     let sc = SamplerConfig {
@@ -277,18 +277,14 @@ pub unsafe extern "C" fn llamux_session_new(
             return core::ptr::null_mut();
         }
     };
-    let s = LxSession {
-        sess: Session::new(&e.model, n_ctx),
-        sampler,
-        history: Vec::with_capacity(n_ctx),
-        logits: Vec::with_capacity(e.model.hp.n_vocab as usize),
-        pending,
-        next_pending: 0,
-        generated: 0,
-        max_tokens: cfg.max_tokens,
-        done: false,
-        piece: Vec::with_capacity(256),
+    let gen = match Generation::new(sampler, prompt, 0, cfg.max_tokens as usize, &[]) {
+        Ok(g) => g,
+        Err(er) => {
+            write_err(err, err_len, format_args!("{er}"));
+            return core::ptr::null_mut();
+        }
     };
+    let s = LxSession { sess: Session::new(&e.model, n_ctx), gen };
     Box::into_raw(Box::new(s))
 }
 
@@ -302,53 +298,17 @@ pub unsafe extern "C" fn llamux_session_new(
 pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession, out: *mut u8, out_len: usize) -> i32 {
     // SAFETY: the shim passes live pointers.
     let (e, s) = unsafe { (&*e, &mut *s) };
-    if s.done {
-        return -1;
-    }
-    if s.next_pending < s.pending.len() {
-        let t = s.pending[s.next_pending];
-        s.next_pending += 1;
-        s.history.push(t);
-        return match e.model.forward(&mut s.sess, t, &KernelThreads) {
-            Ok(l) => {
-                if s.next_pending == s.pending.len() {
-                    s.logits.clear();
-                    s.logits.extend_from_slice(l);
-                }
-                0
-            }
-            Err(_) => -2,
-        };
-    }
-    if s.generated >= s.max_tokens {
-        s.done = true;
-        return -1;
-    }
-    let next = s.sampler.sample(&mut s.logits, &s.history);
-    if e.tok.vocab.is_eog(next) {
-        s.done = true;
-        return -1;
-    }
-    s.generated += 1;
-    s.history.push(next);
-    s.piece.clear();
-    e.tok.append_piece(next, false, &mut s.piece);
-    let n = s.piece.len().min(out_len);
-    // SAFETY: `out` has `out_len >= n` writable bytes.
-    unsafe { core::ptr::copy_nonoverlapping(s.piece.as_ptr(), out, n) };
-    if s.generated >= s.max_tokens {
-        // The last token is not fed back: nothing would read its logits.
-        s.done = true;
-        return n as i32;
-    }
-    match e.model.forward(&mut s.sess, next, &KernelThreads) {
-        Ok(l) => {
-            s.logits.clear();
-            s.logits.extend_from_slice(l);
+    match s.gen.step(&e.model, &e.tok, &mut s.sess, &KernelThreads) {
+        Ok(Step::Prompt) => 0,
+        Ok(Step::Token { piece, .. }) => {
+            let n = piece.len().min(out_len);
+            // SAFETY: `out` has `out_len >= n` writable bytes.
+            unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), out, n) };
+            n as i32
         }
-        Err(_) => s.done = true, // context full: this token is the last
+        Ok(Step::End(_)) => -1,
+        Err(_) => -2,
     }
-    n as i32
 }
 
 /// Tokens generated so far.
@@ -358,7 +318,7 @@ pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession
 #[no_mangle]
 pub unsafe extern "C" fn llamux_session_generated(s: *const LxSession) -> u32 {
     // SAFETY: see above.
-    unsafe { (*s).generated }
+    unsafe { (*s).gen.generated() as u32 }
 }
 
 /// Frees a session.

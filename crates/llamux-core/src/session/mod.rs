@@ -1,5 +1,9 @@
 //! A generation session: the KV cache and every scratch buffer a token needs, allocated once.
 
+mod generate;
+
+pub use generate::{GenerateError, Generation, Step, Stop};
+
 use crate::model::Model;
 use crate::ops::QuantizedInput;
 use crate::quant::{QuantError, F16};
@@ -262,6 +266,11 @@ impl Session {
     /// Context length.
     pub fn n_ctx(&self) -> usize {
         self.kv.n_ctx
+    }
+
+    /// The logits of the last forward pass (what sampling reads and may modify in place).
+    pub fn logits_mut(&mut self) -> &mut [f32] {
+        &mut self.s.logits
     }
 
     /// Forgets every position (the buffers are kept).
