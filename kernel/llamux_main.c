@@ -546,8 +546,9 @@ static int lx_stats_show(struct seq_file *m, void *v)
 	s64 ft = atomic64_read(&lx_first_token_count);
 	s64 milli_tps = ns > 0 ? div64_s64(tokens * 1000LL * NSEC_PER_SEC, ns) : 0;
 
-	seq_printf(m, "requests: %lld\ntokens: %lld\ntokens_per_s: %lld.%03lld\n",
-		   atomic64_read(&lx_requests), tokens, milli_tps / 1000, milli_tps % 1000);
+	seq_printf(m, "requests: %lld\ntokens: %lld\ndecode_us: %lld\ntokens_per_s: %lld.%03lld\n",
+		   atomic64_read(&lx_requests), tokens, div64_s64(ns, NSEC_PER_USEC), milli_tps / 1000,
+		   milli_tps % 1000);
 	seq_printf(m, "first_token_ms: %lld\nlive_sessions: %d\nengine_bytes: %lld\nmodel_bytes: %zu\n",
 		   ft ? div64_s64(atomic64_read(&lx_first_token_ns_sum), ft * NSEC_PER_MSEC) : 0,
 		   atomic_read(&lx_live), atomic64_read(&lx_alloc_bytes), lx_model_size);

