@@ -1,4 +1,7 @@
-//! The forward pass of one token, top to bottom.
+//! The forward pass, top to bottom, for a batch of tokens at consecutive positions of one session
+//! (a prompt chunk), or one token (decoding: a batch of one). Every weight matrix is read once
+//! per batch; each token's activations are quantized on their own and meet the same kernels as
+//! in a batch of one, so a batch's results equal those of feeding its tokens one at a time.
 
 use super::{Activation, Model};
 use crate::isa;
@@ -14,111 +17,162 @@ impl Model<'_> {
         token: u32,
         par: &dyn Parallel,
     ) -> Result<&'s [f32], SessionError> {
+        self.forward_batch(sess, &[token], par)
+    }
+
+    /// Runs `tokens` at the session's next positions, as one batch of at most
+    /// [`Session::max_batch`] tokens; returns the logits after the last.
+    pub fn forward_batch<'s>(
+        &self,
+        sess: &'s mut Session,
+        tokens: &[u32],
+        par: &dyn Parallel,
+    ) -> Result<&'s [f32], SessionError> {
         let hp = &self.hp;
         let pos = sess.pos;
-        if pos >= sess.n_ctx() {
+        let nb = tokens.len();
+        if nb == 0 || nb > sess.max_batch() {
+            return Err(SessionError::BatchSize { got: nb, max: sess.max_batch() });
+        }
+        if pos + nb > sess.n_ctx() {
             return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
         }
-        if token >= hp.n_vocab {
-            return Err(SessionError::TokenOutOfRange(token));
+        if let Some(&t) = tokens.iter().find(|&&t| t >= hp.n_vocab) {
+            return Err(SessionError::TokenOutOfRange(t));
         }
         let (head_dim, n_head, n_head_kv) = (hp.head_dim as usize, hp.n_head as usize, hp.n_head_kv as usize);
         let kv_mul = n_head / n_head_kv;
+        let (n_embd, q_dim, kv_dim, n_ff) = (hp.n_embd as usize, self.q_dim(), self.kv_dim(), hp.n_ff as usize);
         let eps = hp.rms_eps;
         let Session { kv, s, .. } = sess;
+        // This batch's rows of every buffer.
+        let x = &mut s.x[..nb * n_embd];
+        let xb = &mut s.xb[..nb * n_embd];
+        let xb2 = &mut s.xb2[..nb * n_embd];
+        let (q, k, v) = (&mut s.q[..nb * q_dim], &mut s.k[..nb * kv_dim], &mut s.v[..nb * kv_dim]);
+        let att_out = &mut s.att_out[..nb * q_dim];
+        let (hb, hb2) = (&mut s.hb[..nb * n_ff], &mut s.hb2[..nb * n_ff]);
 
-        // Token embedding (scaled for Gemma).
-        self.tok_embd.dequantize_row(token as usize, &mut s.x)?;
+        // Token embeddings (scaled for Gemma).
+        for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(n_embd)) {
+            self.tok_embd.dequantize_row(t as usize, row)?;
+        }
         if let Some(scale) = self.arch.embd_scale {
-            s.x.iter_mut().for_each(|v| *v *= scale);
+            x.iter_mut().for_each(|v| *v *= scale);
         }
 
         for (il, l) in self.layers.iter().enumerate() {
             // ---- attention ----
-            rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.attn_norm, eps);
-            project(par, &s.xb[..s.x.len()], &mut s.xq, [&l.wq, &l.wk, &l.wv], [&mut s.q, &mut s.k, &mut s.v])?;
-            for (buf, bias) in [(&mut s.q, &l.bq), (&mut s.k, &l.bk), (&mut s.v, &l.bv)] {
+            rms_norm_rows(xb, x, &l.attn_norm, eps, n_embd);
+            project(par, xb, &mut s.xq, [&l.wq, &l.wk, &l.wv], [&mut *q, &mut *k, &mut *v])?;
+            for (buf, bias) in [(&mut *q, &l.bq), (&mut *k, &l.bk), (&mut *v, &l.bv)] {
                 if let Some(b) = bias {
-                    buf.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                    for row in buf.chunks_exact_mut(b.len().max(1)) {
+                        row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                    }
                 }
             }
-            // Per-head Q/K norms (Gemma 3), then RoPE.
-            for (buf, norm) in [(&mut s.q, &l.q_norm), (&mut s.k, &l.k_norm)] {
+            // Per-head Q/K norms (Gemma 3), then RoPE at each token's position.
+            for (buf, norm) in [(&mut *q, &l.q_norm), (&mut *k, &l.k_norm)] {
                 if let Some(w) = norm {
                     buf.chunks_exact_mut(head_dim).for_each(|h| rms_norm_in_place(h, w, eps));
                 }
             }
             let freq_scale = 1.0 / hp.rope_scaling_factor;
-            let rope = Rope::new(
-                &mut s.rope,
-                pos,
-                hp.n_rot as usize,
-                l.rope_base,
-                freq_scale,
-                self.rope_freqs.as_deref(),
-                self.arch.rope_mode,
-            );
-            s.q.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
-            s.k.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
+            for (b, (qr, kr)) in q.chunks_exact_mut(q_dim).zip(k.chunks_exact_mut(kv_dim)).enumerate() {
+                let rope = Rope::new(
+                    &mut s.rope,
+                    pos + b,
+                    hp.n_rot as usize,
+                    l.rope_base,
+                    freq_scale,
+                    self.rope_freqs.as_deref(),
+                    self.arch.rope_mode,
+                );
+                qr.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
+                kr.chunks_exact_mut(head_dim).for_each(|h| rope.apply(h));
+            }
             let kq_scale = match self.arch.q_scale {
                 Some(qs) => {
-                    s.q.iter_mut().for_each(|v| *v *= qs);
+                    q.iter_mut().for_each(|v| *v *= qs);
                     1.0
                 }
                 None => 1.0 / libm::sqrtf(head_dim as f32),
             };
 
-            // Store this position's K and V, then attend over the window.
-            kv.store(il, pos, &s.k, &s.v);
-            let first = match (l.is_swa, self.arch.sliding_window) {
-                (true, Some(w)) => (pos + 1).saturating_sub(w as usize),
+            // Store the batch's K and V, then each token attends over its window (causal: up to
+            // its own position).
+            for (b, (kr, vr)) in k.chunks_exact(kv_dim).zip(v.chunks_exact(kv_dim)).enumerate() {
+                kv.store(il, pos + b, kr, vr);
+            }
+            let first = |p: usize| match (l.is_swa, self.arch.sliding_window) {
+                (true, Some(w)) => (p + 1).saturating_sub(w as usize),
                 _ => 0,
             };
-            // Heads in parallel: head h reads its query and writes its own scores and output.
+            // Heads in parallel: head h reads its queries and writes its own scores and outputs.
             let (simd, n_ctx) = (isa::current(), kv.n_ctx);
-            let (q_att, att, att_out) =
-                (SharedMut::new(&mut s.q_att), SharedMut::new(&mut s.att), SharedMut::new(&mut s.att_out));
-            let (kv, q_all) = (&*kv, &s.q);
+            let (q_att, att, out_all) =
+                (SharedMut::new(&mut s.q_att), SharedMut::new(&mut s.att), SharedMut::new(&mut *att_out));
+            let (kv, q_all) = (&*kv, &*q);
             par.for_each(n_head, &|h| {
                 let hd = h * head_dim..(h + 1) * head_dim;
-                // SAFETY: head h is the only task given its slices of q_att, att and att_out.
-                let (Some(q), Some(q_round), Some(att), Some(out)) = (
-                    q_all.get(hd.clone()),
-                    unsafe { q_att.slice(hd.start, hd.end) },
-                    unsafe { att.slice(h * n_ctx, (h + 1) * n_ctx) },
-                    unsafe { att_out.slice(hd.start, hd.end) },
-                ) else {
+                // SAFETY: head h is the only task given its slices of q_att and att, and its
+                // head's slice of every token's row of att_out.
+                let (Some(q_round), Some(att)) =
+                    (unsafe { (q_att.slice(hd.start, hd.end), att.slice(h * n_ctx, (h + 1) * n_ctx)) })
+                else {
                     return;
                 };
-                let w = Window { layer: il, kv_head: h / kv_mul, first, pos };
-                attend_head(simd, kv, w, q, kq_scale, AttnScratch { q: q_round, att }, out);
+                for b in 0..nb {
+                    let at = b * q_dim;
+                    let (Some(q), Some(out)) =
+                        (q_all.get(at + hd.start..at + hd.end), unsafe { out_all.slice(at + hd.start, at + hd.end) })
+                    else {
+                        return;
+                    };
+                    let w = Window { layer: il, kv_head: h / kv_mul, first: first(pos + b), pos: pos + b };
+                    attend_head(simd, kv, w, q, kq_scale, AttnScratch { q: &mut *q_round, att: &mut *att }, out);
+                }
             });
-            project(par, &s.att_out, &mut s.xq, [&l.wo], [&mut s.xb2])?;
+            project(par, att_out, &mut s.xq, [&l.wo], [&mut *xb2])?;
             if let Some(w) = &l.post_attn_norm {
-                rms_norm_in_place(&mut s.xb2, w, eps);
+                xb2.chunks_exact_mut(n_embd).for_each(|r| rms_norm_in_place(r, w, eps));
             }
-            s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
+            x.iter_mut().zip(&*xb2).for_each(|(x, d)| *x += d);
 
             // ---- feed-forward ----
-            rms_norm(&mut s.xb[..s.x.len()], &s.x, &l.ffn_norm, eps);
-            project(par, &s.xb[..s.x.len()], &mut s.xq, [&l.w_gate, &l.w_up], [&mut s.hb, &mut s.hb2])?;
-            match (self.arch.activation, &self.gelu) {
-                (Activation::Gelu, Some(table)) => table.gelu_mul(&mut s.hb, &s.hb2),
-                _ => silu_mul(&mut s.hb, &s.hb2),
+            rms_norm_rows(xb, x, &l.ffn_norm, eps, n_embd);
+            project(par, xb, &mut s.xq, [&l.w_gate, &l.w_up], [&mut *hb, &mut *hb2])?;
+            // Row by row, so that every token meets exactly the element-wise kernels of a
+            // batch of one.
+            for (g, u) in hb.chunks_exact_mut(n_ff).zip(hb2.chunks_exact(n_ff)) {
+                match (self.arch.activation, &self.gelu) {
+                    (Activation::Gelu, Some(table)) => table.gelu_mul(g, u),
+                    _ => silu_mul(g, u),
+                }
             }
-            project(par, &s.hb, &mut s.xq, [&l.w_down], [&mut s.xb2])?;
+            project(par, hb, &mut s.xq, [&l.w_down], [&mut *xb2])?;
             if let Some(w) = &l.post_ffn_norm {
-                rms_norm_in_place(&mut s.xb2, w, eps);
+                xb2.chunks_exact_mut(n_embd).for_each(|r| rms_norm_in_place(r, w, eps));
             }
-            s.x.iter_mut().zip(&s.xb2).for_each(|(x, d)| *x += d);
+            x.iter_mut().zip(&*xb2).for_each(|(x, d)| *x += d);
         }
 
-        rms_norm(&mut s.xb[..s.x.len()], &s.x, &self.output_norm, eps);
-        project(par, &s.xb[..s.x.len()], &mut s.xq, [&self.output], [&mut s.logits])?;
+        // Logits of the last token only.
+        let last = &x[(nb - 1) * n_embd..];
+        rms_norm(&mut xb[..n_embd], last, &self.output_norm, eps);
+        project(par, &xb[..n_embd], &mut s.xq, [&self.output], [&mut s.logits])?;
         if let Some(cap) = hp.final_logit_softcapping {
             s.logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
         }
-        sess.pos += 1;
+        sess.pos += nb;
         Ok(&sess.s.logits)
+    }
+}
+
+/// RMSNorm of each `n`-element row of `x` into `out`.
+fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32, n: usize) {
+    for (o, r) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+        rms_norm(o, r, w, eps);
     }
 }

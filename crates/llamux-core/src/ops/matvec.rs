@@ -70,11 +70,11 @@ impl<'a> Matrix<'a> {
     }
 
     fn check(&self, x: &QuantizedInput, out: &[f32]) -> Result<(), QuantError> {
-        if x.ggml_type != self.input_type() || x.n != self.cols {
+        if x.ggml_type != self.input_type() || x.n != self.cols || x.rows == 0 {
             return Err(QuantError::LengthMismatch { expected: self.cols, got: x.n });
         }
-        if out.len() != self.rows {
-            return Err(QuantError::LengthMismatch { expected: self.rows, got: out.len() });
+        if out.len() != self.rows * x.rows {
+            return Err(QuantError::LengthMismatch { expected: self.rows * x.rows, got: out.len() });
         }
         Ok(())
     }
@@ -96,15 +96,19 @@ const MIN_TASK_ROWS: usize = 16;
 /// Most products in one fused operation (Q, K and V).
 pub const MAX_FUSED: usize = 4;
 
-/// One product of a fused operation: `out = w · x`.
+/// One product of a fused operation: `out = w · x` for each row of `x`.
 pub struct Product<'a, 'm> {
     /// The weights.
     pub w: &'a Matrix<'m>,
-    /// The input, quantized to `w`'s input type.
+    /// The input (one row per token), quantized to `w`'s input type.
     pub x: &'a QuantizedInput,
-    /// `w.rows` outputs.
+    /// `w.rows` outputs per row of `x`, row after row.
     pub out: &'a mut [f32],
 }
+
+/// Weight rows a batched task takes at a time across all its input rows: a few KiB that stay in
+/// the L1 cache while every input row passes over them.
+const BATCH_TILE_BYTES: usize = 4 * 1024;
 
 /// Runs several matrix–vector products as one parallel operation (one fork/join for all, e.g. the
 /// Q, K and V projections, or gate and up), rows split into tasks of a few tens of KiB.
@@ -140,11 +144,19 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         let (Some(Some((w, x))), Some(Some(out))) = (operands.get(k), outs.get(k)) else { return };
         let start = (task - first[k]) * chunk[k];
         let end = (start + chunk[k]).min(w.rows);
-        // SAFETY: task `task` is the only one covering rows start..end of product k.
-        let Some(piece) = (unsafe { out.slice(start, end) }) else { return };
-        let rows = w.data.get(start * w.row_bytes..end * w.row_bytes).unwrap_or(&[]);
-        if (w.traits.vec_dot_rows)(simd, rows, x.bytes(), piece).is_err() {
-            failed.store(true, Ordering::Relaxed);
+        // Tiles of weight rows; each tile meets every input row while it is in the cache.
+        let tile = if x.rows == 1 { end - start } else { (BATCH_TILE_BYTES / w.row_bytes.max(1)).max(1) };
+        for t0 in (start..end).step_by(tile.max(1)) {
+            let t1 = (t0 + tile).min(end);
+            let rows = w.data.get(t0 * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
+            for b in 0..x.rows {
+                // SAFETY: task `task` is the only one covering rows start..end of product k, for
+                // every input row b; these tiles are disjoint within it.
+                let Some(piece) = (unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) }) else { return };
+                if (w.traits.vec_dot_rows)(simd, rows, x.row(b), piece).is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+            }
         }
     });
     if failed.load(Ordering::Relaxed) {
@@ -154,8 +166,9 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
     Ok(())
 }
 
-/// `outs[i] = mats[i] · x` for up to three matrices sharing one input, as one parallel operation:
-/// `x` is quantized once per distinct input type (into `bufs`).
+/// `outs[i] = mats[i] · x` for up to three matrices sharing one input (one row of
+/// `mats[0].cols` elements per token: a vector, or a batch), as one parallel operation: `x` is
+/// quantized once per distinct input type (into `bufs`).
 pub fn project<const N: usize>(
     par: &dyn Parallel,
     x: &[f32],
@@ -164,15 +177,17 @@ pub fn project<const N: usize>(
     outs: [&mut [f32]; N],
 ) -> Result<(), QuantError> {
     const { assert!(N >= 1 && N <= 3) };
+    // x holds one row of mats[0].cols elements per token.
+    let n = mats[0].cols;
     // slot[i]: the buffer holding x in mats[i]'s input type.
     let mut slot = [0usize; N];
     let mut used = 0usize;
     for i in 0..N {
         let ty = mats[i].input_type();
-        match (0..used).find(|&j| bufs[j].ggml_type == ty && bufs[j].n == x.len()) {
+        match (0..used).find(|&j| bufs[j].ggml_type == ty) {
             Some(j) => slot[i] = j,
             None => {
-                bufs[used].quantize(x, ty)?;
+                bufs[used].quantize_rows(x, n, ty)?;
                 slot[i] = used;
                 used += 1;
             }
@@ -188,41 +203,71 @@ pub fn project<const N: usize>(
     matvec_fused(par, &mut list)
 }
 
-/// An activation vector quantized to a weight type's [`input_type`](Matrix::input_type), in a
-/// buffer allocated once and reused.
+/// Activations quantized to a weight type's [`input_type`](Matrix::input_type): one vector, or
+/// the rows of a batch (one per token), in a buffer allocated once and reused.
 pub struct QuantizedInput {
     buf: Vec<u32>,
     ggml_type: GgmlType,
+    /// Elements per row.
     n: usize,
-    len: usize,
+    /// Rows.
+    rows: usize,
+    /// Bytes per row.
+    row_len: usize,
 }
 
 impl QuantizedInput {
-    /// A buffer able to hold `max_elements` elements of any activation type.
+    /// A buffer able to hold `max_elements` elements (over all rows) of any activation type.
     pub fn with_capacity(max_elements: usize) -> Self {
-        // Q8_1 is the widest activation encoding per element (36 bytes per 32), f32 aside.
-        let words = max_elements.saturating_mul(4).div_ceil(4) + 64;
-        QuantizedInput { buf: vec![0; words], ggml_type: GgmlType::F32, n: 0, len: 0 }
+        QuantizedInput { buf: vec![0; Self::words(max_elements)], ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 }
     }
 
-    /// Quantizes `x` to `ggml_type`.
+    /// As [`with_capacity`](Self::with_capacity), reporting a failed allocation.
+    pub fn try_with_capacity(max_elements: usize) -> Result<Self, alloc::collections::TryReserveError> {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(Self::words(max_elements))?;
+        buf.resize(Self::words(max_elements), 0);
+        Ok(QuantizedInput { buf, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 })
+    }
+
+    fn words(max_elements: usize) -> usize {
+        // f32 is the widest activation encoding (4 bytes per element), Q8_1 the widest quantized
+        // one; a few words spare for rounding to whole blocks.
+        max_elements.saturating_add(64)
+    }
+
+    /// Quantizes the vector `x` to `ggml_type`.
     pub fn quantize(&mut self, x: &[f32], ggml_type: GgmlType) -> Result<(), QuantError> {
-        let len = ggml_type
-            .bytes_for(x.len() as u64)
+        self.quantize_rows(x, x.len(), ggml_type)
+    }
+
+    /// Quantizes `x`, rows of `n` elements each, to `ggml_type` (each row on its own, as the
+    /// single-vector path does).
+    pub fn quantize_rows(&mut self, x: &[f32], n: usize, ggml_type: GgmlType) -> Result<(), QuantError> {
+        if n == 0 || !x.len().is_multiple_of(n) {
+            return Err(QuantError::LengthMismatch { expected: n, got: x.len() });
+        }
+        let row_len = ggml_type
+            .bytes_for(n as u64)
             .and_then(|b| usize::try_from(b).ok())
-            .ok_or(QuantError::NotWholeBlocks { ggml_type, len: x.len() })?;
+            .ok_or(QuantError::NotWholeBlocks { ggml_type, len: n })?;
+        let rows = x.len() / n;
+        let len = row_len.checked_mul(rows).ok_or(QuantError::LengthMismatch { expected: usize::MAX, got: 0 })?;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.buf);
         let have = bytes.len();
         let dst = bytes.get_mut(..len).ok_or(QuantError::LengthMismatch { expected: len, got: have })?;
-        (traits(ggml_type)?.from_float_act)(x, dst)?;
+        let from_float = traits(ggml_type)?.from_float_act;
+        for (xr, d) in x.chunks_exact(n).zip(dst.chunks_exact_mut(row_len)) {
+            from_float(xr, d)?;
+        }
         self.ggml_type = ggml_type;
-        self.n = x.len();
-        self.len = len;
+        (self.n, self.rows, self.row_len) = (n, rows, row_len);
         Ok(())
     }
 
-    fn bytes(&self) -> &[u8] {
+    /// Row `b`'s bytes.
+    fn row(&self, b: usize) -> &[u8] {
         let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
-        bytes.get(..self.len).unwrap_or(&[])
+        bytes.get(b * self.row_len..(b + 1) * self.row_len).unwrap_or(&[])
     }
 }

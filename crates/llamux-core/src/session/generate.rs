@@ -31,7 +31,7 @@ pub enum Stop {
 /// What one [`Generation::step`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step<'a> {
-    /// Fed one prompt token.
+    /// Fed a batch of prompt tokens.
     Prompt,
     /// Generated a token; `piece` is its text (possibly part of a UTF-8 sequence, possibly empty).
     Token {
@@ -146,8 +146,9 @@ impl Generation {
         self.end
     }
 
-    /// One bounded unit of work: feeds one prompt token, or samples a token, emits it and
-    /// feeds it (one forward pass either way). The session must be the one the cached tokens
+    /// One bounded unit of work: feeds a batch of prompt tokens (at most the session's
+    /// [`max_batch`](Session::max_batch)), or samples a token, emits it and feeds it (one forward
+    /// pass either way). The session must be the one the cached tokens
     /// were fed to, and nothing else may feed it in between.
     pub fn step(
         &mut self,
@@ -160,8 +161,9 @@ impl Generation {
             return Ok(Step::End(stop));
         }
         if self.feeding_prompt() {
-            let t = self.tokens[self.fed];
-            return Ok(match self.feed(model, sess, par, t)? {
+            // The prompt goes in batches: every weight is read once per batch.
+            let end = self.tokens.len().min(self.fed + sess.max_batch());
+            return Ok(match self.feed(model, sess, par, self.fed..end)? {
                 Some(stop) => Step::End(stop),
                 None => Step::Prompt,
             });
@@ -180,23 +182,25 @@ impl Generation {
         } else if self.generated >= self.max_tokens {
             // The last token is not fed: nothing would read its logits.
             self.end = Some(Stop::Length);
-        } else if let Some(stop) = self.feed(model, sess, par, next)? {
+        } else if let Some(stop) = self.feed(model, sess, par, self.fed..self.fed + 1)? {
             self.end = Some(stop);
         }
         Ok(Step::Token { id: next, piece: &self.piece })
     }
 
-    /// Feeds `t` (the token at `self.fed`); `Some` when the context is full.
+    /// Feeds `tokens[range]` (which starts at `self.fed`) as one batch; `Some` when the context
+    /// is full.
     fn feed(
         &mut self,
         model: &Model<'_>,
         sess: &mut Session,
         par: &dyn Parallel,
-        t: u32,
+        range: core::ops::Range<usize>,
     ) -> Result<Option<Stop>, SessionError> {
-        match model.forward(sess, t, par) {
+        let n = range.len();
+        match model.forward_batch(sess, &self.tokens[range], par) {
             Ok(_) => {
-                self.fed += 1;
+                self.fed += n;
                 Ok(None)
             }
             Err(SessionError::ContextFull { .. }) => {

@@ -24,6 +24,13 @@ pub enum SessionError {
     },
     /// A kernel refused its operands (a bug: shapes are checked at load).
     Quant(QuantError),
+    /// A batch is empty or larger than the session's buffers.
+    BatchSize {
+        /// Tokens in the batch.
+        got: usize,
+        /// Largest batch the session holds.
+        max: usize,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -32,6 +39,9 @@ impl fmt::Display for SessionError {
             SessionError::TokenOutOfRange(t) => write!(f, "token id {t} is outside the vocabulary"),
             SessionError::ContextFull { n_ctx } => write!(f, "the context of {n_ctx} tokens is full"),
             SessionError::Quant(e) => write!(f, "kernel error: {e}"),
+            SessionError::BatchSize { got, max } => {
+                write!(f, "a batch of {got} tokens (this session takes 1 to {max})")
+            }
         }
     }
 }
@@ -188,7 +198,11 @@ impl KvCache {
     }
 }
 
-/// Buffers for one token's forward pass.
+/// Tokens a session's buffers hold for one batch unless asked otherwise: a prompt chunk long
+/// enough that each weight tile is reused many times while it is in the cache.
+pub const DEFAULT_MAX_BATCH: usize = 32;
+
+/// Buffers for one batch's forward pass: the per-token ones hold a row per token of the batch.
 pub struct Scratch {
     /// Residual stream.
     pub x: Vec<f32>,
@@ -226,41 +240,57 @@ pub struct Session {
     pub pos: usize,
     /// The cache.
     pub kv: KvCache,
+    /// Rows of the per-token buffers.
+    max_batch: usize,
     /// Per-token buffers.
     pub s: Scratch,
 }
 
 impl Session {
-    /// Allocates everything a model needs for `n_ctx` positions, with an f16 cache.
+    /// Allocates everything a model needs for `n_ctx` positions, with an f16 cache and room for
+    /// batches of [`DEFAULT_MAX_BATCH`] tokens.
     pub fn new(model: &Model<'_>, n_ctx: usize) -> Self {
         Self::with_kv_type(model, n_ctx, KvType::F16)
     }
 
     /// As [`Session::new`], with the cache's element type chosen.
     pub fn with_kv_type(model: &Model<'_>, n_ctx: usize, kv_type: KvType) -> Self {
+        Self::with_options(model, n_ctx, kv_type, DEFAULT_MAX_BATCH)
+    }
+
+    /// As [`Session::new`], with the cache's element type and the largest batch (at least 1)
+    /// chosen.
+    pub fn with_options(model: &Model<'_>, n_ctx: usize, kv_type: KvType, max_batch: usize) -> Self {
         let hp = &model.hp;
         let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
         let n_layer = hp.n_layer as usize;
+        let nb = max_batch.max(1);
         Session {
             pos: 0,
             kv: KvCache::new(kv_type, n_layer, n_ctx, kv_dim),
+            max_batch: nb,
             s: Scratch {
-                x: vec![0.0; n_embd],
-                xb: vec![0.0; n_embd.max(q_dim)],
-                xb2: vec![0.0; n_embd],
-                q: vec![0.0; q_dim],
-                k: vec![0.0; kv_dim],
-                v: vec![0.0; kv_dim],
-                att_out: vec![0.0; q_dim],
+                x: vec![0.0; nb * n_embd],
+                xb: vec![0.0; nb * n_embd.max(q_dim)],
+                xb2: vec![0.0; nb * n_embd],
+                q: vec![0.0; nb * q_dim],
+                k: vec![0.0; nb * kv_dim],
+                v: vec![0.0; nb * kv_dim],
+                att_out: vec![0.0; nb * q_dim],
                 att: vec![0.0; n_ctx * hp.n_head as usize],
                 q_att: vec![0.0; q_dim],
-                hb: vec![0.0; n_ff],
-                hb2: vec![0.0; n_ff],
+                hb: vec![0.0; nb * n_ff],
+                hb2: vec![0.0; nb * n_ff],
                 rope: vec![0.0; hp.head_dim as usize],
                 logits: vec![0.0; hp.n_vocab as usize],
-                xq: core::array::from_fn(|_| QuantizedInput::with_capacity(n_embd.max(n_ff).max(q_dim))),
+                xq: core::array::from_fn(|_| QuantizedInput::with_capacity(nb * n_embd.max(n_ff).max(q_dim))),
             },
         }
+    }
+
+    /// The largest batch [`Model::forward_batch`] takes in this session.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
     }
 
     /// Context length.

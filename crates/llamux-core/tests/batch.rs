@@ -1,0 +1,81 @@
+//! The batched forward pass against feeding the same tokens one at a time: a batch of any size
+//! leaves the same logits and the same KV cache (checked by decoding on from both), bit for bit,
+//! on every model CI provides; bad batches are refused without touching the session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use llamux_core::gguf::Gguf;
+use llamux_core::model::Model;
+use llamux_core::platform::{Parallel, Threads};
+use llamux_core::session::{KvType, Session, SessionError};
+use llamux_core::tokenizer::Tokenizer;
+
+mod common;
+use common::asset;
+
+const TEXT: &[u8] = b"The Linux kernel is a free and open-source, monolithic, modular, multitasking, Unix-like \
+operating system kernel. It was originally written in 1991 by Linus Torvalds for his i386-based PC.";
+
+/// Logits after `tokens` fed in batches of `chunk`, then after each of `more` fed alone.
+fn logits(model: &Model<'_>, par: &dyn Parallel, tokens: &[u32], chunk: usize, more: &[u32]) -> Vec<Vec<f32>> {
+    let mut sess = Session::with_options(model, 256, KvType::F16, chunk.max(1));
+    let mut out = Vec::new();
+    for c in tokens.chunks(chunk) {
+        out = vec![model.forward_batch(&mut sess, c, par).unwrap().to_vec()];
+    }
+    assert_eq!(sess.pos, tokens.len());
+    for &t in more {
+        out.push(model.forward(&mut sess, t, par).unwrap().to_vec());
+    }
+    out
+}
+
+#[test]
+fn batches_equal_one_token_at_a_time() {
+    let mut checked = 0;
+    for var in ["LLAMUX_GEMMA", "LLAMUX_TINYLLAMA", "LLAMUX_QWEN2", "LLAMUX_SMOLLM2"] {
+        let Some(path) = asset(var) else { continue };
+        let bytes = std::fs::read(path).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
+        let tokens = tok.encode(TEXT, true, true);
+        assert!(tokens.len() > 40, "{var}: {} tokens", tokens.len());
+        let more = &tokens[1..4];
+        let pool = Threads::new(2);
+        let want = logits(&model, &pool, &tokens, 1, more);
+        for chunk in [2, 7, 32, tokens.len()] {
+            let got = logits(&model, &pool, &tokens, chunk, more);
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                let diff = w.iter().zip(g).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(diff, 0, "{var}: batches of {chunk}, logits {i}: {diff} values differ");
+            }
+        }
+        checked += 1;
+    }
+    eprintln!("batched = one at a time, bit for bit, on {checked} models");
+}
+
+#[test]
+fn bad_batches_are_refused_and_change_nothing() {
+    let Some(path) = asset("LLAMUX_SMOLLM2") else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::load(&g).unwrap();
+    let par = Threads::new(2);
+    let mut sess = Session::with_options(&model, 8, KvType::F16, 4);
+    assert_eq!(sess.max_batch(), 4);
+    let e = model.forward_batch(&mut sess, &[], &par).err();
+    assert!(matches!(e, Some(SessionError::BatchSize { got: 0, max: 4 })), "{e:?}");
+    let e = model.forward_batch(&mut sess, &[1; 5], &par).err();
+    assert!(matches!(e, Some(SessionError::BatchSize { got: 5, max: 4 })), "{e:?}");
+    let e = model.forward_batch(&mut sess, &[1, 2, model.hp.n_vocab], &par).err();
+    assert!(matches!(e, Some(SessionError::TokenOutOfRange(_))), "{e:?}");
+    assert_eq!(sess.pos, 0);
+    model.forward_batch(&mut sess, &[1; 4], &par).unwrap();
+    model.forward_batch(&mut sess, &[1; 3], &par).unwrap();
+    let e = model.forward_batch(&mut sess, &[1; 2], &par).err();
+    assert!(matches!(e, Some(SessionError::ContextFull { n_ctx: 8 })), "{e:?}");
+    assert_eq!(sess.pos, 7);
+    model.forward_batch(&mut sess, &[1], &par).unwrap();
+    assert_eq!(sess.pos, 8);
+}
