@@ -31,7 +31,11 @@ build="$out/build"
 rm -rf "$build" && mkdir -p "$build/objs"
 cp "$here/llamux_main.c" "$here/llamux_call.S" "$here/llamux.h" "$here/Kbuild" "$build/"
 (cd "$build/objs" && ar x "$lib")
-ld -r -o "$build/llamux_rust.o_shipped" "$build"/objs/*.o
+# All code in one .text starting at llamux_rust_text, so that sites.py can name every site.
+printf 'SECTIONS { .text : { llamux_rust_text = .; *(.text .text.*) } }\n' > "$build/rust.lds"
+ld -r -T "$build/rust.lds" -o "$build/llamux_rust.o_shipped" "$build"/objs/*.o
+# The return-thunk and retpoline sites, which objtool lists for C code, for the module loader.
+python3 "$here/sites.py" "$build/llamux_rust.o_shipped" > "$build/llamux_sites.S"
 objcopy --remove-section=.llvmbc --remove-section=.llvmcmd "$build/llamux_rust.o_shipped"
 if readelf -r "$build/llamux_rust.o_shipped" | grep -q GOTPCREL; then
   echo "llamux_rust.o has GOT-relative relocations; the module loader would reject it" >&2

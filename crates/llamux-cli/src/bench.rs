@@ -2,7 +2,7 @@
 //! and the machine's streaming read bandwidth (`--mem-bw`).
 //!
 //! * `ppP`: P prompt tokens evaluated from an empty session (BOS, then fixed pseudo-random ids),
-//!   token by token through `Model::forward`.
+//!   in batches of the session's `max_batch` through `Model::forward_batch`, as prompts are.
 //! * `tgN`: N tokens generated one at a time from an empty session: a fixed first token, then the
 //!   greedy choice from each step's logits.
 //!
@@ -284,8 +284,8 @@ fn prompt_tokens(first: u32, n_vocab: u32, n: usize) -> Vec<u32> {
 fn time_prompt(model: &Model<'_>, sess: &mut Session, par: &dyn Parallel, tokens: &[u32]) -> Result<f64> {
     sess.reset();
     let t0 = Instant::now();
-    for &t in tokens {
-        black_box(model.forward(sess, t, par)?);
+    for chunk in tokens.chunks(sess.max_batch()) {
+        black_box(model.forward_batch(sess, chunk, par)?);
     }
     Ok(t0.elapsed().as_secs_f64())
 }

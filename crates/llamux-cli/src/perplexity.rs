@@ -55,6 +55,8 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     args.ctx = Some(n_ctx);
     let mut sess = args.session(&model)?;
     let first = n_ctx / 2;
+    let n_vocab = model.hp.n_vocab as usize;
+    let mut logits = vec![0.0f32; sess.max_batch() * n_vocab];
     let (mut total_nll, mut count) = (0.0f64, 0usize);
     for c in 0..n_chunks {
         let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
@@ -62,11 +64,19 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
             chunk[0] = bos;
         }
         sess.reset();
-        for (j, &t) in chunk.iter().enumerate().take(n_ctx - 1) {
-            let logits = model.forward(&mut sess, t, &par)?;
-            if j >= first {
-                total_nll += nll(logits, chunk[j + 1]);
+        // The first half only builds context: batches without logits. The second half's
+        // logits score each next token.
+        for batch in chunk[..first].chunks(sess.max_batch()) {
+            model.forward_batch(&mut sess, batch, &par)?;
+        }
+        let mut j = first;
+        for batch in chunk[first..n_ctx - 1].chunks(sess.max_batch()) {
+            let out = &mut logits[..batch.len() * n_vocab];
+            model.forward_batch_all(&mut sess, batch, &par, out)?;
+            for row in out.chunks_exact(n_vocab) {
+                total_nll += nll(row, chunk[j + 1]);
                 count += 1;
+                j += 1;
             }
         }
         if !a.json {

@@ -28,6 +28,38 @@ impl Model<'_> {
         tokens: &[u32],
         par: &dyn Parallel,
     ) -> Result<&'s [f32], SessionError> {
+        self.run_batch(sess, tokens, par, None)?;
+        Ok(&sess.s.logits)
+    }
+
+    /// As [`forward_batch`](Self::forward_batch), writing the logits after every token of the
+    /// batch into `logits` (`n_vocab` per token, token after token), as perplexity needs.
+    pub fn forward_batch_all(
+        &self,
+        sess: &mut Session,
+        tokens: &[u32],
+        par: &dyn Parallel,
+        logits: &mut [f32],
+    ) -> Result<(), SessionError> {
+        let want = tokens.len().saturating_mul(self.hp.n_vocab as usize);
+        if logits.len() != want {
+            return Err(SessionError::Quant(crate::quant::QuantError::LengthMismatch {
+                expected: want,
+                got: logits.len(),
+            }));
+        }
+        self.run_batch(sess, tokens, par, Some(logits))
+    }
+
+    /// The pass itself: logits of the last token into the session's buffer, or of every token
+    /// into `all`.
+    fn run_batch(
+        &self,
+        sess: &mut Session,
+        tokens: &[u32],
+        par: &dyn Parallel,
+        all: Option<&mut [f32]>,
+    ) -> Result<(), SessionError> {
         let hp = &self.hp;
         let pos = sess.pos;
         let nb = tokens.len();
@@ -158,15 +190,19 @@ impl Model<'_> {
             x.iter_mut().zip(&*xb2).for_each(|(x, d)| *x += d);
         }
 
-        // Logits of the last token only.
-        let last = &x[(nb - 1) * n_embd..];
-        rms_norm(&mut xb[..n_embd], last, &self.output_norm, eps);
-        project(par, &xb[..n_embd], &mut s.xq, [&self.output], [&mut s.logits])?;
+        // Logits: of the last token, or of every token.
+        let (rows, logits) = match all {
+            None => (nb - 1..nb, &mut s.logits[..]),
+            Some(out) => (0..nb, out),
+        };
+        let xb = &mut xb[..rows.len() * n_embd];
+        rms_norm_rows(xb, &x[rows.start * n_embd..], &self.output_norm, eps, n_embd);
+        project(par, xb, &mut s.xq, [&self.output], [&mut *logits])?;
         if let Some(cap) = hp.final_logit_softcapping {
-            s.logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
+            logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
         }
         sess.pos += nb;
-        Ok(&sess.s.logits)
+        Ok(())
     }
 }
 
