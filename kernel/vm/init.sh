@@ -8,6 +8,10 @@ mount -t devtmpfs dev /dev
 export PATH=/bin
 . /test.env   # PROMPT, N_TOKENS, N_CTX, STRESS_SECONDS, STRESS_TOKENS, SPEED_TOKENS, MODEL_NAME
 echo "llamux-vm: kernel $(uname -r), $(nproc) cpus, model $MODEL_NAME"
+# The mitigations the module's return-thunk and retpoline sites are patched for.
+for v in retbleed spec_rstack_overflow spectre_v2; do
+  echo "llamux-vm: $v: $(cat /sys/devices/system/cpu/vulnerabilities/$v 2>/dev/null)"
+done
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
