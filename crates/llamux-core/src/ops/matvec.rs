@@ -149,11 +149,25 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         for t0 in (start..end).step_by(tile.max(1)) {
             let t1 = (t0 + tile).min(end);
             let rows = w.data.get(t0 * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
-            for b in 0..x.rows {
-                // SAFETY: task `task` is the only one covering rows start..end of product k, for
-                // every input row b; these tiles are disjoint within it.
-                let Some(piece) = (unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) }) else { return };
-                if (w.traits.vec_dot_rows)(simd, rows, x.row(b), piece).is_err() {
+            // SAFETY (both slices below): task `task` is the only one covering rows start..end
+            // of product k, for every input row b; these tiles are disjoint within it.
+            let piece = |b: usize| unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) };
+            // Input rows four at a time (each weight block unpacked once for the four), then
+            // the rest one by one.
+            let quads = x.rows / 4 * 4;
+            for b in (0..quads).step_by(4) {
+                let [Some(o0), Some(o1), Some(o2), Some(o3)] = [piece(b), piece(b + 1), piece(b + 2), piece(b + 3)]
+                else {
+                    return;
+                };
+                let a = [x.row(b), x.row(b + 1), x.row(b + 2), x.row(b + 3)];
+                if (w.traits.vec_dot_rows_x4)(simd, rows, a, [o0, o1, o2, o3]).is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+            }
+            for b in quads..x.rows {
+                let Some(o) = piece(b) else { return };
+                if (w.traits.vec_dot_rows)(simd, rows, x.row(b), o).is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
             }

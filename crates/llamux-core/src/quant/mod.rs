@@ -107,6 +107,13 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
         }
     }
 
+    /// `[xs · ys[0], …, xs · ys[3]]`: one weight row against four activation rows (a batch's
+    /// inner loop), where a format may unpack each weight block once for all four. Each result
+    /// is [`vec_dot_with`](Self::vec_dot_with)'s for that pair, bit for bit.
+    fn vec_dot_x4_with(simd: Simd, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        ys.map(|y| Self::vec_dot_with(simd, xs, y))
+    }
+
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
     fn vec_dot_unopt(xs: &[Self], ys: &[Self::VecDotType]) -> f32;
 }

@@ -207,6 +207,58 @@ fn simd_dot_rows_match_scalar_twin_per_row() {
     }
 }
 
+/// The batch inner loop (`vec_dot_rows_x4`: one weight row against four activation rows, where a
+/// format may unpack each weight block once for the four) gives exactly what `vec_dot_rows` gives
+/// for each activation row on the same tier, bit for bit (the batched forward pass relies on it),
+/// for row lengths around the 8-block groups and row counts around any unrolling.
+#[test]
+fn simd_dot_rows_x4_equal_dot_rows_bit_for_bit() {
+    for t in supported_types() {
+        let tr = traits(t).unwrap();
+        let mut rng = Rng::new(t.id() as u64 + 99);
+        for blocks in [1usize, 3, 8, 9, 17] {
+            let n = blocks * t.block_size();
+            let acts: Vec<_> =
+                (0..4).map(|_| quantized(tr.vec_dot_type, &floats(&mut rng, n, Shape::Normal), true)).collect();
+            let a = [acts[0].bytes(), acts[1].bytes(), acts[2].bytes(), acts[3].bytes()];
+            for n_rows in [1usize, 2, 5] {
+                let w = quantized(t, &floats(&mut rng, n * n_rows, Shape::Normal), false);
+                for simd in Simd::available() {
+                    let mut got = vec![vec![f32::NAN; n_rows]; 4];
+                    {
+                        let [g0, g1, g2, g3] = &mut got[..] else { unreachable!() };
+                        (tr.vec_dot_rows_x4)(simd, w.bytes(), a, [g0, g1, g2, g3]).unwrap();
+                    }
+                    for (c, got) in got.iter().enumerate() {
+                        let mut want = vec![f32::NAN; n_rows];
+                        (tr.vec_dot_rows)(simd, w.bytes(), a[c], &mut want).unwrap();
+                        let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                        assert!(
+                            same,
+                            "{t} on {}, {blocks} blocks, {n_rows} rows, column {c}: {got:?} vs {want:?}",
+                            simd.isa()
+                        );
+                    }
+                }
+            }
+        }
+        // Activation rows of different lengths, or outputs that do not match the rows, are refused.
+        let n = 2 * t.block_size();
+        let short = quantized(tr.vec_dot_type, &floats(&mut rng, n / 2, Shape::Normal), true);
+        let a = quantized(tr.vec_dot_type, &floats(&mut rng, n, Shape::Normal), true);
+        let w = quantized(t, &floats(&mut rng, n * 2, Shape::Normal), false);
+        let (mut o0, mut o1, mut o2, mut o3) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 3]);
+        let ok = [a.bytes(), a.bytes(), a.bytes(), a.bytes()];
+        assert!((tr.vec_dot_rows_x4)(Simd::SCALAR, w.bytes(), ok, [&mut o0, &mut o1, &mut o2, &mut o3]).is_err());
+        let (mut o3,) = ([0.0; 2],);
+        let bad = [a.bytes(), short.bytes(), a.bytes(), a.bytes()];
+        if short.len > 0 {
+            assert!((tr.vec_dot_rows_x4)(Simd::SCALAR, w.bytes(), bad, [&mut o0, &mut o1, &mut o2, &mut o3]).is_err());
+        }
+        assert!((tr.vec_dot_rows_x4)(Simd::SCALAR, w.bytes(), ok, [&mut o0, &mut o1, &mut o2, &mut o3]).is_ok());
+    }
+}
+
 /// Activation quantizers on inputs the random shapes never make: NaN and infinities (scalar
 /// `as i8` turns NaN into 0 and saturates), a block maximum so small that `127 / amax` is
 /// infinite, exact rounding ties, and negative zeros; bytes must equal the scalar quantizer's.

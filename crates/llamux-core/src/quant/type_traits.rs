@@ -50,6 +50,8 @@ pub type QuantizeWith = fn(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<()
 
 /// Dot products of consecutive weight rows with one activation row, with a chosen tier's kernels.
 pub type VecDotRows = fn(simd: Simd, w: &[u8], a: &[u8], out: &mut [f32]) -> Result<(), QuantError>;
+/// `out[c][r] = row_r · a[c]` for the consecutive rows in `w` and four activation rows.
+pub type VecDotRowsX4 = fn(simd: Simd, w: &[u8], a: [&[u8]; 4], out: [&mut [f32]; 4]) -> Result<(), QuantError>;
 
 /// Byte-level operations of one supported type (ggml's `type_traits`).
 #[derive(Clone, Copy)]
@@ -74,6 +76,8 @@ pub struct TypeTraits {
     pub from_float_act_with: QuantizeWith,
     /// `out[r] = row_r · a` for `out.len()` consecutive rows in `w` ([`BlockFormat::vec_dot_rows_with`]).
     pub vec_dot_rows: VecDotRows,
+    /// `out[c][r] = row_r · a[c]` for four activation rows ([`BlockFormat::vec_dot_x4_with`]).
+    pub vec_dot_rows_x4: VecDotRowsX4,
 }
 
 fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
@@ -151,6 +155,34 @@ fn vec_dot_rows<B: BlockFormat>(simd: Simd, w: &[u8], a: &[u8], out: &mut [f32])
     Ok(())
 }
 
+fn vec_dot_rows_x4<B: BlockFormat>(
+    simd: Simd,
+    w: &[u8],
+    a: [&[u8]; 4],
+    out: [&mut [f32]; 4],
+) -> Result<(), QuantError> {
+    let xs = blocks::<B>(w)?;
+    let ys = [blocks::<B::VecDotType>(a[0])?, blocks(a[1])?, blocks(a[2])?, blocks(a[3])?];
+    let n = ys[0].len() * B::VecDotType::BLCK_SIZE;
+    if !n.is_multiple_of(B::BLCK_SIZE) || n == 0 {
+        return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: n });
+    }
+    let per_row = n / B::BLCK_SIZE;
+    let n_rows = out[0].len();
+    for c in 0..4 {
+        check_len(ys[0].len(), ys[c].len())?;
+        check_len(n_rows, out[c].len())?;
+    }
+    check_len(per_row * n_rows, xs.len())?;
+    let [o0, o1, o2, o3] = out;
+    for ((((row, o0), o1), o2), o3) in
+        xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
+    {
+        [*o0, *o1, *o2, *o3] = B::vec_dot_x4_with(simd, row, ys);
+    }
+    Ok(())
+}
+
 fn from_float_act_with<B: BlockFormat>(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     let ys = blocks_mut::<B>(dst)?;
     check_len(ys.len() * B::BLCK_SIZE, src.len())?;
@@ -170,6 +202,7 @@ const fn entry<B: BlockFormat>() -> TypeTraits {
         vec_dot_with: vec_dot_with::<B>,
         from_float_act_with: from_float_act_with::<B>,
         vec_dot_rows: vec_dot_rows::<B>,
+        vec_dot_rows_x4: vec_dot_rows_x4::<B>,
     }
 }
 

@@ -113,15 +113,19 @@ pub(crate) fn legacy_bytes_from_bits(bits: u32) -> __m256i {
     _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1))
 }
 
-/// Defines a `vec_dot` kernel for a 32-element block format: groups of 8 blocks whose exact
-/// `i32` dots are reduced together and scaled by `d_x * d_y` (plus `m_x * s_y` with `min`) in
-/// f32 lanes; the last, partial group has zero dots and zero scales for its missing blocks. Every block's
-/// `sumi` is exact, as in the scalar twin; only the order of the f32 sum differs.
-/// `$dot` maps one block pair `(&$x, &$y)` to eight `i32` lanes summing to that block's `sumi`.
+/// Defines the `vec_dot` kernels of a 32-element block format: one row with one activation row
+/// (`$name`), and one row with four (`$name4`, each weight block unpacked once for the four).
+/// Groups of 8 blocks have their exact `i32` dots reduced together and scaled by `d_x * d_y`
+/// (plus `m_x * s_y` with `min`) in f32 lanes; the last, partial group has zero dots and zero
+/// scales for its missing blocks. Every block's `sumi` is exact, as in the scalar twin; only the
+/// order of the f32 sum differs — and it is the same in both kernels, so `$name4`'s results are
+/// `$name`'s bit for bit. `unpack` maps a weight block to a vector of its 32 values, `dot` such a
+/// vector and an activation block to eight `i32` lanes summing to the block's `sumi`.
 macro_rules! legacy_vec_dot {
     (
         $(#[$doc:meta])*
-        $name:ident, $feat:literal, $X:ty, $Y:ty, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?
+        $name:ident, $name4:ident, $feat:literal, $X:ty, $Y:ty,
+        unpack |$x:ident| $unpack:expr, dot |$w:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?
     ) => {
         $(#[$doc])*
         ///
@@ -131,30 +135,108 @@ macro_rules! legacy_vec_dot {
         pub(crate) unsafe fn $name(xs: &[$X], ys: &[$Y]) -> f32 {
             use $crate::quant::x86::blocks32::*;
             use core::arch::x86_64::*;
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn unpack($x: &$X) -> __m256i {
+                $unpack
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn dot($w: __m256i, $y: &$Y) -> __m256i {
+                $dot
+            }
             let n = xs.len().min(ys.len());
             let (xc, xt) = xs[..n].as_chunks::<8>();
             let (yc, yt) = ys[..n].as_chunks::<8>();
             let mut acc = _mm256_setzero_ps();
             for (x8, y8) in xc.iter().zip(yc) {
-                legacy_vec_dot!(@group legacy_f16x8_to_f32, acc, x8, y8, |$x, $y| $dot $(, min: $m * $s)?);
+                let mut p = [_mm256_setzero_si256(); 8];
+                for k in 0..8 {
+                    p[k] = dot(unpack(&x8[k]), &y8[k]);
+                }
+                legacy_vec_dot!(@finish legacy_f16x8_to_f32, acc, p, x8, y8 $(, min: $m * $s)?);
             }
             if !xt.is_empty() {
                 // The last, partial group: missing blocks have zero dots and zero scales.
-                legacy_vec_dot!(@group legacy_f16xn_to_f32, acc, xt, yt, |$x, $y| $dot $(, min: $m * $s)?);
+                let mut p = [_mm256_setzero_si256(); 8];
+                for (p, (x, y)) in p.iter_mut().zip(xt.iter().zip(yt)) {
+                    *p = dot(unpack(x), y);
+                }
+                legacy_vec_dot!(@finish legacy_f16xn_to_f32, acc, p, xt, yt $(, min: $m * $s)?);
             }
             super::common::hsum_f32_avx2(acc)
         }
-    };
-    (@group $f16:ident, $acc:ident, $x8:expr, $y8:expr, |$x:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?) => {
-        let (x8, y8) = ($x8, $y8);
-        let mut p = [_mm256_setzero_si256(); 8];
-        for (p, ($x, $y)) in p.iter_mut().zip(x8.iter().zip(y8)) {
-            *p = $dot;
+
+        $(#[$doc])*
+        /// Four activation rows at once: `out[c]` is `
+        #[doc = stringify!($name)]
+        /// (xs, ys[c])`, bit for bit.
+        ///
+        /// # Safety
+        /// The CPU must run every feature this function enables.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name4(xs: &[$X], ys: [&[$Y]; 4]) -> [f32; 4] {
+            use $crate::quant::x86::blocks32::*;
+            use core::arch::x86_64::*;
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn unpack($x: &$X) -> __m256i {
+                $unpack
+            }
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn dot($w: __m256i, $y: &$Y) -> __m256i {
+                $dot
+            }
+            let n = ys.iter().fold(xs.len(), |n, y| n.min(y.len()));
+            let (xc, xt) = xs[..n].as_chunks::<8>();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (g, x8) in xc.iter().enumerate() {
+                let mut w = [_mm256_setzero_si256(); 8];
+                for k in 0..8 {
+                    w[k] = unpack(&x8[k]);
+                }
+                let dx = legacy_f16x8_to_f32(x8, |b| b.d);
+                $(let mx = legacy_f16x8_to_f32(x8, |b| b.$m);)?
+                for c in 0..4 {
+                    let Some(y8) = ys[c].get(8 * g..).and_then(|y| y.first_chunk::<8>()) else { continue };
+                    let mut p = [_mm256_setzero_si256(); 8];
+                    for k in 0..8 {
+                        p[k] = dot(w[k], &y8[k]);
+                    }
+                    legacy_vec_dot!(@scale legacy_f16x8_to_f32, acc[c], p, dx, y8 $(, min: mx * $s)?);
+                }
+            }
+            if !xt.is_empty() {
+                let tail = n - xt.len();
+                let mut w = [_mm256_setzero_si256(); 8];
+                for (w, x) in w.iter_mut().zip(xt) {
+                    *w = unpack(x);
+                }
+                for c in 0..4 {
+                    let yt = ys[c].get(tail..n).unwrap_or(&[]);
+                    let mut p = [_mm256_setzero_si256(); 8];
+                    for (p, (w, y)) in p.iter_mut().zip(w.iter().zip(yt)) {
+                        *p = dot(*w, y);
+                    }
+                    legacy_vec_dot!(@finish legacy_f16xn_to_f32, acc[c], p, xt, yt $(, min: $m * $s)?);
+                }
+            }
+            use super::common::hsum_f32_avx2 as hsum;
+            [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
         }
-        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8(p));
-        let d = _mm256_mul_ps($f16(x8, |b| b.d), $f16(y8, |b| b.d));
+    };
+    (@finish $f16:ident, $acc:expr, $p:ident, $x8:expr, $y8:expr $(, min: $m:ident * $s:ident)?) => {
+        let dx = $f16($x8, |b| b.d);
+        $(let mx = $f16($x8, |b| b.$m);)?
+        legacy_vec_dot!(@scale $f16, $acc, $p, dx, $y8 $(, min: mx * $s)?);
+    };
+    // With the weight block scales (and minimums) already as f32 lanes.
+    (@scale $f16:ident, $acc:expr, $p:ident, $dx:ident, $y8:expr $(, min: $mx:ident * $s:ident)?) => {
+        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8($p));
+        let d = _mm256_mul_ps($dx, $f16($y8, |b| b.d));
         $acc = _mm256_fmadd_ps(sumi, d, $acc);
-        $($acc = _mm256_fmadd_ps($f16(x8, |b| b.$m), $f16(y8, |b| b.$s), $acc);)?
+        $($acc = _mm256_fmadd_ps($mx, $f16($y8, |b| b.$s), $acc);)?
     };
 }
 pub(crate) use legacy_vec_dot;
