@@ -132,6 +132,18 @@ impl BlockFormat for BlockQ4K {
         }
     }
 
+    fn vec_dot_x4_with(simd: Simd, xs: &[Self], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+        match simd.isa() {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx512 => unsafe { super::x86::q4_k::vec_dot_x4_avx512(xs, ys) },
+            // SAFETY: as above.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            Isa::Avx2 => unsafe { super::x86::q4_k::vec_dot_x4_avx2(xs, ys) },
+            _ => ys.map(|y| Self::vec_dot_with(simd, xs, y)),
+        }
+    }
+
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.

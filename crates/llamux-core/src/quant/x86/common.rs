@@ -166,3 +166,42 @@ macro_rules! offset_dot {
     }};
 }
 pub(crate) use offset_dot;
+
+/// [`offset_dot`] for one row against four activation rows: `$block4(x, [y0, y1, y2, y3])`
+/// gives each column's lanes for one super-block (the weight block unpacked once); every
+/// column is finished as `offset_dot` finishes it, so results are bit-identical.
+macro_rules! offset_dot_x4 {
+    ($xs:expr, $ys:expr, $block4:expr, $log2_offset:literal) => {{
+        let ys = $ys;
+        let n = ys.iter().fold($xs.len(), |n, y| n.min(y.len()));
+        let (xp, xt) = $xs[..n].as_chunks::<2>();
+        let mut sumf = [0.0f32; 4];
+        for (i, x) in xp.iter().enumerate() {
+            let y0 = [&ys[0][2 * i], &ys[1][2 * i], &ys[2][2 * i], &ys[3][2 * i]];
+            let y1 = [&ys[0][2 * i + 1], &ys[1][2 * i + 1], &ys[2][2 * i + 1], &ys[3][2 * i + 1]];
+            let r0 = $block4(&x[0], y0);
+            let r1 = $block4(&x[1], y1);
+            for c in 0..4 {
+                sumf[c] = offset_finish2::<$log2_offset>(
+                    sumf[c],
+                    [r0[c].0, r1[c].0],
+                    [r0[c].1, r1[c].1],
+                    [x[0].d, x[1].d],
+                    [y0[c].d, y1[c].d],
+                );
+            }
+        }
+        for (i, x) in xt.iter().enumerate() {
+            let at = n - xt.len() + i;
+            let y = [&ys[0][at], &ys[1][at], &ys[2][at], &ys[3][at]];
+            let r = $block4(x, y);
+            for c in 0..4 {
+                let (sum, off) = hsum2_i32_avx2(r[c].0, r[c].1);
+                let isum = sum.wrapping_sub(off.wrapping_mul(1 << $log2_offset));
+                sumf[c] += f16c_to_f32(x.d) * y[c].d * isum as f32;
+            }
+        }
+        sumf
+    }};
+}
+pub(crate) use offset_dot_x4;

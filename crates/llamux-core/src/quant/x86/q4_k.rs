@@ -203,3 +203,116 @@ fn block_avx512(x: &BlockQ4K, y: &BlockQ8K) -> (__m256i, __m256i) {
 pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
     k4_dot!(xs, ys, block_avx512)
 }
+
+/// [`k4_dot`] for one row against four activation rows: `$block4(x, [y0, y1, y2, y3])` gives
+/// each column's `sumi`/`summs` lanes for one super-block (the weight block unpacked once);
+/// every column is finished exactly as `k4_dot` finishes it, so results are bit-identical.
+macro_rules! k4_dot_x4 {
+    ($xs:expr, $ys:expr, $block4:expr) => {{
+        let ys = $ys;
+        let n = ys.iter().fold($xs.len(), |n, y| n.min(y.len()));
+        let (xp, xt) = $xs[..n].as_chunks::<2>();
+        let mut sumf = [0.0f32; 4];
+        for (i, x) in xp.iter().enumerate() {
+            let y0 = [&ys[0][2 * i], &ys[1][2 * i], &ys[2][2 * i], &ys[3][2 * i]];
+            let y1 = [&ys[0][2 * i + 1], &ys[1][2 * i + 1], &ys[2][2 * i + 1], &ys[3][2 * i + 1]];
+            let r0 = $block4(&x[0], y0);
+            let r1 = $block4(&x[1], y1);
+            let dm = [[x[0].d, x[0].dmin], [x[1].d, x[1].dmin]];
+            for c in 0..4 {
+                sumf[c] = k4_finish2(sumf[c], [r0[c].0, r1[c].0], [r0[c].1, r1[c].1], dm, [y0[c].d, y1[c].d]);
+            }
+        }
+        for (i, x) in xt.iter().enumerate() {
+            let at = n - xt.len() + i;
+            let y = [&ys[0][at], &ys[1][at], &ys[2][at], &ys[3][at]];
+            let r = $block4(x, y);
+            for c in 0..4 {
+                let (sumi, summs) = hsum2_i32_avx2(r[c].0, r[c].1);
+                sumf[c] += y[c].d * f16c_to_f32(x.d) * sumi as f32 - y[c].d * f16c_to_f32(x.dmin) * summs as f32;
+            }
+        }
+        sumf
+    }};
+}
+
+/// [`block_avx2`] for four activation blocks, the weight block unpacked once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block4_avx2(x: &BlockQ4K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx2(x));
+    let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
+    let mut lo = [_mm256_setzero_si256(); 4];
+    let mut hi = [_mm256_setzero_si256(); 4];
+    for j in 0..4 {
+        // SAFETY: `qs` is 128 bytes, so bytes 32j..32j+32 are in bounds for j < 4.
+        let q4 = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()) };
+        lo[j] = _mm256_and_si256(q4, m4);
+        hi[j] = _mm256_and_si256(_mm256_srli_epi16::<4>(q4), m4);
+    }
+    let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+    for (o, y) in out.iter_mut().zip(ys) {
+        let mut acc = _mm256_setzero_si256();
+        for j in 0..4 {
+            // SAFETY: `y.qs` is 256 bytes, so bytes 64j..64j+64 are in bounds for j < 4.
+            let (a_lo, a_hi) = unsafe {
+                (
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j).cast()),
+                    _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32).cast()),
+                )
+            };
+            let p_lo = _mm256_madd_epi16(k4_scale_avx2(scales, 2 * j), _mm256_maddubs_epi16(lo[j], a_lo));
+            let p_hi = _mm256_madd_epi16(k4_scale_avx2(scales, 2 * j + 1), _mm256_maddubs_epi16(hi[j], a_hi));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
+        }
+        *o = (acc, k4_mins_dot_avx2(sm16, y));
+    }
+    out
+}
+
+/// AVX2 `Q4_K` × four `Q8_K` rows: `vec_dot_avx2` of each, bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_x4_avx2(xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    k4_dot_x4!(xs, ys, block4_avx2)
+}
+
+/// [`block_avx512`] for four activation blocks, the weight block unpacked once.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block4_avx512(x: &BlockQ4K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let nibble_shift = halves_epi16_avx512(0, 4);
+    let sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx2(x));
+    let mut w = [_mm512_setzero_si512(); 4];
+    let mut sc = [_mm512_setzero_si512(); 4];
+    for p in 0..4 {
+        // SAFETY: `qs` is 128 bytes: bytes 32p..32p+32 are in bounds for p < 4.
+        let q4 = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qs.as_ptr().add(32 * p).cast())) };
+        w[p] = _mm512_and_si512(_mm512_srlv_epi16(q4, nibble_shift), m4);
+        sc[p] = k4_scale_pair_avx512(sm16, 2 * p);
+    }
+    let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+    for (o, y) in out.iter_mut().zip(ys) {
+        let mut acc = _mm512_setzero_si512();
+        for p in 0..4 {
+            // SAFETY: `y.qs` is 256 bytes: bytes 64p..64p+64 are in bounds for p < 4.
+            let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(64 * p).cast()) };
+            acc = _mm512_dpwssd_epi32(acc, sc[p], _mm512_maddubs_epi16(w[p], a));
+        }
+        *o = (fold_i32_avx512(acc), k4_mins_dot_avx2(sm16, y));
+    }
+    out
+}
+
+/// AVX-512 `Q4_K` × four `Q8_K` rows: `vec_dot_avx512` of each, bit for bit.
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    k4_dot_x4!(xs, ys, block4_avx512)
+}

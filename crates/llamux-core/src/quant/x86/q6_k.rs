@@ -109,3 +109,113 @@ fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
     }
     (fold_i32_avx512(acc), offset)
 }
+
+/// [`block_avx2`] for four activation blocks, the weight block unpacked once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn block4_avx2(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m30 = _mm256_set1_epi8(0x30);
+    // SAFETY: `scales` is 16 bytes.
+    let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
+    let halves = k16_halves_avx2(s16);
+    let mut q = [[_mm256_setzero_si256(); 4]; 2];
+    for (h, q) in q.iter_mut().enumerate() {
+        // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64
+        // and 32h..32h+32.
+        let (ql0, ql1, qh) = unsafe {
+            (
+                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast()),
+                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast()),
+                _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast()),
+            )
+        };
+        *q = [
+            _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+            ),
+        ];
+    }
+    let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+    for (o, y) in out.iter_mut().zip(ys) {
+        let mut acc = _mm256_setzero_si256();
+        for (h, &half) in halves.iter().enumerate() {
+            for k in 0..4 {
+                // SAFETY: `y.qs` is 256 bytes: bytes 128h + 32k .. + 32 are in bounds for h < 2, k < 4.
+                let a = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * k).cast()) };
+                let p = _mm256_maddubs_epi16(q[h][k], a);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, k), p));
+            }
+        }
+        // SAFETY: `bsums` is 16 i16 = 32 bytes.
+        let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+        *o = (acc, _mm256_madd_epi16(s16, bsums));
+    }
+    out
+}
+
+/// AVX2 `Q6_K` × four `Q8_K` rows: `vec_dot_avx2` of each, bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_x4_avx2(xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    offset_dot_x4!(xs, ys, block4_avx2, 5)
+}
+
+/// [`block_avx512`] for four activation blocks, the weight block unpacked once.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block4_avx512(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m30 = _mm512_set1_epi8(0x30);
+    let shl_lo = halves_epi16_avx512(4, 2);
+    let shr_hi = halves_epi16_avx512(0, 2);
+    // SAFETY: `scales` is 16 bytes.
+    let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
+    let mut q = [_mm512_setzero_si512(); 4];
+    let mut sc = [_mm512_setzero_si512(); 4];
+    for h in 0..2 {
+        // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64
+        // and 32h..32h+32.
+        let (ql, qh) = unsafe {
+            (
+                _mm512_loadu_si512(x.ql.as_ptr().add(64 * h).cast()),
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast())),
+            )
+        };
+        q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
+        q[2 * h + 1] = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+            _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30),
+        );
+        sc[2 * h] = k16_scales_avx512(s16, 2 * h);
+        sc[2 * h + 1] = k16_scales_avx512(s16, 2 * h + 1);
+    }
+    let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+    for (o, y) in out.iter_mut().zip(ys) {
+        let mut acc = _mm512_setzero_si512();
+        for k in 0..4 {
+            // SAFETY: `y.qs` is 256 bytes: bytes 64k..64k+64 are in bounds for k < 4.
+            let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(64 * k).cast()) };
+            acc = _mm512_dpwssd_epi32(acc, sc[k], _mm512_maddubs_epi16(q[k], a));
+        }
+        // SAFETY: `bsums` is 16 i16 = 32 bytes.
+        let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+        *o = (fold_i32_avx512(acc), _mm256_madd_epi16(s16, bsums));
+    }
+    out
+}
+
+/// AVX-512 `Q6_K` × four `Q8_K` rows: `vec_dot_avx512` of each, bit for bit.
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    offset_dot_x4!(xs, ys, block4_avx512, 5)
+}
