@@ -9,7 +9,8 @@
 //! Each test runs once untimed (warm-up), then `-r` timed times; the mean and sample standard
 //! deviation of the per-run tokens/s are reported. Bytes per token count the weights every token
 //! reads (all layer matrices, the output matrix, one embedding row), so `GB/s` is the weight
-//! bandwidth a run achieved; compare it with `--mem-bw` for the roofline.
+//! bandwidth a run achieved (for pp, whose batches read the weights once each, per batch);
+//! compare it with `--mem-bw` for the roofline.
 
 use crate::run::{KvTypeArg, Loaded};
 use anyhow::{bail, Context, Result};
@@ -129,7 +130,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
             let samples: Vec<f64> = secs.iter().map(|&s| if s > 0.0 { n as f64 / s } else { 0.0 }).collect();
             let (mean, sd) = mean_sd(&samples);
-            let gb_per_s = mean * info.bytes_per_token as f64 / 1e9;
+            // A prompt reads the weights once per batch, not once per token.
+            let per_pass = if kind == "pp" { sess.max_batch().min(n) as f64 } else { 1.0 };
+            let gb_per_s = mean / per_pass * info.bytes_per_token as f64 / 1e9;
             let rss = peak_rss_bytes();
             let test = format!("{kind}{n}");
             if a.json {

@@ -143,11 +143,11 @@ fn block4_avx2(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
     let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
     for (o, y) in out.iter_mut().zip(ys) {
         let mut acc = _mm256_setzero_si256();
-        for (h, &half) in halves.iter().enumerate() {
-            for k in 0..4 {
+        for (h, (&half, qh)) in halves.iter().zip(&q).enumerate() {
+            for (k, &qk) in qh.iter().enumerate() {
                 // SAFETY: `y.qs` is 256 bytes: bytes 128h + 32k .. + 32 are in bounds for h < 2, k < 4.
                 let a = unsafe { _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * k).cast()) };
-                let p = _mm256_maddubs_epi16(q[h][k], a);
+                let p = _mm256_maddubs_epi16(qk, a);
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, k), p));
             }
         }
