@@ -27,37 +27,46 @@ pub(crate) unsafe fn vec_dot_avx2(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
     offset_dot!(xs, ys, block_avx2, 5)
 }
 
+/// The 128 unsigned 6-bit quants of half `h` (0 or 1) of a super-block, 32 per vector: element
+/// 32k + l of the half is the nibble of ql[l + 32 (k & 1)] (low for k < 2), with bits 2k..2k+2
+/// of qh[l] on top.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn quants_half_avx2(x: &BlockQ6K, h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m30 = _mm256_set1_epi8(0x30);
+    let h = h & 1;
+    // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64 and
+    // 32h..32h+32.
+    let (ql0, ql1, qh) = unsafe {
+        (
+            _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast()),
+            _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast()),
+            _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast()),
+        )
+    };
+    [
+        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+        ),
+    ]
+}
+
 /// One super-block on AVX2: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn block_avx2(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
-    let m4 = _mm256_set1_epi8(0x0F);
-    let m30 = _mm256_set1_epi8(0x30);
     let (s16, offset) = scales_and_offset(x, y);
     let halves = k16_halves_avx2(s16);
     let mut acc = _mm256_setzero_si256();
     for (h, &half) in halves.iter().enumerate() {
-        // SAFETY: `ql` is 128 bytes, `qh` 64 and `y.qs` 256: for h < 2 the loads below cover
-        // bytes 64h..64h+64, 32h..32h+32 and 128h..128h+128.
-        let (ql0, ql1, qh, a) = unsafe {
-            (
-                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast()),
-                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast()),
-                _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast()),
-                [0, 1, 2, 3].map(|k| _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * k).cast())),
-            )
-        };
-        // Element 32k + l of the half: nibble of ql[l + 32 (k & 1)] (low for k < 2), with
-        // bits 2k..2k+2 of qh[l] on top.
-        let q = [
-            _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
-            _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
-            ),
-        ];
+        // SAFETY: `y.qs` is 256 bytes: for h < 2 the loads cover bytes 128h..128h+128.
+        let a = unsafe { [0, 1, 2, 3].map(|k| _mm256_loadu_si256(y.qs.as_ptr().add(128 * h + 32 * k).cast())) };
+        let q = quants_half_avx2(x, h);
         for k in 0..4 {
             let p = _mm256_maddubs_epi16(q[k], a[k]);
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, k), p));
@@ -114,32 +123,10 @@ fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn block4_avx2(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
-    let m4 = _mm256_set1_epi8(0x0F);
-    let m30 = _mm256_set1_epi8(0x30);
     // SAFETY: `scales` is 16 bytes.
     let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
     let halves = k16_halves_avx2(s16);
-    let mut q = [[_mm256_setzero_si256(); 4]; 2];
-    for (h, q) in q.iter_mut().enumerate() {
-        // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64
-        // and 32h..32h+32.
-        let (ql0, ql1, qh) = unsafe {
-            (
-                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast()),
-                _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast()),
-                _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast()),
-            )
-        };
-        *q = [
-            _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
-            _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
-            ),
-        ];
-    }
+    let q = [quants_half_avx2(x, 0), quants_half_avx2(x, 1)];
     let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
     for (o, y) in out.iter_mut().zip(ys) {
         let mut acc = _mm256_setzero_si256();
