@@ -114,6 +114,20 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
         ys.map(|y| Self::vec_dot_with(simd, xs, y))
     }
 
+    /// `out[c][r] = xs_row_r · ys[c]` for the consecutive rows of `xs` (each as long as `ys[0]`)
+    /// and four activation rows of equal length; `out[c]` has one value per row. Each result is
+    /// [`vec_dot_with`](Self::vec_dot_with)'s for that pair, bit for bit. By default one
+    /// [`vec_dot_x4_with`](Self::vec_dot_x4_with) per row; a format may tile rows and blocks.
+    fn vec_dot_rows_x4_with(simd: Simd, xs: &[Self], ys: [&[Self::VecDotType]; 4], out: [&mut [f32]; 4]) {
+        let per_row = (ys[0].len() * Self::VecDotType::BLCK_SIZE / Self::BLCK_SIZE).max(1);
+        let [o0, o1, o2, o3] = out;
+        for ((((row, o0), o1), o2), o3) in
+            xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
+        {
+            [*o0, *o1, *o2, *o3] = Self::vec_dot_x4_with(simd, row, ys);
+        }
+    }
+
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
     fn vec_dot_unopt(xs: &[Self], ys: &[Self::VecDotType]) -> f32;
 }

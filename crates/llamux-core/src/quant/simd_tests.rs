@@ -216,12 +216,13 @@ fn simd_dot_rows_x4_equal_dot_rows_bit_for_bit() {
     for t in supported_types() {
         let tr = traits(t).unwrap();
         let mut rng = Rng::new(t.id() as u64 + 99);
-        for blocks in [1usize, 3, 8, 9, 17] {
+        // Across the 8-block groups and the 32-block chunks and 4-row tiles of the batch kernels.
+        for blocks in [1usize, 3, 8, 9, 17, 33, 40] {
             let n = blocks * t.block_size();
             let acts: Vec<_> =
                 (0..4).map(|_| quantized(tr.vec_dot_type, &floats(&mut rng, n, Shape::Normal), true)).collect();
             let a = [acts[0].bytes(), acts[1].bytes(), acts[2].bytes(), acts[3].bytes()];
-            for n_rows in [1usize, 2, 5] {
+            for n_rows in [1usize, 2, 5, 9] {
                 let w = quantized(t, &floats(&mut rng, n * n_rows, Shape::Normal), false);
                 for simd in Simd::available() {
                     let mut got = vec![vec![f32::NAN; n_rows]; 4];

@@ -174,12 +174,7 @@ fn vec_dot_rows_x4<B: BlockFormat>(
         check_len(n_rows, out[c].len())?;
     }
     check_len(per_row * n_rows, xs.len())?;
-    let [o0, o1, o2, o3] = out;
-    for ((((row, o0), o1), o2), o3) in
-        xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
-    {
-        [*o0, *o1, *o2, *o3] = B::vec_dot_x4_with(simd, row, ys);
-    }
+    B::vec_dot_rows_x4_with(simd, xs, ys, out);
     Ok(())
 }
 

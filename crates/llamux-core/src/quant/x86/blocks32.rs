@@ -114,18 +114,24 @@ pub(crate) fn legacy_bytes_from_bits(bits: u32) -> __m256i {
 }
 
 /// Defines the `vec_dot` kernels of a 32-element block format: one row with one activation row
-/// (`$name`), and one row with four (`$name4`, each weight block unpacked once for the four).
+/// (`$name`), and consecutive rows with four activation rows (`$rows4`, a batch's inner loop).
 /// Groups of 8 blocks have their exact `i32` dots reduced together and scaled by `d_x * d_y`
 /// (plus `m_x * s_y` with `min`) in f32 lanes; the last, partial group has zero dots and zero
 /// scales for its missing blocks. Every block's `sumi` is exact, as in the scalar twin; only the
-/// order of the f32 sum differs — and it is the same in both kernels, so `$name4`'s results are
+/// order of the f32 sum differs — and it is the same in both kernels, so `$rows4`'s results are
 /// `$name`'s bit for bit. `unpack` maps a weight block to a vector of its 32 values, `dot` such a
-/// vector and an activation block to eight `i32` lanes summing to the block's `sumi`.
+/// vector and an activation block to eight `i32` lanes; `offset`, where given, an activation block
+/// alone to lanes to subtract (the weights' zero point times the activations: `$rows4` works it
+/// out once per activation block, not once per weight row).
+///
+/// `$rows4` takes up to [`TILE_ROWS`] rows at a time through chunks of [`TILE_BLOCKS`] blocks,
+/// converting the four activation rows' scales (and offsets) once per chunk for all those rows.
 macro_rules! legacy_vec_dot {
     (
         $(#[$doc:meta])*
-        $name:ident, $name4:ident, $feat:literal, $X:ty, $Y:ty,
-        unpack |$x:ident| $unpack:expr, dot |$w:ident, $y:ident| $dot:expr $(, min: $m:ident * $s:ident)?
+        $name:ident, $rows4:ident, $feat:literal, $X:ty, $Y:ty,
+        unpack |$x:ident| $unpack:expr, dot |$w:ident, $y:ident| $dot:expr
+        $(, offset |$oy:ident| $offset:expr)? $(, min: $m:ident * $s:ident)?
     ) => {
         $(#[$doc])*
         ///
@@ -137,13 +143,11 @@ macro_rules! legacy_vec_dot {
             use core::arch::x86_64::*;
             #[inline]
             #[target_feature(enable = $feat)]
-            fn unpack($x: &$X) -> __m256i {
-                $unpack
-            }
-            #[inline]
-            #[target_feature(enable = $feat)]
-            fn dot($w: __m256i, $y: &$Y) -> __m256i {
-                $dot
+            fn block($x: &$X, $y: &$Y) -> __m256i {
+                let $w = $unpack;
+                let p = $dot;
+                $(let p = { let $oy = $y; _mm256_sub_epi32(p, $offset) };)?
+                p
             }
             let n = xs.len().min(ys.len());
             let (xc, xt) = xs[..n].as_chunks::<8>();
@@ -152,30 +156,35 @@ macro_rules! legacy_vec_dot {
             for (x8, y8) in xc.iter().zip(yc) {
                 let mut p = [_mm256_setzero_si256(); 8];
                 for k in 0..8 {
-                    p[k] = dot(unpack(&x8[k]), &y8[k]);
+                    p[k] = block(&x8[k], &y8[k]);
                 }
-                legacy_vec_dot!(@finish legacy_f16x8_to_f32, acc, p, x8, y8 $(, min: $m * $s)?);
+                let sumi = legacy_hsum8_i32x8(p);
+                legacy_vec_dot!(@scale acc, sumi, legacy_f16x8_to_f32(x8, |b| b.d), legacy_f16x8_to_f32(y8, |b| b.d)
+                    $(, min: legacy_f16x8_to_f32(x8, |b| b.$m), legacy_f16x8_to_f32(y8, |b| b.$s))?);
             }
             if !xt.is_empty() {
                 // The last, partial group: missing blocks have zero dots and zero scales.
                 let mut p = [_mm256_setzero_si256(); 8];
                 for (p, (x, y)) in p.iter_mut().zip(xt.iter().zip(yt)) {
-                    *p = dot(unpack(x), y);
+                    *p = block(x, y);
                 }
-                legacy_vec_dot!(@finish legacy_f16xn_to_f32, acc, p, xt, yt $(, min: $m * $s)?);
+                let sumi = legacy_hsum8_i32x8(p);
+                legacy_vec_dot!(@scale acc, sumi, legacy_f16xn_to_f32(xt, |b| b.d), legacy_f16xn_to_f32(yt, |b| b.d)
+                    $(, min: legacy_f16xn_to_f32(xt, |b| b.$m), legacy_f16xn_to_f32(yt, |b| b.$s))?);
             }
             super::common::hsum_f32_avx2(acc)
         }
 
         $(#[$doc])*
-        /// Four activation rows at once: `out[c]` is `
+        /// Consecutive rows against four activation rows: `out[c][r]` is `
         #[doc = stringify!($name)]
-        /// (xs, ys[c])`, bit for bit.
+        /// (row r, ys[c])`, bit for bit. Rows are `ys[0].len()` blocks long; `out[c]` holds one
+        /// value per row.
         ///
         /// # Safety
         /// The CPU must run every feature this function enables.
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $name4(xs: &[$X], ys: [&[$Y]; 4]) -> [f32; 4] {
+        pub(crate) unsafe fn $rows4(xs: &[$X], ys: [&[$Y]; 4], out: [&mut [f32]; 4]) {
             use $crate::quant::x86::blocks32::*;
             use core::arch::x86_64::*;
             #[inline]
@@ -188,55 +197,84 @@ macro_rules! legacy_vec_dot {
             fn dot($w: __m256i, $y: &$Y) -> __m256i {
                 $dot
             }
-            let n = ys.iter().fold(xs.len(), |n, y| n.min(y.len()));
-            let (xc, xt) = xs[..n].as_chunks::<8>();
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (g, x8) in xc.iter().enumerate() {
-                let mut w = [_mm256_setzero_si256(); 8];
-                for k in 0..8 {
-                    w[k] = unpack(&x8[k]);
-                }
-                let dx = legacy_f16x8_to_f32(x8, |b| b.d);
-                $(let mx = legacy_f16x8_to_f32(x8, |b| b.$m);)?
-                for c in 0..4 {
-                    let Some(y8) = ys[c].get(8 * g..).and_then(|y| y.first_chunk::<8>()) else { continue };
-                    let mut p = [_mm256_setzero_si256(); 8];
-                    for k in 0..8 {
-                        p[k] = dot(w[k], &y8[k]);
-                    }
-                    legacy_vec_dot!(@scale legacy_f16x8_to_f32, acc[c], p, dx, y8 $(, min: mx * $s)?);
-                }
+            const G: usize = TILE_BLOCKS / 8;
+            let nb = ys.iter().fold(usize::MAX, |n, y| n.min(y.len()));
+            if nb == 0 {
+                return;
             }
-            if !xt.is_empty() {
-                let tail = n - xt.len();
-                let mut w = [_mm256_setzero_si256(); 8];
-                for (w, x) in w.iter_mut().zip(xt) {
-                    *w = unpack(x);
-                }
-                for c in 0..4 {
-                    let yt = ys[c].get(tail..n).unwrap_or(&[]);
-                    let mut p = [_mm256_setzero_si256(); 8];
-                    for (p, (w, y)) in p.iter_mut().zip(w.iter().zip(yt)) {
-                        *p = dot(*w, y);
+            let n_rows = out.iter().fold(xs.len() / nb, |n, o| n.min(o.len()));
+            let [o0, o1, o2, o3] = out;
+            let mut r0 = 0;
+            while r0 < n_rows {
+                let rows = (n_rows - r0).min(TILE_ROWS);
+                let mut acc = [[_mm256_setzero_ps(); 4]; TILE_ROWS];
+                let mut c0 = 0;
+                while c0 < nb {
+                    let cn = (nb - c0).min(TILE_BLOCKS);
+                    // The activations' side of this chunk, per column and group of 8 blocks:
+                    // scales (and sums), and the lane sums of the offsets.
+                    let mut dy = [[_mm256_setzero_ps(); G]; 4];
+                    $(let mut $s = [[_mm256_setzero_ps(); G]; 4];)?
+                    #[allow(unused_mut)]
+                    let mut off = [[_mm256_setzero_si256(); G]; 4];
+                    for c in 0..4 {
+                        for g in 0..cn.div_ceil(8) {
+                            let yb = ys[c].get(c0 + 8 * g..(c0 + 8 * g + 8).min(c0 + cn)).unwrap_or(&[]);
+                            dy[c][g] = legacy_f16xn_to_f32(yb, |b| b.d);
+                            $($s[c][g] = legacy_f16xn_to_f32(yb, |b| b.$s);)?
+                            $(
+                                let mut o = [_mm256_setzero_si256(); 8];
+                                for (o, $oy) in o.iter_mut().zip(yb) {
+                                    *o = $offset;
+                                }
+                                off[c][g] = legacy_hsum8_i32x8(o);
+                            )?
+                        }
                     }
-                    legacy_vec_dot!(@finish legacy_f16xn_to_f32, acc[c], p, xt, yt $(, min: $m * $s)?);
+                    for r in 0..rows {
+                        let row = xs.get((r0 + r) * nb + c0..(r0 + r) * nb + c0 + cn).unwrap_or(&[]);
+                        for g in 0..cn.div_ceil(8) {
+                            let xb = row.get(8 * g..(8 * g + 8).min(cn)).unwrap_or(&[]);
+                            let mut w = [_mm256_setzero_si256(); 8];
+                            for (w, x) in w.iter_mut().zip(xb) {
+                                *w = unpack(x);
+                            }
+                            let dx = legacy_f16xn_to_f32(xb, |b| b.d);
+                            $(let mx = legacy_f16xn_to_f32(xb, |b| b.$m);)?
+                            for c in 0..4 {
+                                let yb = ys[c].get(c0 + 8 * g..c0 + 8 * g + xb.len()).unwrap_or(&[]);
+                                let mut p = [_mm256_setzero_si256(); 8];
+                                for (p, (w, y)) in p.iter_mut().zip(w.iter().zip(yb)) {
+                                    *p = dot(*w, y);
+                                }
+                                let sumi = _mm256_sub_epi32(legacy_hsum8_i32x8(p), off[c][g]);
+                                legacy_vec_dot!(@scale acc[r][c], sumi, dx, dy[c][g] $(, min: mx, $s[c][g])?);
+                            }
+                        }
+                    }
+                    c0 += cn;
                 }
+                use super::common::hsum_f32_avx2 as hsum;
+                for r in 0..rows {
+                    let at = r0 + r;
+                    if let (Some(a), Some(b), Some(c), Some(d)) = (o0.get_mut(at), o1.get_mut(at), o2.get_mut(at), o3.get_mut(at)) {
+                        (*a, *b, *c, *d) = (hsum(acc[r][0]), hsum(acc[r][1]), hsum(acc[r][2]), hsum(acc[r][3]));
+                    }
+                }
+                r0 += rows;
             }
-            use super::common::hsum_f32_avx2 as hsum;
-            [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
         }
     };
-    (@finish $f16:ident, $acc:expr, $p:ident, $x8:expr, $y8:expr $(, min: $m:ident * $s:ident)?) => {
-        let dx = $f16($x8, |b| b.d);
-        $(let mx = $f16($x8, |b| b.$m);)?
-        legacy_vec_dot!(@scale $f16, $acc, $p, dx, $y8 $(, min: mx * $s)?);
-    };
-    // With the weight block scales (and minimums) already as f32 lanes.
-    (@scale $f16:ident, $acc:expr, $p:ident, $dx:ident, $y8:expr $(, min: $mx:ident * $s:ident)?) => {
-        let sumi = _mm256_cvtepi32_ps(legacy_hsum8_i32x8($p));
-        let d = _mm256_mul_ps($dx, $f16($y8, |b| b.d));
-        $acc = _mm256_fmadd_ps(sumi, d, $acc);
-        $($acc = _mm256_fmadd_ps($mx, $f16($y8, |b| b.$s), $acc);)?
+    (@scale $acc:expr, $sumi:expr, $dx:expr, $dy:expr $(, min: $mx:expr, $sy:expr)?) => {
+        let d = _mm256_mul_ps($dx, $dy);
+        $acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps($sumi), d, $acc);
+        $($acc = _mm256_fmadd_ps($mx, $sy, $acc);)?
     };
 }
 pub(crate) use legacy_vec_dot;
+
+/// Rows the four-row batch kernels of the 32-element formats take at a time.
+pub(crate) const TILE_ROWS: usize = 4;
+/// Blocks per chunk in those kernels (a multiple of 8): the activations' scales of one chunk of
+/// four rows are converted once for `TILE_ROWS` weight rows.
+pub(crate) const TILE_BLOCKS: usize = 32;

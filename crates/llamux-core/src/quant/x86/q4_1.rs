@@ -5,7 +5,7 @@ use super::blocks32::*;
 
 legacy_vec_dot!(
     /// `BlockQ4_1::vec_dot_unopt` with AVX2.
-    vec_dot_avx2, vec_dot_x4_avx2, "avx2,fma,f16c", BlockQ4_1, BlockQ8_1,
+    vec_dot_avx2, vec_dot_rows_x4_avx2, "avx2,fma,f16c", BlockQ4_1, BlockQ8_1,
     unpack |x| legacy_nibbles(legacy_load_u8x16(&x.qs)),
     dot |q, y| legacy_dot_u7i8_avx2(q, legacy_load_i8x32(&y.qs)),
     min: m * s
@@ -13,7 +13,7 @@ legacy_vec_dot!(
 
 legacy_vec_dot!(
     /// `BlockQ4_1::vec_dot_unopt` with AVX-512 VNNI.
-    vec_dot_avx512, vec_dot_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ4_1, BlockQ8_1,
+    vec_dot_avx512, vec_dot_rows_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ4_1, BlockQ8_1,
     unpack |x| legacy_nibbles(legacy_load_u8x16(&x.qs)),
     dot |q, y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, legacy_load_i8x32(&y.qs)),
     min: m * s

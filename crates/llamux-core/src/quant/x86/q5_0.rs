@@ -20,33 +20,18 @@ pub(crate) fn legacy_q5_avx512(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
     _mm256_mask_add_epi8(q, u32::from_le_bytes(qh), q, _mm256_set1_epi8(0x10))
 }
 
-/// `Σ (q - 16)·y` of one block in eight `i32` lanes with `maddubs` (exact for any `y`).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn block_avx2(q: __m256i, y: &BlockQ8_0) -> __m256i {
-    let y = legacy_load_i8x32(&y.qs);
-    let qy = _mm256_maddubs_epi16(q, y);
-    let ey = _mm256_maddubs_epi16(_mm256_set1_epi8(16), y);
-    _mm256_madd_epi16(_mm256_sub_epi16(qy, ey), _mm256_set1_epi16(1))
-}
-
-/// [`block_avx2`] with `vpdpbusd`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn block_vnni(q: __m256i, y: &BlockQ8_0) -> __m256i {
-    let y = legacy_load_i8x32(&y.qs);
-    let zero = _mm256_setzero_si256();
-    _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, y), _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(16), y))
-}
-
 legacy_vec_dot!(
-    /// `BlockQ5_0::vec_dot_unopt` with AVX2.
-    vec_dot_avx2, vec_dot_x4_avx2, "avx2,fma,f16c", BlockQ5_0, BlockQ8_0,
-    unpack |x| legacy_q5_avx2(&x.qs, x.qh), dot |q, y| block_avx2(q, y)
+    /// `BlockQ5_0::vec_dot_unopt` with AVX2 (`maddubs` on the unsigned quants, exact for any `y`).
+    vec_dot_avx2, vec_dot_rows_x4_avx2, "avx2,fma,f16c", BlockQ5_0, BlockQ8_0,
+    unpack |x| legacy_q5_avx2(&x.qs, x.qh),
+    dot |q, y| legacy_dot_u7i8_avx2(q, legacy_load_i8x32(&y.qs)),
+    offset |y| legacy_dot_u7i8_avx2(_mm256_set1_epi8(16), legacy_load_i8x32(&y.qs))
 );
 
 legacy_vec_dot!(
-    /// `BlockQ5_0::vec_dot_unopt` with AVX-512 VNNI.
-    vec_dot_avx512, vec_dot_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_0, BlockQ8_0,
-    unpack |x| legacy_q5_avx512(&x.qs, x.qh), dot |q, y| block_vnni(q, y)
+    /// `BlockQ5_0::vec_dot_unopt` with AVX-512 VNNI (`vpdpbusd`).
+    vec_dot_avx512, vec_dot_rows_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_0, BlockQ8_0,
+    unpack |x| legacy_q5_avx512(&x.qs, x.qh),
+    dot |q, y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, legacy_load_i8x32(&y.qs)),
+    offset |y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), legacy_load_i8x32(&y.qs))
 );

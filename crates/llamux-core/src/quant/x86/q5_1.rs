@@ -6,14 +6,14 @@ use super::q5_0::{legacy_q5_avx2, legacy_q5_avx512};
 
 legacy_vec_dot!(
     /// `BlockQ5_1::vec_dot_unopt` with AVX2.
-    vec_dot_avx2, vec_dot_x4_avx2, "avx2,fma,f16c", BlockQ5_1, BlockQ8_1,
+    vec_dot_avx2, vec_dot_rows_x4_avx2, "avx2,fma,f16c", BlockQ5_1, BlockQ8_1,
     unpack |x| legacy_q5_avx2(&x.qs, x.qh), dot |q, y| legacy_dot_u7i8_avx2(q, legacy_load_i8x32(&y.qs)),
     min: m * s
 );
 
 legacy_vec_dot!(
     /// `BlockQ5_1::vec_dot_unopt` with AVX-512 VNNI.
-    vec_dot_avx512, vec_dot_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_1, BlockQ8_1,
+    vec_dot_avx512, vec_dot_rows_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_1, BlockQ8_1,
     unpack |x| legacy_q5_avx512(&x.qs, x.qh),
     dot |q, y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, legacy_load_i8x32(&y.qs)),
     min: m * s

@@ -7,14 +7,14 @@ use core::arch::x86_64::*;
 legacy_vec_dot!(
     /// `BlockQ8_0::vec_dot_unopt` with AVX2 (`maddubs` on `|x|` and `sign(y, x)`). Activations
     /// must not hold -128 (the quantizers never make it).
-    vec_dot_avx2, vec_dot_x4_avx2, "avx2,fma,f16c", BlockQ8_0, BlockQ8_0,
+    vec_dot_avx2, vec_dot_rows_x4_avx2, "avx2,fma,f16c", BlockQ8_0, BlockQ8_0,
     unpack |x| legacy_load_i8x32(&x.qs), dot |q, y| legacy_dot_i8_avx2(q, legacy_load_i8x32(&y.qs))
 );
 
 legacy_vec_dot!(
     /// `BlockQ8_0::vec_dot_unopt` with AVX-512 VNNI (`vpdpbusd` on `|x|` and `sign(y, x)`).
     /// Activations must not hold -128 (the quantizers never make it).
-    vec_dot_avx512, vec_dot_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ8_0, BlockQ8_0,
+    vec_dot_avx512, vec_dot_rows_x4_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ8_0, BlockQ8_0,
     unpack |x| legacy_load_i8x32(&x.qs), dot |q, y| legacy_dot_i8_vnni(q, legacy_load_i8x32(&y.qs))
 );
 
