@@ -42,6 +42,17 @@ pub(crate) fn legacy_f16xn_to_f32<B>(bs: &[B], f: impl Fn(&B) -> F16) -> __m256 
     _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
 }
 
+/// [`legacy_f16x8_to_f32`] for a whole group of 8 blocks, else [`legacy_f16xn_to_f32`] (the
+/// same lanes either way).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn legacy_f16_to_f32<B>(bs: &[B], f: impl Fn(&B) -> F16) -> __m256 {
+    match bs.first_chunk::<8>() {
+        Some(b8) if bs.len() == 8 => legacy_f16x8_to_f32(b8, f),
+        _ => legacy_f16xn_to_f32(bs, f),
+    }
+}
+
 /// Sums the eight `i32` lanes of each of `p` exactly: lane `k` of the result is `Σ p[k]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -220,8 +231,8 @@ macro_rules! legacy_vec_dot {
                     for c in 0..4 {
                         for g in 0..cn.div_ceil(8) {
                             let yb = ys[c].get(c0 + 8 * g..(c0 + 8 * g + 8).min(c0 + cn)).unwrap_or(&[]);
-                            dy[c][g] = legacy_f16xn_to_f32(yb, |b| b.d);
-                            $($s[c][g] = legacy_f16xn_to_f32(yb, |b| b.$s);)?
+                            dy[c][g] = legacy_f16_to_f32(yb, |b| b.d);
+                            $($s[c][g] = legacy_f16_to_f32(yb, |b| b.$s);)?
                             $(
                                 let mut o = [_mm256_setzero_si256(); 8];
                                 for (o, $oy) in o.iter_mut().zip(yb) {
@@ -239,8 +250,8 @@ macro_rules! legacy_vec_dot {
                             for (w, x) in w.iter_mut().zip(xb) {
                                 *w = unpack(x);
                             }
-                            let dx = legacy_f16xn_to_f32(xb, |b| b.d);
-                            $(let mx = legacy_f16xn_to_f32(xb, |b| b.$m);)?
+                            let dx = legacy_f16_to_f32(xb, |b| b.d);
+                            $(let mx = legacy_f16_to_f32(xb, |b| b.$m);)?
                             for c in 0..4 {
                                 let yb = ys[c].get(c0 + 8 * g..c0 + 8 * g + xb.len()).unwrap_or(&[]);
                                 let mut p = [_mm256_setzero_si256(); 8];
