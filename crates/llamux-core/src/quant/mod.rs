@@ -119,17 +119,28 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
     /// [`vec_dot_with`](Self::vec_dot_with)'s for that pair, bit for bit. By default one
     /// [`vec_dot_x4_with`](Self::vec_dot_x4_with) per row; a format may tile rows and blocks.
     fn vec_dot_rows_x4_with(simd: Simd, xs: &[Self], ys: [&[Self::VecDotType]; 4], out: [&mut [f32]; 4]) {
-        let per_row = (ys[0].len() * Self::VecDotType::BLCK_SIZE / Self::BLCK_SIZE).max(1);
-        let [o0, o1, o2, o3] = out;
-        for ((((row, o0), o1), o2), o3) in
-            xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
-        {
-            [*o0, *o1, *o2, *o3] = Self::vec_dot_x4_with(simd, row, ys);
-        }
+        rows_x4_row_by_row(simd, xs, ys, out);
     }
 
     /// Scalar reference of [`vec_dot`](Self::vec_dot).
     fn vec_dot_unopt(xs: &[Self], ys: &[Self::VecDotType]) -> f32;
+}
+
+/// [`BlockFormat::vec_dot_rows_x4_with`] one row at a time through
+/// [`BlockFormat::vec_dot_x4_with`]: the default, and the fallback of formats that tile.
+pub(crate) fn rows_x4_row_by_row<B: BlockFormat>(
+    simd: Simd,
+    xs: &[B],
+    ys: [&[B::VecDotType]; 4],
+    out: [&mut [f32]; 4],
+) {
+    let per_row = (ys[0].len() * B::VecDotType::BLCK_SIZE / B::BLCK_SIZE).max(1);
+    let [o0, o1, o2, o3] = out;
+    for ((((row, o0), o1), o2), o3) in
+        xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
+    {
+        [*o0, *o1, *o2, *o3] = B::vec_dot_x4_with(simd, row, ys);
+    }
 }
 
 /// ggml's `nearest_int`: round to nearest, ties to even, for |x| < 2^22.

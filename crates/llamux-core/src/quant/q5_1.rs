@@ -69,15 +69,7 @@ impl BlockFormat for BlockQ5_1 {
             // SAFETY: as above.
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             Isa::Avx2 => unsafe { super::x86::q5_1::vec_dot_rows_x4_avx2(xs, ys, out) },
-            _ => {
-                let per_row = ys[0].len().max(1);
-                let [o0, o1, o2, o3] = out;
-                for ((((row, o0), o1), o2), o3) in
-                    xs.chunks_exact(per_row).zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut())
-                {
-                    [*o0, *o1, *o2, *o3] = ys.map(|y| Self::vec_dot_with(simd, row, y));
-                }
-            }
+            _ => super::rows_x4_row_by_row(simd, xs, ys, out),
         }
     }
 
