@@ -21,7 +21,7 @@ fn attention(c: &mut Criterion) {
     let mut g = c.benchmark_group("attention");
     for (hd, n_kv, n_ctx) in [(64usize, 4usize, 512usize), (64, 4, 2048), (256, 1, 1024)] {
         for ty in [KvType::F16, KvType::F32] {
-            let mut kv = KvCache::new(ty, 1, n_ctx, n_kv * hd);
+            let mut kv = KvCache::try_new(ty, 1, n_ctx, n_kv * hd).unwrap();
             for p in 0..n_ctx {
                 kv.store(0, p, &randn(&mut rng, n_kv * hd), &randn(&mut rng, n_kv * hd));
             }

@@ -79,3 +79,18 @@ fn bad_batches_are_refused_and_change_nothing() {
     model.forward_batch(&mut sess, &[1], &par).unwrap();
     assert_eq!(sess.pos, 8);
 }
+
+#[test]
+fn a_session_too_large_for_memory_is_an_error_not_a_panic() {
+    let Some(path) = asset("LLAMUX_SMOLLM2") else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let g = Gguf::parse(&bytes).unwrap();
+    let model = Model::load(&g).unwrap();
+    // 2^40 positions: terabytes of cache, and sizes that overflow.
+    for n_ctx in [1usize << 40, usize::MAX / 2] {
+        assert!(Session::try_with_options(&model, n_ctx, KvType::F16, 32).is_err(), "n_ctx {n_ctx}");
+    }
+    assert!(Session::try_with_options(&model, 64, KvType::F16, usize::MAX / 2).is_err());
+    let s = Session::try_with_options(&model, 64, KvType::F32, 3).unwrap();
+    assert_eq!((s.n_ctx(), s.max_batch()), (64, 3));
+}

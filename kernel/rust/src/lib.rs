@@ -3,6 +3,9 @@
 //! `kernel_fpu_end()`; memory comes from the shim's `kvmalloc`, panics are reported through it.
 
 #![no_std]
+// `Box::try_new`: a session's allocation failing is an error, not a panic (this crate is only
+// built with nightly, by kernel/build.sh).
+#![feature(allocator_api)]
 
 extern crate alloc;
 
@@ -13,7 +16,7 @@ use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Parallel;
 use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::{Generation, Session, Step};
+use llamux_core::session::{Generation, KvType, Session, Step, DEFAULT_MAX_BATCH};
 use llamux_core::tokenizer::Tokenizer;
 
 extern "C" {
@@ -284,8 +287,18 @@ pub unsafe extern "C" fn llamux_session_new(
             return core::ptr::null_mut();
         }
     };
-    let s = LxSession { sess: Session::new(&e.model, n_ctx), gen };
-    Box::into_raw(Box::new(s))
+    // Sizes follow the configured context: allocation failure is an error, never a panic.
+    let Ok(sess) = Session::try_with_options(&e.model, n_ctx, KvType::F16, DEFAULT_MAX_BATCH) else {
+        write_err(err, err_len, format_args!("out of memory for a session of {n_ctx} positions"));
+        return core::ptr::null_mut();
+    };
+    match Box::try_new(LxSession { sess, gen }) {
+        Ok(b) => Box::into_raw(b),
+        Err(_) => {
+            write_err(err, err_len, format_args!("out of memory for a session"));
+            core::ptr::null_mut()
+        }
+    }
 }
 
 /// One bounded unit of work: feeds one prompt token, or generates one token and writes its

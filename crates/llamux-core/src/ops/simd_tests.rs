@@ -272,7 +272,7 @@ fn activations_match_scalar() {
 
 /// A cache of `n_layer` layers × `n_ctx` positions × `n_kv` heads of `hd`, filled at random.
 fn random_cache(ty: KvType, n_layer: usize, n_ctx: usize, n_kv: usize, hd: usize, rng: &mut Rng, amp: f32) -> KvCache {
-    let mut kv = KvCache::new(ty, n_layer, n_ctx, n_kv * hd);
+    let mut kv = KvCache::try_new(ty, n_layer, n_ctx, n_kv * hd).unwrap();
     for l in 0..n_layer {
         for p in 0..n_ctx {
             let k: Vec<f32> = (0..n_kv * hd).map(|_| rng.normal() * amp).collect();

@@ -7,7 +7,7 @@ pub use generate::{GenerateError, Generation, Step, Stop};
 use crate::model::Model;
 use crate::ops::QuantizedInput;
 use crate::quant::{QuantError, F16};
-use alloc::vec;
+use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -71,12 +71,20 @@ enum KvStore {
     F32(Vec<f32>),
 }
 
+/// `n` copies of `v`, or the allocation failure.
+fn zeroed<T: Clone>(n: usize, v: T) -> Result<Vec<T>, TryReserveError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n)?;
+    buf.resize(n, v);
+    Ok(buf)
+}
+
 impl KvStore {
-    fn new(ty: KvType, n: usize) -> Self {
-        match ty {
-            KvType::F16 => KvStore::F16(vec![F16::ZERO; n]),
-            KvType::F32 => KvStore::F32(vec![0.0; n]),
-        }
+    fn try_new(ty: KvType, n: usize) -> Result<Self, TryReserveError> {
+        Ok(match ty {
+            KvType::F16 => KvStore::F16(zeroed(n, F16::ZERO)?),
+            KvType::F32 => KvStore::F32(zeroed(n, 0.0)?),
+        })
     }
 
     fn store(&mut self, at: usize, src: &[f32]) {
@@ -127,10 +135,10 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// A zeroed cache.
-    pub fn new(ty: KvType, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Self {
-        let n = n_layer * n_ctx * kv_dim;
-        KvCache { k: KvStore::new(ty, n), v: KvStore::new(ty, n), n_ctx, kv_dim, ty }
+    /// A zeroed cache, or the allocation failure (also for a size that overflows).
+    pub fn try_new(ty: KvType, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Result<Self, TryReserveError> {
+        let n = n_layer.saturating_mul(n_ctx).saturating_mul(kv_dim);
+        Ok(KvCache { k: KvStore::try_new(ty, n)?, v: KvStore::try_new(ty, n)?, n_ctx, kv_dim, ty })
     }
 
     /// Offset of `(layer, pos)`.
@@ -259,33 +267,54 @@ impl Session {
     }
 
     /// As [`Session::new`], with the cache's element type and the largest batch (at least 1)
-    /// chosen.
+    /// chosen. Panics when memory runs out, as `vec!` does: hosts that must not (the kernel
+    /// module) use [`Session::try_with_options`].
     pub fn with_options(model: &Model<'_>, n_ctx: usize, kv_type: KvType, max_batch: usize) -> Self {
+        match Self::try_with_options(model, n_ctx, kv_type, max_batch) {
+            Ok(s) => s,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<Session>()),
+        }
+    }
+
+    /// As [`Session::with_options`], reporting a failed allocation (or a size that overflows)
+    /// instead of aborting.
+    pub fn try_with_options(
+        model: &Model<'_>,
+        n_ctx: usize,
+        kv_type: KvType,
+        max_batch: usize,
+    ) -> Result<Self, TryReserveError> {
         let hp = &model.hp;
         let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
         let n_layer = hp.n_layer as usize;
         let nb = max_batch.max(1);
-        Session {
+        let rows = |n: usize| zeroed(nb.saturating_mul(n), 0.0f32);
+        let xq_len = nb.saturating_mul(n_embd.max(n_ff).max(q_dim));
+        Ok(Session {
             pos: 0,
-            kv: KvCache::new(kv_type, n_layer, n_ctx, kv_dim),
+            kv: KvCache::try_new(kv_type, n_layer, n_ctx, kv_dim)?,
             max_batch: nb,
             s: Scratch {
-                x: vec![0.0; nb * n_embd],
-                xb: vec![0.0; nb * n_embd.max(q_dim)],
-                xb2: vec![0.0; nb * n_embd],
-                q: vec![0.0; nb * q_dim],
-                k: vec![0.0; nb * kv_dim],
-                v: vec![0.0; nb * kv_dim],
-                att_out: vec![0.0; nb * q_dim],
-                att: vec![0.0; n_ctx * hp.n_head as usize],
-                q_att: vec![0.0; q_dim],
-                hb: vec![0.0; nb * n_ff],
-                hb2: vec![0.0; nb * n_ff],
-                rope: vec![0.0; hp.head_dim as usize],
-                logits: vec![0.0; hp.n_vocab as usize],
-                xq: core::array::from_fn(|_| QuantizedInput::with_capacity(nb * n_embd.max(n_ff).max(q_dim))),
+                x: rows(n_embd)?,
+                xb: rows(n_embd.max(q_dim))?,
+                xb2: rows(n_embd)?,
+                q: rows(q_dim)?,
+                k: rows(kv_dim)?,
+                v: rows(kv_dim)?,
+                att_out: rows(q_dim)?,
+                att: zeroed(n_ctx.saturating_mul(hp.n_head as usize), 0.0)?,
+                q_att: zeroed(q_dim, 0.0)?,
+                hb: rows(n_ff)?,
+                hb2: rows(n_ff)?,
+                rope: zeroed(hp.head_dim as usize, 0.0)?,
+                logits: zeroed(hp.n_vocab as usize, 0.0)?,
+                xq: [
+                    QuantizedInput::try_with_capacity(xq_len)?,
+                    QuantizedInput::try_with_capacity(xq_len)?,
+                    QuantizedInput::try_with_capacity(xq_len)?,
+                ],
             },
-        }
+        })
     }
 
     /// The largest batch [`Model::forward_batch`] takes in this session.
