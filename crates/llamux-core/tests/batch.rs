@@ -7,7 +7,7 @@
 use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::{Parallel, Threads};
-use llamux_core::session::{KvType, Session, SessionError};
+use llamux_core::session::{BatchScratch, KvType, Session, SessionError};
 use llamux_core::tokenizer::Tokenizer;
 
 mod common;
@@ -93,4 +93,69 @@ fn a_session_too_large_for_memory_is_an_error_not_a_panic() {
     assert!(Session::try_with_options(&model, 64, KvType::F16, usize::MAX / 2).is_err());
     let s = Session::try_with_options(&model, 64, KvType::F32, 3).unwrap();
     assert_eq!((s.n_ctx(), s.max_batch()), (64, 3));
+}
+
+/// One decoding step for several sessions together (continuous batching) against each session
+/// decoding alone: same logits, bit for bit, step after step, for sessions at different
+/// positions with different context lengths, joining and leaving between steps.
+#[test]
+fn sessions_decoding_together_equal_each_alone() {
+    let mut checked = 0;
+    for var in ["LLAMUX_GEMMA", "LLAMUX_SMOLLM2", "LLAMUX_QWEN2"] {
+        let Some(path) = asset(var) else { continue };
+        let bytes = std::fs::read(path).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
+        let pool = Threads::new(2);
+        let prompts: [&[u8]; 5] =
+            [b"Once upon a time", b"The capital of France is", TEXT, b"fn main() {", b"Il \xc3\xa9tait une fois"];
+        let n_ctx = [128, 256, 96, 64, 200];
+        let open = |i: usize| {
+            let mut s = Session::with_options(&model, n_ctx[i], KvType::F16, 32);
+            let t = tok.encode(prompts[i], true, true);
+            for c in t.chunks(32) {
+                model.forward_batch(&mut s, c, &pool).unwrap();
+            }
+            s
+        };
+        // Two copies of every session: one decodes alone, one in the shared steps.
+        let mut alone: Vec<Session> = (0..5).map(open).collect();
+        let mut shared: Vec<Session> = (0..5).map(open).collect();
+        let mut scratch = BatchScratch::try_new(&model, 8, 256).unwrap();
+        for step in 0..6usize {
+            // Sessions 0-2 from the start, 3 joins at step 2, 1 leaves after step 3, 4 joins at 4.
+            let active: Vec<usize> = (0..5)
+                .filter(|&i| match i {
+                    3 => step >= 2,
+                    1 => step <= 3,
+                    4 => step >= 4,
+                    _ => true,
+                })
+                .collect();
+            let tokens: Vec<u32> = active.iter().map(|&i| argmax(shared[i].logits_mut())).collect();
+            let mut rows: Vec<&mut Session> =
+                shared.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
+            model.forward_multi(&mut rows, &tokens, &mut scratch, &pool).unwrap();
+            for (&i, &t) in active.iter().zip(&tokens) {
+                let want = model.forward(&mut alone[i], t, &pool).unwrap().to_vec();
+                let got = shared[i].logits_mut().to_vec();
+                let diff = want.iter().zip(&got).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(diff, 0, "{var}: step {step}, session {i}: {diff} logits differ");
+                assert_eq!(alone[i].pos, shared[i].pos);
+            }
+        }
+        // A session longer than the scratch's context, or a mismatch of rows and tokens, is refused.
+        let mut long = Session::with_options(&model, 512, KvType::F16, 1);
+        long.pos = 0;
+        let e = model.forward_multi(&mut [&mut long], &[1], &mut scratch, &pool).err();
+        assert!(matches!(e, Some(SessionError::BatchSize { .. })), "{e:?}");
+        let e = model.forward_multi(&mut [&mut alone[0]], &[1, 2], &mut scratch, &pool).err();
+        assert!(matches!(e, Some(SessionError::BatchSize { .. })), "{e:?}");
+        checked += 1;
+    }
+    eprintln!("sessions decoding together = alone, bit for bit, on {checked} models");
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().fold((0, f32::MIN), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0 as u32
 }

@@ -7,7 +7,7 @@ use super::{Activation, Model};
 use crate::isa;
 use crate::ops::{attend_head, project, rms_norm, rms_norm_in_place, silu_mul, AttnScratch, Rope, Window};
 use crate::platform::{Parallel, SharedMut};
-use crate::session::{Session, SessionError};
+use crate::session::{Activations, BatchScratch, KvCache, Session, SessionError};
 
 impl Model<'_> {
     /// Runs token `token` at the session's next position; returns the logits.
@@ -32,6 +32,40 @@ impl Model<'_> {
         Ok(&sess.s.logits)
     }
 
+    /// One decoding step for several sessions together: `tokens[i]` at `sessions[i]`'s next
+    /// position, every weight read once for all of them (continuous batching); each session's
+    /// logits land in its own buffer ([`Session::logits_mut`]). The same results, bit for bit,
+    /// as [`forward`](Self::forward) on each session alone.
+    pub fn forward_multi(
+        &self,
+        sessions: &mut [&mut Session],
+        tokens: &[u32],
+        scratch: &mut BatchScratch,
+        par: &dyn Parallel,
+    ) -> Result<(), SessionError> {
+        let nb = tokens.len();
+        if nb == 0 || nb != sessions.len() || nb > scratch.max_batch {
+            return Err(SessionError::BatchSize { got: nb.max(sessions.len()), max: scratch.max_batch });
+        }
+        for sess in sessions.iter() {
+            if sess.pos >= sess.n_ctx() {
+                return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
+            }
+            if sess.n_ctx() > scratch.n_ctx {
+                return Err(SessionError::BatchSize { got: sess.n_ctx(), max: scratch.n_ctx });
+            }
+        }
+        let n_vocab = self.hp.n_vocab as usize;
+        let BatchScratch { s, logits, .. } = scratch;
+        let logits = &mut logits[..nb * n_vocab];
+        self.pass(s, &mut EachSession { sessions: &mut *sessions }, tokens, par, Logits::All(&mut *logits))?;
+        for (sess, row) in sessions.iter_mut().zip(logits.chunks_exact(n_vocab)) {
+            sess.s.logits.copy_from_slice(row);
+            sess.pos += 1;
+        }
+        Ok(())
+    }
+
     /// As [`forward_batch`](Self::forward_batch), writing the logits after every token of the
     /// batch into `logits` (`n_vocab` per token, token after token), as perplexity needs.
     pub fn forward_batch_all(
@@ -51,8 +85,8 @@ impl Model<'_> {
         self.run_batch(sess, tokens, par, Some(logits))
     }
 
-    /// The pass itself: logits of the last token into the session's buffer, or of every token
-    /// into `all`.
+    /// A batch of one session: logits of the last token into the session's buffer, or of
+    /// every token into `all`.
     fn run_batch(
         &self,
         sess: &mut Session,
@@ -60,15 +94,36 @@ impl Model<'_> {
         par: &dyn Parallel,
         all: Option<&mut [f32]>,
     ) -> Result<(), SessionError> {
-        let hp = &self.hp;
-        let pos = sess.pos;
         let nb = tokens.len();
         if nb == 0 || nb > sess.max_batch() {
             return Err(SessionError::BatchSize { got: nb, max: sess.max_batch() });
         }
-        if pos + nb > sess.n_ctx() {
+        if sess.pos + nb > sess.n_ctx() {
             return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
         }
+        let Session { kv, s, pos, .. } = sess;
+        let logits = match all {
+            Some(out) => Logits::All(out),
+            None => Logits::Last(&mut s.logits),
+        };
+        let mut rows = OneSession { kv, pos: *pos };
+        self.pass(&mut s.act, &mut rows, tokens, par, logits)?;
+        *pos += nb;
+        Ok(())
+    }
+
+    /// The pass itself, top to bottom, for `tokens` (one per row of `rows`), with the
+    /// activations in `s`.
+    fn pass<R: Rows>(
+        &self,
+        s: &mut Activations,
+        rows: &mut R,
+        tokens: &[u32],
+        par: &dyn Parallel,
+        logits: Logits<'_>,
+    ) -> Result<(), SessionError> {
+        let hp = &self.hp;
+        let nb = tokens.len();
         if let Some(&t) = tokens.iter().find(|&&t| t >= hp.n_vocab) {
             return Err(SessionError::TokenOutOfRange(t));
         }
@@ -76,7 +131,6 @@ impl Model<'_> {
         let kv_mul = n_head / n_head_kv;
         let (n_embd, q_dim, kv_dim, n_ff) = (hp.n_embd as usize, self.q_dim(), self.kv_dim(), hp.n_ff as usize);
         let eps = hp.rms_eps;
-        let Session { kv, s, .. } = sess;
         // This batch's rows of every buffer.
         let x = &mut s.x[..nb * n_embd];
         let xb = &mut s.xb[..nb * n_embd];
@@ -114,7 +168,7 @@ impl Model<'_> {
             for (b, (qr, kr)) in q.chunks_exact_mut(q_dim).zip(k.chunks_exact_mut(kv_dim)).enumerate() {
                 let rope = Rope::new(
                     &mut s.rope,
-                    pos + b,
+                    rows.pos(b),
                     hp.n_rot as usize,
                     l.rope_base,
                     freq_scale,
@@ -135,17 +189,18 @@ impl Model<'_> {
             // Store the batch's K and V, then each token attends over its window (causal: up to
             // its own position).
             for (b, (kr, vr)) in k.chunks_exact(kv_dim).zip(v.chunks_exact(kv_dim)).enumerate() {
-                kv.store(il, pos + b, kr, vr);
+                rows.store(il, b, kr, vr);
             }
             let first = |p: usize| match (l.is_swa, self.arch.sliding_window) {
                 (true, Some(w)) => (p + 1).saturating_sub(w as usize),
                 _ => 0,
             };
             // Heads in parallel: head h reads its queries and writes its own scores and outputs.
-            let (simd, n_ctx) = (isa::current(), kv.n_ctx);
+            // Each head's score row: the buffer's share, as long as every row's context.
+            let (simd, n_ctx) = (isa::current(), s.att.len() / n_head);
             let (q_att, att, out_all) =
                 (SharedMut::new(&mut s.q_att), SharedMut::new(&mut s.att), SharedMut::new(&mut *att_out));
-            let (kv, q_all) = (&*kv, &*q);
+            let (rows, q_all) = (&*rows, &*q);
             par.for_each(n_head, &|h| {
                 let hd = h * head_dim..(h + 1) * head_dim;
                 // SAFETY: head h is the only task given its slices of q_att and att, and its
@@ -162,8 +217,10 @@ impl Model<'_> {
                     else {
                         return;
                     };
-                    let w = Window { layer: il, kv_head: h / kv_mul, first: first(pos + b), pos: pos + b };
-                    attend_head(simd, kv, w, q, kq_scale, AttnScratch { q: &mut *q_round, att: &mut *att }, out);
+                    let p = rows.pos(b);
+                    let w = Window { layer: il, kv_head: h / kv_mul, first: first(p), pos: p };
+                    let scratch = AttnScratch { q: &mut *q_round, att: &mut *att };
+                    attend_head(simd, rows.kv(b), w, q, kq_scale, scratch, out);
                 }
             });
             project(par, att_out, &mut s.xq, [&l.wo], [&mut *xb2])?;
@@ -191,18 +248,74 @@ impl Model<'_> {
         }
 
         // Logits: of the last token, or of every token.
-        let (rows, logits) = match all {
-            None => (nb - 1..nb, &mut s.logits[..]),
-            Some(out) => (0..nb, out),
+        let (from, logits) = match logits {
+            Logits::Last(out) => (nb - 1, out),
+            Logits::All(out) => (0, out),
         };
-        let xb = &mut xb[..rows.len() * n_embd];
-        rms_norm_rows(xb, &x[rows.start * n_embd..], &self.output_norm, eps, n_embd);
+        let xb = &mut xb[..(nb - from) * n_embd];
+        rms_norm_rows(xb, &x[from * n_embd..], &self.output_norm, eps, n_embd);
         project(par, xb, &mut s.xq, [&self.output], [&mut *logits])?;
         if let Some(cap) = hp.final_logit_softcapping {
             logits.iter_mut().for_each(|v| *v = libm::tanhf(*v / cap) * cap);
         }
-        sess.pos += nb;
         Ok(())
+    }
+}
+
+/// Which logits a pass computes.
+enum Logits<'a> {
+    /// The last row's, into a buffer of `n_vocab`.
+    Last(&'a mut [f32]),
+    /// Every row's, row after row.
+    All(&'a mut [f32]),
+}
+
+/// Where each row of a batch belongs: its position and KV cache.
+trait Rows: Sync {
+    /// Row `b`'s position.
+    fn pos(&self, b: usize) -> usize;
+    /// The cache row `b` attends over.
+    fn kv(&self, b: usize) -> &KvCache;
+    /// Stores row `b`'s key and value for `layer`.
+    fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]);
+}
+
+/// Consecutive positions of one session, from `pos`.
+struct OneSession<'a> {
+    kv: &'a mut KvCache,
+    pos: usize,
+}
+
+impl Rows for OneSession<'_> {
+    fn pos(&self, b: usize) -> usize {
+        self.pos + b
+    }
+    fn kv(&self, _: usize) -> &KvCache {
+        self.kv
+    }
+    fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]) {
+        self.kv.store(layer, self.pos + b, k, v);
+    }
+}
+
+/// One row per session, each at its next position.
+struct EachSession<'a, 's> {
+    sessions: &'a mut [&'s mut Session],
+}
+
+impl Rows for EachSession<'_, '_> {
+    fn pos(&self, b: usize) -> usize {
+        self.sessions.get(b).map_or(0, |s| s.pos)
+    }
+    fn kv(&self, b: usize) -> &KvCache {
+        // `forward_multi` gives one session per row.
+        &self.sessions[b.min(self.sessions.len() - 1)].kv
+    }
+    fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]) {
+        if let Some(s) = self.sessions.get_mut(b) {
+            let pos = s.pos;
+            s.kv.store(layer, pos, k, v);
+        }
     }
 }
 

@@ -210,8 +210,8 @@ impl KvCache {
 /// enough that each weight tile is reused many times while it is in the cache.
 pub const DEFAULT_MAX_BATCH: usize = 32;
 
-/// Buffers for one batch's forward pass: the per-token ones hold a row per token of the batch.
-pub struct Scratch {
+/// Activations of one batch's forward pass: the per-token buffers hold a row per token.
+pub struct Activations {
     /// Residual stream.
     pub x: Vec<f32>,
     /// Normalized input of a sub-block.
@@ -236,10 +236,75 @@ pub struct Scratch {
     pub hb2: Vec<f32>,
     /// RoPE cos/sin.
     pub rope: Vec<f32>,
-    /// Output logits.
-    pub logits: Vec<f32>,
     /// Quantized activations: one buffer per distinct input type of the matrices fed together.
     pub xq: [QuantizedInput; 3],
+}
+
+/// A session's buffers for its own forward passes.
+pub struct Scratch {
+    /// Activations.
+    pub act: Activations,
+    /// Logits after the last pass.
+    pub logits: Vec<f32>,
+}
+
+impl Activations {
+    /// Buffers for batches of up to `max_batch` (at least 1) tokens attending over up to
+    /// `n_ctx` positions.
+    pub fn try_new(model: &Model<'_>, max_batch: usize, n_ctx: usize) -> Result<Self, TryReserveError> {
+        let hp = &model.hp;
+        let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
+        let nb = max_batch.max(1);
+        let rows = |n: usize| zeroed(nb.saturating_mul(n), 0.0f32);
+        let xq_len = nb.saturating_mul(n_embd.max(n_ff).max(q_dim));
+        Ok(Activations {
+            x: rows(n_embd)?,
+            xb: rows(n_embd.max(q_dim))?,
+            xb2: rows(n_embd)?,
+            q: rows(q_dim)?,
+            k: rows(kv_dim)?,
+            v: rows(kv_dim)?,
+            att_out: rows(q_dim)?,
+            att: zeroed(n_ctx.saturating_mul(hp.n_head as usize), 0.0)?,
+            q_att: zeroed(q_dim, 0.0)?,
+            hb: rows(n_ff)?,
+            hb2: rows(n_ff)?,
+            rope: zeroed(hp.head_dim as usize, 0.0)?,
+            xq: [
+                QuantizedInput::try_with_capacity(xq_len)?,
+                QuantizedInput::try_with_capacity(xq_len)?,
+                QuantizedInput::try_with_capacity(xq_len)?,
+            ],
+        })
+    }
+}
+
+/// Buffers for decoding steps shared by several sessions ([`Model::forward_multi`]): the
+/// activations of up to `max_batch` sessions (one token each) with contexts of up to `n_ctx`,
+/// and their logits.
+pub struct BatchScratch {
+    pub(crate) s: Activations,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) max_batch: usize,
+    pub(crate) n_ctx: usize,
+}
+
+impl BatchScratch {
+    /// Buffers for steps of up to `max_batch` (at least 1) sessions of up to `n_ctx` positions.
+    pub fn try_new(model: &Model<'_>, max_batch: usize, n_ctx: usize) -> Result<Self, TryReserveError> {
+        let nb = max_batch.max(1);
+        Ok(BatchScratch {
+            s: Activations::try_new(model, nb, n_ctx)?,
+            logits: zeroed(nb.saturating_mul(model.hp.n_vocab as usize), 0.0)?,
+            max_batch: nb,
+            n_ctx,
+        })
+    }
+
+    /// Most sessions in one step.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
 }
 
 /// A sequence being processed: its position, KV cache and scratch.
@@ -284,35 +349,14 @@ impl Session {
         kv_type: KvType,
         max_batch: usize,
     ) -> Result<Self, TryReserveError> {
-        let hp = &model.hp;
-        let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
-        let n_layer = hp.n_layer as usize;
         let nb = max_batch.max(1);
-        let rows = |n: usize| zeroed(nb.saturating_mul(n), 0.0f32);
-        let xq_len = nb.saturating_mul(n_embd.max(n_ff).max(q_dim));
         Ok(Session {
             pos: 0,
-            kv: KvCache::try_new(kv_type, n_layer, n_ctx, kv_dim)?,
+            kv: KvCache::try_new(kv_type, model.hp.n_layer as usize, n_ctx, model.kv_dim())?,
             max_batch: nb,
             s: Scratch {
-                x: rows(n_embd)?,
-                xb: rows(n_embd.max(q_dim))?,
-                xb2: rows(n_embd)?,
-                q: rows(q_dim)?,
-                k: rows(kv_dim)?,
-                v: rows(kv_dim)?,
-                att_out: rows(q_dim)?,
-                att: zeroed(n_ctx.saturating_mul(hp.n_head as usize), 0.0)?,
-                q_att: zeroed(q_dim, 0.0)?,
-                hb: rows(n_ff)?,
-                hb2: rows(n_ff)?,
-                rope: zeroed(hp.head_dim as usize, 0.0)?,
-                logits: zeroed(hp.n_vocab as usize, 0.0)?,
-                xq: [
-                    QuantizedInput::try_with_capacity(xq_len)?,
-                    QuantizedInput::try_with_capacity(xq_len)?,
-                    QuantizedInput::try_with_capacity(xq_len)?,
-                ],
+                act: Activations::try_new(model, nb, n_ctx)?,
+                logits: zeroed(model.hp.n_vocab as usize, 0.0)?,
             },
         })
     }
