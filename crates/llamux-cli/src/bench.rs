@@ -18,7 +18,7 @@ use llamux_core::gguf::Gguf;
 use llamux_core::isa;
 use llamux_core::model::{FileType, Model};
 use llamux_core::platform::Parallel;
-use llamux_core::session::{KvType, Session};
+use llamux_core::session::{BatchScratch, KvType, Session};
 use serde_json::{json, Value as Json};
 use std::hint::black_box;
 use std::io::Write;
@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// KV cache element type.
     #[arg(long = "kv-type", value_enum, default_value = "f16")]
     kv_type: KvTypeArg,
+    /// Sessions decoding together in the tg test (continuous batching: one pass over the weights
+    /// per step for all of them); tokens/s is then their aggregate.
+    #[arg(long = "sessions", default_value_t = 1)]
+    sessions: usize,
     /// One JSON object per test per line (JSON Lines) instead of a table.
     #[arg(long)]
     json: bool,
@@ -68,6 +72,8 @@ pub struct BenchArgs {
 
 /// Most threads a test may ask for.
 const MAX_THREADS: usize = 1024;
+/// Most sessions the tg test may decode together.
+const MAX_SESSIONS: usize = 256;
 
 /// Runs `llamux bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -82,6 +88,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if a.n_prompt == 0 && a.n_gen == 0 {
         bail!("nothing to measure: -p and -n are both 0");
+    }
+    if a.sessions == 0 || a.sessions > MAX_SESSIONS {
+        bail!("--sessions must be between 1 and {MAX_SESSIONS} (got {})", a.sessions);
     }
     let threads = if a.threads.is_empty() { vec![default_threads()] } else { a.threads.clone() };
     let model_arg = a.model.as_deref().context("-m MODEL is required (or --mem-bw)")?;
@@ -106,6 +115,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let n_vocab = model.hp.n_vocab.max(1);
     let first = tok.vocab.bos.filter(|&b| b < n_vocab).unwrap_or(0);
     let prompt = prompt_tokens(first, n_vocab, a.n_prompt);
+    // With --sessions N, N more sessions decode together, each from its own first token.
+    let mut many = Many::new(&model, &a, n_vocab, first)?;
 
     let mut out = std::io::stdout().lock();
     if !a.json {
@@ -116,11 +127,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let par = crate::pool::threads(t, a.cpu_mask.as_deref())?;
         let tests = [("pp", a.n_prompt), ("tg", a.n_gen)];
         for (kind, n) in tests.into_iter().filter(|&(_, n)| n > 0) {
-            let once = |sess: &mut Session| -> Result<f64> {
-                if kind == "pp" {
-                    time_prompt(&model, sess, &par, &prompt)
-                } else {
-                    time_gen(&model, sess, &par, first, n)
+            let mut once = |sess: &mut Session| -> Result<f64> {
+                match (kind, many.as_mut()) {
+                    ("pp", _) => time_prompt(&model, sess, &par, &prompt),
+                    (_, Some(m)) => m.time_gen(&model, &par, n),
+                    _ => time_gen(&model, sess, &par, first, n),
                 }
             };
             once(&mut sess)?; // warm-up
@@ -128,13 +139,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
             for _ in 0..a.reps {
                 secs.push(once(&mut sess)?);
             }
-            let samples: Vec<f64> = secs.iter().map(|&s| if s > 0.0 { n as f64 / s } else { 0.0 }).collect();
+            // Tokens per run: n, or n for each session decoding together.
+            let per_run = if kind == "tg" { n * a.sessions } else { n };
+            let samples: Vec<f64> = secs.iter().map(|&s| if s > 0.0 { per_run as f64 / s } else { 0.0 }).collect();
             let (mean, sd) = mean_sd(&samples);
-            // A prompt reads the weights once per batch, not once per token.
-            let per_pass = if kind == "pp" { sess.max_batch().min(n) as f64 } else { 1.0 };
+            // A prompt reads the weights once per batch, not once per token; sessions decoding
+            // together once per step for all.
+            let per_pass = if kind == "pp" { sess.max_batch().min(n) as f64 } else { a.sessions as f64 };
             let gb_per_s = mean / per_pass * info.bytes_per_token as f64 / 1e9;
             let rss = peak_rss_bytes();
-            let test = format!("{kind}{n}");
+            let test =
+                if kind == "tg" && a.sessions > 1 { format!("tg{n}x{}", a.sessions) } else { format!("{kind}{n}") };
             if a.json {
                 let (n_prompt, n_gen) = if kind == "pp" { (n, 0) } else { (0, n) };
                 let j = json!({
@@ -148,6 +163,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     "test": test,
                     "n_prompt": n_prompt,
                     "n_gen": n_gen,
+                    "sessions": if kind == "tg" { a.sessions } else { 1 },
                     format!("{kind}_tokens_per_s"): mean,
                     "stddev": sd,
                     "samples": samples,
@@ -303,6 +319,48 @@ fn time_gen(model: &Model<'_>, sess: &mut Session, par: &dyn Parallel, first: u3
         tok = argmax(logits).unwrap_or(first);
     }
     Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Sessions decoding together for `--sessions N` (N > 1): their caches and the shared step's
+/// buffers.
+struct Many {
+    sessions: Vec<Session>,
+    scratch: BatchScratch,
+    firsts: Vec<u32>,
+}
+
+impl Many {
+    fn new(model: &Model<'_>, a: &BenchArgs, n_vocab: u32, first: u32) -> Result<Option<Self>> {
+        if a.sessions < 2 || a.n_gen == 0 {
+            return Ok(None);
+        }
+        let ctx = a.n_gen;
+        let mut sessions = Vec::with_capacity(a.sessions);
+        for _ in 0..a.sessions {
+            sessions.push(crate::run::checked_session(model, ctx, a.kv_type, "lower -n or --sessions")?);
+        }
+        let scratch = BatchScratch::try_new(model, a.sessions, ctx)
+            .map_err(|_| anyhow::anyhow!("not enough memory for {} sessions decoding together", a.sessions))?;
+        // Different first tokens, so that the sessions' texts (and attention) differ.
+        let mut firsts = prompt_tokens(first, n_vocab, a.sessions);
+        firsts[0] = first;
+        Ok(Some(Many { sessions, scratch, firsts }))
+    }
+
+    /// Seconds for every session to generate `n` tokens greedily, all in shared steps.
+    fn time_gen(&mut self, model: &Model<'_>, par: &dyn Parallel, n: usize) -> Result<f64> {
+        self.sessions.iter_mut().for_each(Session::reset);
+        let t0 = Instant::now();
+        let mut tokens = self.firsts.clone();
+        for _ in 0..n {
+            let mut rows: Vec<&mut Session> = self.sessions.iter_mut().collect();
+            model.forward_multi(&mut rows, &tokens, &mut self.scratch, par)?;
+            for (t, s) in tokens.iter_mut().zip(&mut self.sessions) {
+                *t = argmax(s.logits_mut()).unwrap_or(0);
+            }
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    }
 }
 
 /// Index of the largest finite value (the first on ties).

@@ -91,6 +91,18 @@ fn bench_json_lines_have_every_field() {
     assert_eq!(rows2[0]["test"], "tg4");
     assert_eq!(rows2[0]["samples"].as_array().unwrap().len(), 2);
     assert_eq!(rows2[0]["bytes_per_token"], rows[0]["bytes_per_token"]);
+    // --sessions N: N sessions decode together, tokens/s is their aggregate.
+    let out = llamux()
+        .arg("bench")
+        .arg("-m")
+        .arg(&m)
+        .args(["-p", "0", "-n", "4", "-r", "1", "--sessions", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows3 = lines(&out.stdout);
+    assert_eq!((rows3.len(), &rows3[0]["test"], &rows3[0]["sessions"]), (1, &"tg4x3".into(), &3.into()));
+    assert!(rows3[0]["tg_tokens_per_s"].as_f64().unwrap() > 0.0);
     // The text form is a markdown table with one row per test.
     let out = llamux().arg("bench").arg("-m").arg(&m).args(["-p", "4", "-n", "0", "-r", "1"]).output().unwrap();
     assert!(out.status.success());
@@ -115,6 +127,8 @@ fn bench_refuses_bad_arguments() {
     fails_with(&mut bench(&["-p", "8", "-n", "8", "-c", "10"]), "context of 16 tokens");
     fails_with(&mut bench(&["-p", "100000000", "-n", "1"]), "training context");
     fails_with(&mut bench(&["-p", "0", "-n", "0"]), "nothing to measure");
+    fails_with(&mut bench(&["--sessions", "0"]), "--sessions");
+    fails_with(&mut bench(&["--sessions", "100000"]), "--sessions");
     fails_with(bench(&["-p", "1", "-n", "1"]).env("LLAMUX_ISA", "sse9"), "LLAMUX_ISA");
     fails_with(llamux().args(["bench", "-m", "/no/such/model.gguf"]), "not a known model name");
 }
