@@ -4,4 +4,4 @@ mod rng;
 mod sampler;
 
 pub use rng::Rng;
-pub use sampler::{argmax, BadSamplerConfig, Sampler, SamplerConfig};
+pub use sampler::{argmax, BadSamplerConfig, Sampler, SamplerConfig, SamplerError};

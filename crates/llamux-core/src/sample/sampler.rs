@@ -51,6 +51,33 @@ impl fmt::Display for BadSamplerConfig {
 #[cfg(feature = "std")]
 impl std::error::Error for BadSamplerConfig {}
 
+/// Why a sampler could not be made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SamplerError {
+    /// The configuration was refused.
+    Config(BadSamplerConfig),
+    /// Memory for the candidate list (one entry per vocabulary token) could not be reserved.
+    OutOfMemory,
+}
+
+impl From<BadSamplerConfig> for SamplerError {
+    fn from(e: BadSamplerConfig) -> Self {
+        SamplerError::Config(e)
+    }
+}
+
+impl fmt::Display for SamplerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SamplerError::Config(e) => e.fmt(f),
+            SamplerError::OutOfMemory => write!(f, "out of memory for the sampler's candidate list"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SamplerError {}
+
 impl SamplerConfig {
     /// Checks every field is finite and in range.
     pub fn validate(&self) -> Result<(), BadSamplerConfig> {
@@ -91,9 +118,11 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 impl Sampler {
     /// A sampler for a vocabulary of `n_vocab` tokens.
-    pub fn new(cfg: SamplerConfig, n_vocab: usize) -> Result<Self, BadSamplerConfig> {
+    pub fn new(cfg: SamplerConfig, n_vocab: usize) -> Result<Self, SamplerError> {
         cfg.validate()?;
-        Ok(Sampler { rng: Rng::new(cfg.seed), cfg, cand: Vec::with_capacity(n_vocab) })
+        let mut cand = Vec::new();
+        cand.try_reserve_exact(n_vocab).map_err(|_| SamplerError::OutOfMemory)?;
+        Ok(Sampler { rng: Rng::new(cfg.seed), cfg, cand })
     }
 
     /// The configuration.
@@ -186,6 +215,14 @@ mod tests {
 
     fn logits() -> Vec<f32> {
         (0..100).map(|i| (i as f32 * 0.37).sin() * 3.0).collect()
+    }
+
+    #[test]
+    fn a_vocabulary_too_large_for_memory_is_an_error() {
+        let e = Sampler::new(SamplerConfig::default(), usize::MAX / 2).err();
+        assert_eq!(e, Some(SamplerError::OutOfMemory));
+        let bad = SamplerConfig { temperature: f32::NAN, ..SamplerConfig::default() };
+        assert!(matches!(Sampler::new(bad, 10), Err(SamplerError::Config(_))));
     }
 
     #[test]
