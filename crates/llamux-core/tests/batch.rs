@@ -159,3 +159,18 @@ fn sessions_decoding_together_equal_each_alone() {
 fn argmax(v: &[f32]) -> u32 {
     v.iter().enumerate().fold((0, f32::MIN), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0 as u32
 }
+
+#[test]
+fn buffers_made_for_another_model_are_refused() {
+    let (Some(a), Some(b)) = (asset("LLAMUX_SMOLLM2"), asset("LLAMUX_GEMMA")) else { return };
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let (ga, gb) = (Gguf::parse(&a).unwrap(), Gguf::parse(&b).unwrap());
+    let (small, big) = (Model::load(&ga).unwrap(), Model::load(&gb).unwrap());
+    let par = Threads::new(2);
+    // gemma3's activations are wider than SmolLM2's: SmolLM2's buffers cannot hold them.
+    let mut sess = Session::with_options(&small, 64, KvType::F16, 2);
+    assert!(big.forward_batch(&mut sess, &[1, 2], &par).is_err());
+    let mut scratch = BatchScratch::try_new(&small, 2, 64).unwrap();
+    let mut s1 = Session::with_options(&big, 64, KvType::F16, 1);
+    assert!(big.forward_multi(&mut [&mut s1], &[1], &mut scratch, &par).is_err());
+}

@@ -51,13 +51,15 @@ impl Model<'_> {
             if sess.pos >= sess.n_ctx() {
                 return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
             }
-            if sess.n_ctx() > scratch.n_ctx {
+            if sess.n_ctx() > scratch.n_ctx || sess.s.logits.len() != self.hp.n_vocab as usize {
                 return Err(SessionError::BatchSize { got: sess.n_ctx(), max: scratch.n_ctx });
             }
         }
         let n_vocab = self.hp.n_vocab as usize;
         let BatchScratch { s, logits, .. } = scratch;
-        let logits = &mut logits[..nb * n_vocab];
+        let Some(logits) = logits.get_mut(..nb * n_vocab) else {
+            return Err(SessionError::BatchSize { got: nb, max: logits.len() / n_vocab.max(1) });
+        };
         self.pass(s, &mut EachSession { sessions: &mut *sessions }, tokens, par, Logits::All(&mut *logits))?;
         for (sess, row) in sessions.iter_mut().zip(logits.chunks_exact(n_vocab)) {
             sess.s.logits.copy_from_slice(row);
@@ -131,6 +133,14 @@ impl Model<'_> {
         let kv_mul = n_head / n_head_kv;
         let (n_embd, q_dim, kv_dim, n_ff) = (hp.n_embd as usize, self.q_dim(), self.kv_dim(), hp.n_ff as usize);
         let eps = hp.rms_eps;
+        // Buffers made for another model, or for smaller batches, are refused (not sliced past).
+        let fits = |buf: &[f32], n: usize| buf.len() >= nb * n;
+        if !(fits(&s.x, n_embd) && fits(&s.xb, n_embd) && fits(&s.xb2, n_embd) && fits(&s.q, q_dim))
+            || !(fits(&s.k, kv_dim) && fits(&s.v, kv_dim) && fits(&s.att_out, q_dim) && fits(&s.hb, n_ff))
+            || !(fits(&s.hb2, n_ff) && s.q_att.len() >= q_dim && s.att.len() >= n_head)
+        {
+            return Err(SessionError::BatchSize { got: nb, max: s.x.len() / n_embd.max(1) });
+        }
         // This batch's rows of every buffer.
         let x = &mut s.x[..nb * n_embd];
         let xb = &mut s.xb[..nb * n_embd];
