@@ -222,15 +222,18 @@ impl Model<'_> {
                 };
                 for b in 0..nb {
                     let at = b * q_dim;
-                    let (Some(q), Some(out)) =
-                        (q_all.get(at + hd.start..at + hd.end), unsafe { out_all.slice(at + hd.start, at + hd.end) })
-                    else {
+                    let (Some(q), Some(out), Some(kv)) = (
+                        q_all.get(at + hd.start..at + hd.end),
+                        // SAFETY: as above, this head's slice of row b of att_out.
+                        unsafe { out_all.slice(at + hd.start, at + hd.end) },
+                        rows.kv(b),
+                    ) else {
                         return;
                     };
                     let p = rows.pos(b);
                     let w = Window { layer: il, kv_head: h / kv_mul, first: first(p), pos: p };
                     let scratch = AttnScratch { q: &mut *q_round, att: &mut *att };
-                    attend_head(simd, rows.kv(b), w, q, kq_scale, scratch, out);
+                    attend_head(simd, kv, w, q, kq_scale, scratch, out);
                 }
             });
             project(par, att_out, &mut s.xq, [&l.wo], [&mut *xb2])?;
@@ -284,8 +287,8 @@ enum Logits<'a> {
 trait Rows: Sync {
     /// Row `b`'s position.
     fn pos(&self, b: usize) -> usize;
-    /// The cache row `b` attends over.
-    fn kv(&self, b: usize) -> &KvCache;
+    /// The cache row `b` attends over (`None` past the last row).
+    fn kv(&self, b: usize) -> Option<&KvCache>;
     /// Stores row `b`'s key and value for `layer`.
     fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]);
 }
@@ -300,8 +303,8 @@ impl Rows for OneSession<'_> {
     fn pos(&self, b: usize) -> usize {
         self.pos + b
     }
-    fn kv(&self, _: usize) -> &KvCache {
-        self.kv
+    fn kv(&self, _: usize) -> Option<&KvCache> {
+        Some(self.kv)
     }
     fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]) {
         self.kv.store(layer, self.pos + b, k, v);
@@ -317,9 +320,8 @@ impl Rows for EachSession<'_, '_> {
     fn pos(&self, b: usize) -> usize {
         self.sessions.get(b).map_or(0, |s| s.pos)
     }
-    fn kv(&self, b: usize) -> &KvCache {
-        // `forward_multi` gives one session per row.
-        &self.sessions[b.min(self.sessions.len() - 1)].kv
+    fn kv(&self, b: usize) -> Option<&KvCache> {
+        self.sessions.get(b).map(|s| &s.kv)
     }
     fn store(&mut self, layer: usize, b: usize, k: &[f32], v: &[f32]) {
         if let Some(s) = self.sessions.get_mut(b) {

@@ -162,11 +162,8 @@ impl Generation {
         }
         if self.feeding_prompt() {
             // The prompt goes in batches: every weight is read once per batch.
-            let end = self.tokens.len().min(self.fed + sess.max_batch());
-            return Ok(match self.feed(model, sess, par, self.fed..end)? {
-                Some(stop) => Step::End(stop),
-                None => Step::Prompt,
-            });
+            self.feed(model, sess, par, self.tokens.len().min(self.fed + sess.max_batch()))?;
+            return Ok(self.end.map_or(Step::Prompt, Step::End));
         }
         let next = self.sampler.sample(sess.logits_mut(), &self.tokens);
         if tok.vocab.is_eog(next) {
@@ -182,33 +179,27 @@ impl Generation {
         } else if self.generated >= self.max_tokens {
             // The last token is not fed: nothing would read its logits.
             self.end = Some(Stop::Length);
-        } else if let Some(stop) = self.feed(model, sess, par, self.fed..self.fed + 1)? {
-            self.end = Some(stop);
+        } else {
+            self.feed(model, sess, par, self.fed + 1)?;
         }
         Ok(Step::Token { id: next, piece: &self.piece })
     }
 
-    /// Feeds `tokens[range]` (which starts at `self.fed`) as one batch; `Some` when the context
-    /// is full.
+    /// Feeds the tokens from `self.fed` to `end` as one batch; a full context ends the
+    /// generation.
     fn feed(
         &mut self,
         model: &Model<'_>,
         sess: &mut Session,
         par: &dyn Parallel,
-        range: core::ops::Range<usize>,
-    ) -> Result<Option<Stop>, SessionError> {
-        let n = range.len();
-        match model.forward_batch(sess, &self.tokens[range], par) {
-            Ok(_) => {
-                self.fed += n;
-                Ok(None)
-            }
-            Err(SessionError::ContextFull { .. }) => {
-                self.end = Some(Stop::ContextFull);
-                Ok(Some(Stop::ContextFull))
-            }
-            Err(e) => Err(e),
+        end: usize,
+    ) -> Result<(), SessionError> {
+        match model.forward_batch(sess, &self.tokens[self.fed..end], par) {
+            Ok(_) => self.fed = end,
+            Err(SessionError::ContextFull { .. }) => self.end = Some(Stop::ContextFull),
+            Err(e) => return Err(e),
         }
+        Ok(())
     }
 
     /// Appends the new piece to the tail and tells whether a stop string ends in it.
