@@ -15,6 +15,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+mod buffers;
 pub mod chat;
 pub mod gguf;
 pub mod isa;

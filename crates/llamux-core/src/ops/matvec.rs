@@ -4,7 +4,6 @@
 use crate::platform::{Parallel, SharedMut};
 use crate::quant::{traits, QuantError, TypeTraits};
 use crate::GgmlType;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -231,23 +230,13 @@ pub struct QuantizedInput {
 }
 
 impl QuantizedInput {
-    /// A buffer able to hold `max_elements` elements (over all rows) of any activation type.
-    pub fn with_capacity(max_elements: usize) -> Self {
-        QuantizedInput { buf: vec![0; Self::words(max_elements)], ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 }
-    }
-
-    /// As [`with_capacity`](Self::with_capacity), reporting a failed allocation.
+    /// A buffer able to hold `max_elements` elements (over all rows) of any activation type, or
+    /// the allocation failure.
     pub fn try_with_capacity(max_elements: usize) -> Result<Self, alloc::collections::TryReserveError> {
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(Self::words(max_elements))?;
-        buf.resize(Self::words(max_elements), 0);
-        Ok(QuantizedInput { buf, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 })
-    }
-
-    fn words(max_elements: usize) -> usize {
         // f32 is the widest activation encoding (4 bytes per element), Q8_1 the widest quantized
         // one; a few words spare for rounding to whole blocks.
-        max_elements.saturating_add(64)
+        let buf = crate::buffers::filled(max_elements.saturating_add(64), 0)?;
+        Ok(QuantizedInput { buf, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 })
     }
 
     /// Quantizes the vector `x` to `ggml_type`.

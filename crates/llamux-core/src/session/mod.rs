@@ -4,6 +4,7 @@ mod generate;
 
 pub use generate::{GenerateError, Generation, Step, Stop};
 
+use crate::buffers::filled;
 use crate::model::Model;
 use crate::ops::QuantizedInput;
 use crate::quant::{QuantError, F16};
@@ -71,19 +72,11 @@ enum KvStore {
     F32(Vec<f32>),
 }
 
-/// `n` copies of `v`, or the allocation failure.
-fn zeroed<T: Clone>(n: usize, v: T) -> Result<Vec<T>, TryReserveError> {
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(n)?;
-    buf.resize(n, v);
-    Ok(buf)
-}
-
 impl KvStore {
     fn try_new(ty: KvType, n: usize) -> Result<Self, TryReserveError> {
         Ok(match ty {
-            KvType::F16 => KvStore::F16(zeroed(n, F16::ZERO)?),
-            KvType::F32 => KvStore::F32(zeroed(n, 0.0)?),
+            KvType::F16 => KvStore::F16(filled(n, F16::ZERO)?),
+            KvType::F32 => KvStore::F32(filled(n, 0.0)?),
         })
     }
 
@@ -255,21 +248,21 @@ impl Activations {
         let hp = &model.hp;
         let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
         let nb = max_batch.max(1);
-        let rows = |n: usize| zeroed(nb.saturating_mul(n), 0.0f32);
+        let rows = |n: usize| filled(nb.saturating_mul(n), 0.0f32);
         let xq_len = nb.saturating_mul(n_embd.max(n_ff).max(q_dim));
         Ok(Activations {
             x: rows(n_embd)?,
-            xb: rows(n_embd.max(q_dim))?,
+            xb: rows(n_embd)?,
             xb2: rows(n_embd)?,
             q: rows(q_dim)?,
             k: rows(kv_dim)?,
             v: rows(kv_dim)?,
             att_out: rows(q_dim)?,
-            att: zeroed(n_ctx.saturating_mul(hp.n_head as usize), 0.0)?,
-            q_att: zeroed(q_dim, 0.0)?,
+            att: filled(n_ctx.saturating_mul(hp.n_head as usize), 0.0)?,
+            q_att: filled(q_dim, 0.0)?,
             hb: rows(n_ff)?,
             hb2: rows(n_ff)?,
-            rope: zeroed(hp.head_dim as usize, 0.0)?,
+            rope: filled(hp.head_dim as usize, 0.0)?,
             xq: [
                 QuantizedInput::try_with_capacity(xq_len)?,
                 QuantizedInput::try_with_capacity(xq_len)?,
@@ -295,7 +288,7 @@ impl BatchScratch {
         let nb = max_batch.max(1);
         Ok(BatchScratch {
             s: Activations::try_new(model, nb, n_ctx)?,
-            logits: zeroed(nb.saturating_mul(model.hp.n_vocab as usize), 0.0)?,
+            logits: filled(nb.saturating_mul(model.hp.n_vocab as usize), 0.0)?,
             max_batch: nb,
             n_ctx,
         })
@@ -356,7 +349,7 @@ impl Session {
             max_batch: nb,
             s: Scratch {
                 act: Activations::try_new(model, nb, n_ctx)?,
-                logits: zeroed(model.hp.n_vocab as usize, 0.0)?,
+                logits: filled(model.hp.n_vocab as usize, 0.0)?,
             },
         })
     }
