@@ -7,15 +7,29 @@ use super::common::*;
 use crate::quant::{BlockQ6K, BlockQ8K};
 use core::arch::x86_64::*;
 
+/// The 16 signed group scales as words.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales16(x: &BlockQ6K) -> __m256i {
+    // SAFETY: `scales` is 16 bytes.
+    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) })
+}
+
+/// `Σ sc_g bsums_g` as eight `i32` lanes, from the scales as words.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn offset(s16: __m256i, y: &BlockQ8K) -> __m256i {
+    // SAFETY: `bsums` is 16 i16 = 32 bytes.
+    let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    _mm256_madd_epi16(s16, bsums)
+}
+
 /// The 16 signed group scales as words, and `Σ sc_g bsums_g` as eight `i32` lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn scales_and_offset(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
-    // SAFETY: `scales` is 16 bytes and `bsums` 16 i16 = 32 bytes.
-    let (sc, bsums) =
-        unsafe { (_mm_loadu_si128(x.scales.as_ptr().cast()), _mm256_loadu_si256(y.bsums.as_ptr().cast())) };
-    let s16 = _mm256_cvtepi8_epi16(sc);
-    (s16, _mm256_madd_epi16(s16, bsums))
+    let s16 = scales16(x);
+    (s16, offset(s16, y))
 }
 
 /// AVX2 `Q6_K` × `Q8_K`.
@@ -84,35 +98,51 @@ pub(crate) unsafe fn vec_dot_avx512(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
     offset_dot!(xs, ys, block_avx512, 5)
 }
 
-/// One super-block on AVX-512: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+/// The 128 unsigned 6-bit quants of half `h` (0 or 1) of a super-block, 64 per vector: the low
+/// nibbles (elements 128h + [0, 64)), then the high nibbles (128h + [64, 128)), each with its two
+/// bits of `qh` on top.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
+fn quants_half_avx512(x: &BlockQ6K, h: usize) -> [__m512i; 2] {
     let m4 = _mm512_set1_epi8(0x0F);
     let m30 = _mm512_set1_epi8(0x30);
     // Bits 0..2 (k = 0, low 32 bytes) and 2..4 (k = 1) of qh to bits 4..6; bits 4..6 (k = 2)
     // and 6..8 (k = 3) likewise.
     let shl_lo = halves_epi16_avx512(4, 2);
     let shr_hi = halves_epi16_avx512(0, 2);
+    let h = h & 1;
+    // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64 and
+    // 32h..32h+32.
+    let (ql, qh) = unsafe {
+        (
+            _mm512_loadu_si512(x.ql.as_ptr().add(64 * h).cast()),
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast())),
+        )
+    };
+    [
+        _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30)),
+        _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+            _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30),
+        ),
+    ]
+}
+
+/// One super-block on AVX-512: `i32` lanes of `Σ sc u a` and `Σ sc bsums`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
     let (s16, offset) = scales_and_offset(x, y);
     let mut acc = _mm512_setzero_si512();
     for h in 0..2 {
-        // SAFETY: `ql` is 128 bytes, `qh` 64 and `y.qs` 256: for h < 2 the loads below cover
-        // bytes 64h..64h+64, 32h..32h+32 and 128h..128h+128.
-        let (ql, qh, a0, a1) = unsafe {
+        // SAFETY: `y.qs` is 256 bytes: for h < 2 the loads cover bytes 128h..128h+128.
+        let (a0, a1) = unsafe {
             (
-                _mm512_loadu_si512(x.ql.as_ptr().add(64 * h).cast()),
-                _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast())),
                 _mm512_loadu_si512(y.qs.as_ptr().add(128 * h).cast()),
                 _mm512_loadu_si512(y.qs.as_ptr().add(128 * h + 64).cast()),
             )
         };
-        // Low nibbles are elements 128h + [0, 64), high nibbles 128h + [64, 128).
-        let q_lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
-        let q_hi = _mm512_or_si512(
-            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
-            _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30),
-        );
+        let [q_lo, q_hi] = quants_half_avx512(x, h);
         acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h), _mm512_maddubs_epi16(q_lo, a0));
         acc = _mm512_dpwssd_epi32(acc, k16_scales_avx512(s16, 2 * h + 1), _mm512_maddubs_epi16(q_hi, a1));
     }
@@ -123,8 +153,7 @@ fn block_avx512(x: &BlockQ6K, y: &BlockQ8K) -> (__m256i, __m256i) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn block4_avx2(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
-    // SAFETY: `scales` is 16 bytes.
-    let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
+    let s16 = scales16(x);
     let halves = k16_halves_avx2(s16);
     let q = [quants_half_avx2(x, 0), quants_half_avx2(x, 1)];
     let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
@@ -138,9 +167,7 @@ fn block4_avx2(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(k16_scale_pair_avx2(half, k), p));
             }
         }
-        // SAFETY: `bsums` is 16 i16 = 32 bytes.
-        let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
-        *o = (acc, _mm256_madd_epi16(s16, bsums));
+        *o = (acc, offset(s16, y));
     }
     out
 }
@@ -158,31 +185,11 @@ pub(crate) unsafe fn vec_dot_x4_avx2(xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn block4_avx512(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
-    let m4 = _mm512_set1_epi8(0x0F);
-    let m30 = _mm512_set1_epi8(0x30);
-    let shl_lo = halves_epi16_avx512(4, 2);
-    let shr_hi = halves_epi16_avx512(0, 2);
-    // SAFETY: `scales` is 16 bytes.
-    let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
-    let mut q = [_mm512_setzero_si512(); 4];
-    let mut sc = [_mm512_setzero_si512(); 4];
-    for h in 0..2 {
-        // SAFETY: `ql` is 128 bytes and `qh` 64: for h < 2 the loads cover bytes 64h..64h+64
-        // and 32h..32h+32.
-        let (ql, qh) = unsafe {
-            (
-                _mm512_loadu_si512(x.ql.as_ptr().add(64 * h).cast()),
-                _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast())),
-            )
-        };
-        q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
-        q[2 * h + 1] = _mm512_or_si512(
-            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
-            _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30),
-        );
-        sc[2 * h] = k16_scales_avx512(s16, 2 * h);
-        sc[2 * h + 1] = k16_scales_avx512(s16, 2 * h + 1);
-    }
+    let s16 = scales16(x);
+    let ([q0, q1], [q2, q3]) = (quants_half_avx512(x, 0), quants_half_avx512(x, 1));
+    let q = [q0, q1, q2, q3];
+    let sc =
+        [k16_scales_avx512(s16, 0), k16_scales_avx512(s16, 1), k16_scales_avx512(s16, 2), k16_scales_avx512(s16, 3)];
     let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
     for (o, y) in out.iter_mut().zip(ys) {
         let mut acc = _mm512_setzero_si512();
@@ -191,9 +198,7 @@ fn block4_avx512(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
             let a = unsafe { _mm512_loadu_si512(y.qs.as_ptr().add(64 * k).cast()) };
             acc = _mm512_dpwssd_epi32(acc, sc[k], _mm512_maddubs_epi16(q[k], a));
         }
-        // SAFETY: `bsums` is 16 i16 = 32 bytes.
-        let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
-        *o = (fold_i32_avx512(acc), _mm256_madd_epi16(s16, bsums));
+        *o = (fold_i32_avx512(acc), offset(s16, y));
     }
     out
 }
