@@ -303,8 +303,14 @@ fn prompt_tokens(first: u32, n_vocab: u32, n: usize) -> Vec<u32> {
 fn time_prompt(model: &Model<'_>, sess: &mut Session, par: &dyn Parallel, tokens: &[u32]) -> Result<f64> {
     sess.reset();
     let t0 = Instant::now();
-    for chunk in tokens.chunks(sess.max_batch()) {
-        black_box(model.forward_batch(sess, chunk, par)?);
+    // Logits after the last token only, as llama-bench and prompts everywhere.
+    let mut chunks = tokens.chunks(sess.max_batch()).peekable();
+    while let Some(chunk) = chunks.next() {
+        if chunks.peek().is_some() {
+            model.feed_batch(sess, chunk, par)?;
+        } else {
+            black_box(model.forward_batch(sess, chunk, par)?);
+        }
     }
     Ok(t0.elapsed().as_secs_f64())
 }

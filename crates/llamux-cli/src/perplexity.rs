@@ -67,7 +67,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         // The first half only builds context: batches without logits. The second half's
         // logits score each next token.
         for batch in chunk[..first].chunks(sess.max_batch()) {
-            model.forward_batch(&mut sess, batch, &par)?;
+            model.feed_batch(&mut sess, batch, &par)?;
         }
         let mut j = first;
         for batch in chunk[first..n_ctx - 1].chunks(sess.max_batch()) {

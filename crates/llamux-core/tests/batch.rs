@@ -16,12 +16,18 @@ use common::asset;
 const TEXT: &[u8] = b"The Linux kernel is a free and open-source, monolithic, modular, multitasking, Unix-like \
 operating system kernel. It was originally written in 1991 by Linus Torvalds for his i386-based PC.";
 
-/// Logits after `tokens` fed in batches of `chunk`, then after each of `more` fed alone.
+/// Logits after `tokens` fed in batches of `chunk`, then after each of `more` fed alone. Batches
+/// before the last go without logits (`feed_batch`) unless `chunk` is 1 (the reference).
 fn logits(model: &Model<'_>, par: &dyn Parallel, tokens: &[u32], chunk: usize, more: &[u32]) -> Vec<Vec<f32>> {
     let mut sess = Session::with_options(model, 256, KvType::F16, chunk.max(1));
     let mut out = Vec::new();
-    for c in tokens.chunks(chunk) {
-        out = vec![model.forward_batch(&mut sess, c, par).unwrap().to_vec()];
+    let n_chunks = tokens.len().div_ceil(chunk);
+    for (i, c) in tokens.chunks(chunk).enumerate() {
+        if chunk > 1 && i + 1 < n_chunks {
+            model.feed_batch(&mut sess, c, par).unwrap();
+        } else {
+            out = vec![model.forward_batch(&mut sess, c, par).unwrap().to_vec()];
+        }
     }
     assert_eq!(sess.pos, tokens.len());
     for &t in more {

@@ -28,8 +28,14 @@ impl Model<'_> {
         tokens: &[u32],
         par: &dyn Parallel,
     ) -> Result<&'s [f32], SessionError> {
-        self.run_batch(sess, tokens, par, None)?;
+        self.run_batch(sess, tokens, par, Want::Last)?;
         Ok(&sess.s.logits)
+    }
+
+    /// As [`forward_batch`](Self::forward_batch) without the logits (a prompt chunk that is
+    /// not the last: nothing reads them); the session's logits are left as they were.
+    pub fn feed_batch(&self, sess: &mut Session, tokens: &[u32], par: &dyn Parallel) -> Result<(), SessionError> {
+        self.run_batch(sess, tokens, par, Want::None)
     }
 
     /// One decoding step for several sessions together: `tokens[i]` at `sessions[i]`'s next
@@ -84,17 +90,16 @@ impl Model<'_> {
                 got: logits.len(),
             }));
         }
-        self.run_batch(sess, tokens, par, Some(logits))
+        self.run_batch(sess, tokens, par, Want::All(logits))
     }
 
-    /// A batch of one session: logits of the last token into the session's buffer, or of
-    /// every token into `all`.
+    /// A batch of one session, with the logits `want` asks for.
     fn run_batch(
         &self,
         sess: &mut Session,
         tokens: &[u32],
         par: &dyn Parallel,
-        all: Option<&mut [f32]>,
+        want: Want<'_>,
     ) -> Result<(), SessionError> {
         let nb = tokens.len();
         if nb == 0 || nb > sess.max_batch() {
@@ -104,9 +109,10 @@ impl Model<'_> {
             return Err(SessionError::ContextFull { n_ctx: sess.n_ctx() });
         }
         let Session { kv, s, pos, .. } = sess;
-        let logits = match all {
-            Some(out) => Logits::All(out),
-            None => Logits::Last(&mut s.logits),
+        let logits = match want {
+            Want::Last => Logits::Last(&mut s.logits),
+            Want::All(out) => Logits::All(out),
+            Want::None => Logits::None,
         };
         let mut rows = OneSession { kv, pos: *pos };
         self.pass(&mut s.act, &mut rows, tokens, par, logits)?;
@@ -260,10 +266,11 @@ impl Model<'_> {
             x.iter_mut().zip(&*xb2).for_each(|(x, d)| *x += d);
         }
 
-        // Logits: of the last token, or of every token.
+        // Logits: of the last token, of every token, or none.
         let (from, logits) = match logits {
             Logits::Last(out) => (nb - 1, out),
             Logits::All(out) => (0, out),
+            Logits::None => return Ok(()),
         };
         let xb = &mut xb[..(nb - from) * n_embd];
         rms_norm_rows(xb, &x[from * n_embd..], &self.output_norm, eps, n_embd);
@@ -281,6 +288,18 @@ enum Logits<'a> {
     Last(&'a mut [f32]),
     /// Every row's, row after row.
     All(&'a mut [f32]),
+    /// None.
+    None,
+}
+
+/// Which logits a batch of one session asks for.
+enum Want<'a> {
+    /// The last token's, into the session's buffer.
+    Last,
+    /// Every token's, into this buffer.
+    All(&'a mut [f32]),
+    /// None.
+    None,
 }
 
 /// Where each row of a batch belongs: its position and KV cache.

@@ -194,8 +194,15 @@ impl Generation {
         par: &dyn Parallel,
         end: usize,
     ) -> Result<(), SessionError> {
-        match model.forward_batch(sess, &self.tokens[self.fed..end], par) {
-            Ok(_) => self.fed = end,
+        // Only the last token's logits are ever read.
+        let batch = &self.tokens[self.fed..end];
+        let fed = if end < self.tokens.len() {
+            model.feed_batch(sess, batch, par)
+        } else {
+            model.forward_batch(sess, batch, par).map(|_| ())
+        };
+        match fed {
+            Ok(()) => self.fed = end,
             Err(SessionError::ContextFull { .. }) => self.end = Some(Stop::ContextFull),
             Err(e) => return Err(e),
         }
