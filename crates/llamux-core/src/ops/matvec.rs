@@ -2,9 +2,11 @@
 //! the weights pair with (as ggml does).
 
 use crate::platform::{Parallel, SharedMut};
+use crate::quant::tiles::{self, Line, Tiles, TILE_COLS};
 use crate::quant::{traits, QuantError, TypeTraits};
 use crate::GgmlType;
 use alloc::vec::Vec;
+use bytemuck::Zeroable;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A 2-D weight tensor borrowed from the model bytes: `rows` rows of `cols` elements.
@@ -105,6 +107,11 @@ pub struct Product<'a, 'm> {
     pub out: &'a mut [f32],
 }
 
+/// Weight rows one tile-kernel call takes.
+const TILE_W_ROWS: usize = 16;
+/// Column groups (of [`TILE_COLS`] input rows) one tile-kernel call takes.
+const TILE_GROUPS: usize = 2;
+
 /// Weight rows a batched task takes at a time across all its input rows: a few KiB that stay in
 /// the L1 cache while every input row passes over them.
 const BATCH_TILE_BYTES: usize = 4 * 1024;
@@ -143,14 +150,53 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         let (Some(Some((w, x))), Some(Some(out))) = (operands.get(k), outs.get(k)) else { return };
         let start = (task - first[k]) * chunk[k];
         let end = (start + chunk[k]).min(w.rows);
+        // SAFETY (every use below): task `task` is the only one covering rows start..end of
+        // product k, for every input row b; the tiles of rows it takes are disjoint.
+        let piece = |b: usize, t0: usize, t1: usize| unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) };
+        // Tile kernels: sixteen weight rows at a time against every input row (as tiles).
+        let mut start = start;
+        if let Some(tiles) = x.tiles() {
+            let mut local = [0.0f32; TILE_W_ROWS * TILE_COLS * TILE_GROUPS];
+            while start < end {
+                let t1 = (start + TILE_W_ROWS).min(end);
+                let n_rows = t1 - start;
+                let rows = w.data.get(start * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
+                let groups = tiles.groups();
+                let mut done = true;
+                for g0 in (0..groups).step_by(TILE_GROUPS) {
+                    let g1 = (g0 + TILE_GROUPS).min(groups);
+                    let out_g = &mut local[..(g1 - g0) * TILE_COLS * n_rows];
+                    match (w.traits.vec_dot_tile)(simd, rows, tiles.groups_range(g0, g1), out_g) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            done = false;
+                            break;
+                        }
+                        Err(_) => {
+                            failed.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    for (c, vals) in out_g.chunks_exact(n_rows).enumerate() {
+                        let b = g0 * TILE_COLS + c;
+                        if b < x.rows {
+                            let Some(o) = piece(b, start, t1) else { return };
+                            o.copy_from_slice(vals);
+                        }
+                    }
+                }
+                if !done {
+                    break;
+                }
+                start = t1;
+            }
+        }
         // Tiles of weight rows; each tile meets every input row while it is in the cache.
         let tile = if x.rows == 1 { end - start } else { (BATCH_TILE_BYTES / w.row_bytes.max(1)).max(1) };
         for t0 in (start..end).step_by(tile.max(1)) {
             let t1 = (t0 + tile).min(end);
             let rows = w.data.get(t0 * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
-            // SAFETY (both slices below): task `task` is the only one covering rows start..end
-            // of product k, for every input row b; these tiles are disjoint within it.
-            let piece = |b: usize| unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) };
+            let piece = |b: usize| piece(b, t0, t1);
             // Input rows four at a time (each weight block unpacked once for the four), then
             // the rest one by one.
             let quads = x.rows / 4 * 4;
@@ -220,6 +266,8 @@ pub fn project<const N: usize>(
 /// the rows of a batch (one per token), in a buffer allocated once and reused.
 pub struct QuantizedInput {
     buf: Vec<u32>,
+    /// The rows again as tiles ([`crate::quant::tiles`]), for batches the tile kernels take.
+    tiles: Vec<Line>,
     ggml_type: GgmlType,
     /// Elements per row.
     n: usize,
@@ -227,16 +275,24 @@ pub struct QuantizedInput {
     rows: usize,
     /// Bytes per row.
     row_len: usize,
+    /// Blocks per row in `tiles`, when they hold this input.
+    tiled: Option<usize>,
 }
 
+/// Fewest rows laid out as tiles: below, the four-row kernels do as well.
+const MIN_TILE_ROWS: usize = 8;
+
 impl QuantizedInput {
-    /// A buffer able to hold `max_elements` elements (over all rows) of any activation type, or
-    /// the allocation failure.
-    pub fn try_with_capacity(max_elements: usize) -> Result<Self, alloc::collections::TryReserveError> {
+    /// A buffer able to hold up to `max_rows` rows of up to `max_n` elements of any activation
+    /// type, or the allocation failure.
+    pub fn try_new(max_rows: usize, max_n: usize) -> Result<Self, alloc::collections::TryReserveError> {
+        let max_elements = max_rows.saturating_mul(max_n);
         // f32 is the widest activation encoding (4 bytes per element), Q8_1 the widest quantized
         // one; a few words spare for rounding to whole blocks.
         let buf = crate::buffers::filled(max_elements.saturating_add(64), 0)?;
-        Ok(QuantizedInput { buf, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0 })
+        let lines = if max_rows >= MIN_TILE_ROWS { tiles::lines_for(max_rows, max_n) } else { 0 };
+        let tiles = crate::buffers::filled(lines, Line::zeroed())?;
+        Ok(QuantizedInput { buf, tiles, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0, tiled: None })
     }
 
     /// Quantizes the vector `x` to `ggml_type`.
@@ -265,7 +321,23 @@ impl QuantizedInput {
         }
         self.ggml_type = ggml_type;
         (self.n, self.rows, self.row_len) = (n, rows, row_len);
+        self.tiled = None;
+        let fits = tiles::lines_for(rows, n) <= self.tiles.len();
+        if rows >= MIN_TILE_ROWS && fits && tiles::tiled_type(ggml_type) && tiles::kernels(crate::isa::current()) {
+            let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
+            self.tiled = Some(tiles::build(ggml_type, bytes, rows, row_len, &mut self.tiles)?);
+        }
         Ok(())
+    }
+
+    /// The rows as tiles, when they are laid out so.
+    fn tiles(&self) -> Option<Tiles<'_>> {
+        let blocks = self.tiled?;
+        let need = self.rows.div_ceil(TILE_COLS) * blocks;
+        Some(match self.ggml_type {
+            GgmlType::Q8_K => Tiles::K { tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 73)?).ok()?, blocks },
+            ty => Tiles::B32 { ty, tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 11)?).ok()?, blocks },
+        })
     }
 
     /// Row `b`'s bytes.

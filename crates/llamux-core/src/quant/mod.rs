@@ -28,6 +28,7 @@ mod q6_k;
 mod q8_0;
 mod q8_1;
 mod q8_k;
+pub mod tiles;
 mod type_traits;
 // Soft-float x86-64 targets (`x86_64-unknown-none`) have no vector registers for LLVM to use,
 // even inside `#[target_feature]` functions, so they get the scalar code only.
@@ -120,6 +121,16 @@ pub trait BlockFormat: bytemuck::Pod + Send + Sync + 'static {
     /// [`vec_dot_x4_with`](Self::vec_dot_x4_with) per row; a format may tile rows and blocks.
     fn vec_dot_rows_x4_with(simd: Simd, xs: &[Self], ys: [&[Self::VecDotType]; 4], out: [&mut [f32]; 4]) {
         rows_x4_row_by_row(simd, xs, ys, out);
+    }
+
+    /// `out[c * n_rows + r] = xs_row_r · token c` for the `n_rows` consecutive rows of `xs` and
+    /// every token of `tiles` (padding included: `out` has `tiles.groups() * TILE_COLS * n_rows`
+    /// values): a matrix × matrix product's inner loop. Each result is
+    /// [`vec_dot_with`](Self::vec_dot_with)'s for that pair, bit for bit. Returns `false`, having
+    /// written nothing, where the format has no tile kernel for `simd` or these tiles.
+    fn vec_dot_tile_with(simd: Simd, xs: &[Self], tiles: tiles::Tiles<'_>, out: &mut [f32]) -> bool {
+        let _ = (simd, xs, tiles, out);
+        false
     }
 
     /// Scalar reference of [`vec_dot`](Self::vec_dot).

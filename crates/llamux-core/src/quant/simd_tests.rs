@@ -260,6 +260,76 @@ fn simd_dot_rows_x4_equal_dot_rows_bit_for_bit() {
     }
 }
 
+/// The tile kernels (weight rows against a batch laid out as tiles, sixteen tokens per group)
+/// give exactly what `vec_dot_rows` gives for each token on the same tier, bit for bit (the
+/// batched forward pass relies on it), for row lengths around the 8-block groups and the
+/// kernels' 64-block chunks, token counts around the groups, row counts around the row pairs;
+/// padding tokens come out as zeros.
+#[test]
+fn simd_dot_tiles_equal_dot_rows_bit_for_bit() {
+    use super::tiles::{build, lines_for, tiled_type, Line, Tiles, TILE_COLS};
+    let mut ran = 0;
+    for t in supported_types() {
+        let tr = traits(t).unwrap();
+        if !tiled_type(tr.vec_dot_type) {
+            continue;
+        }
+        let mut rng = Rng::new(t.id() as u64 + 7);
+        for blocks in [1usize, 3, 8, 9, 17, 64, 70, 130] {
+            let n = blocks * t.block_size();
+            if !n.is_multiple_of(tr.vec_dot_type.block_size()) {
+                continue;
+            }
+            for n_tok in [1usize, 5, 16, 17, 33] {
+                let acts: Vec<_> =
+                    (0..n_tok).map(|_| quantized(tr.vec_dot_type, &floats(&mut rng, n, Shape::Normal), true)).collect();
+                let row_len = acts[0].len;
+                let bytes: Vec<u8> = acts.iter().flat_map(|a| a.bytes().iter().copied()).collect();
+                let mut lines = vec![<Line as bytemuck::Zeroable>::zeroed(); lines_for(n_tok, n)];
+                let act_blocks = build(tr.vec_dot_type, &bytes, n_tok, row_len, &mut lines).unwrap();
+                let groups = n_tok.div_ceil(TILE_COLS);
+                let tiles = match tr.vec_dot_type {
+                    GgmlType::Q8_K => {
+                        Tiles::K { tiles: bytemuck::cast_slice(&lines[..groups * act_blocks * 73]), blocks: act_blocks }
+                    }
+                    ty => Tiles::B32 {
+                        ty,
+                        tiles: bytemuck::cast_slice(&lines[..groups * act_blocks * 11]),
+                        blocks: act_blocks,
+                    },
+                };
+                for n_rows in [1usize, 2, 3, 16] {
+                    let w = quantized(t, &floats(&mut rng, n * n_rows, Shape::Normal), false);
+                    for simd in Simd::available() {
+                        let mut got = vec![f32::NAN; groups * TILE_COLS * n_rows];
+                        if !(tr.vec_dot_tile)(simd, w.bytes(), tiles, &mut got).unwrap() {
+                            continue;
+                        }
+                        ran += 1;
+                        for (c, got) in got.chunks_exact(n_rows).enumerate() {
+                            if c >= n_tok {
+                                assert!(got.iter().all(|&g| g == 0.0), "{t}: padding token {c}: {got:?}");
+                                continue;
+                            }
+                            let mut want = vec![f32::NAN; n_rows];
+                            (tr.vec_dot_rows)(simd, w.bytes(), acts[c].bytes(), &mut want).unwrap();
+                            let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                            assert!(
+                                same,
+                                "{t} on {}, {blocks} blocks, {n_tok} tokens, {n_rows} rows, token {c}: {got:?} vs {want:?}",
+                                simd.isa()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if Simd::new(crate::isa::Isa::Avx512).is_some() {
+        assert!(ran > 0, "no tile kernel ran on an AVX-512 CPU");
+    }
+}
+
 /// Activation quantizers on inputs the random shapes never make: NaN and infinities (scalar
 /// `as i8` turns NaN into 0 and saturates), a block maximum so small that `127 / amax` is
 /// infinite, exact rounding ties, and negative zeros; bytes must equal the scalar quantizer's.

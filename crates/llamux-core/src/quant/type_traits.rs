@@ -1,5 +1,6 @@
 //! ggml-style table of per-type operations over byte slices, with length checks.
 
+use super::tiles::{Tiles, TILE_COLS};
 use super::*;
 use core::fmt;
 
@@ -53,6 +54,10 @@ pub type VecDotRows = fn(simd: Simd, w: &[u8], a: &[u8], out: &mut [f32]) -> Res
 /// `out[c][r] = row_r · a[c]` for the consecutive rows in `w` and four activation rows.
 pub type VecDotRowsX4 = fn(simd: Simd, w: &[u8], a: [&[u8]; 4], out: [&mut [f32]; 4]) -> Result<(), QuantError>;
 
+/// `out[c * n_rows + r] = row_r · token c` for the consecutive rows in `w` and the tokens of a
+/// batch laid out as tiles; `Ok(false)` where the type has no tile kernel for the tier.
+pub type VecDotTile = fn(simd: Simd, w: &[u8], tiles: Tiles<'_>, out: &mut [f32]) -> Result<bool, QuantError>;
+
 /// Byte-level operations of one supported type (ggml's `type_traits`).
 #[derive(Clone, Copy)]
 pub struct TypeTraits {
@@ -78,6 +83,8 @@ pub struct TypeTraits {
     pub vec_dot_rows: VecDotRows,
     /// `out[c][r] = row_r · a[c]` for four activation rows ([`BlockFormat::vec_dot_x4_with`]).
     pub vec_dot_rows_x4: VecDotRowsX4,
+    /// [`BlockFormat::vec_dot_tile_with`].
+    pub vec_dot_tile: VecDotTile,
 }
 
 fn blocks<B: BlockFormat>(bytes: &[u8]) -> Result<&[B], QuantError> {
@@ -178,6 +185,26 @@ fn vec_dot_rows_x4<B: BlockFormat>(
     Ok(())
 }
 
+fn vec_dot_tile<B: BlockFormat>(simd: Simd, w: &[u8], tiles: Tiles<'_>, out: &mut [f32]) -> Result<bool, QuantError> {
+    let xs = blocks::<B>(w)?;
+    let (ty, blocks) = match tiles {
+        Tiles::B32 { ty, blocks, .. } => (ty, blocks),
+        Tiles::K { blocks, .. } => (GgmlType::Q8_K, blocks),
+    };
+    if ty != B::VecDotType::TYPE {
+        return Ok(false);
+    }
+    let n = blocks * B::VecDotType::BLCK_SIZE;
+    if !n.is_multiple_of(B::BLCK_SIZE) || n == 0 {
+        return Err(QuantError::NotWholeBlocks { ggml_type: B::TYPE, len: n });
+    }
+    let per_row = n / B::BLCK_SIZE;
+    let n_rows = xs.len() / per_row;
+    check_len(per_row * n_rows, xs.len())?;
+    check_len(tiles.groups() * TILE_COLS * n_rows, out.len())?;
+    Ok(B::vec_dot_tile_with(simd, xs, tiles, out))
+}
+
 fn from_float_act_with<B: BlockFormat>(simd: Simd, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     let ys = blocks_mut::<B>(dst)?;
     check_len(ys.len() * B::BLCK_SIZE, src.len())?;
@@ -198,6 +225,7 @@ const fn entry<B: BlockFormat>() -> TypeTraits {
         from_float_act_with: from_float_act_with::<B>,
         vec_dot_rows: vec_dot_rows::<B>,
         vec_dot_rows_x4: vec_dot_rows_x4::<B>,
+        vec_dot_tile: vec_dot_tile::<B>,
     }
 }
 

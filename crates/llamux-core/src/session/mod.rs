@@ -249,7 +249,7 @@ impl Activations {
         let (n_embd, n_ff, q_dim, kv_dim) = (hp.n_embd as usize, hp.n_ff as usize, model.q_dim(), model.kv_dim());
         let nb = max_batch.max(1);
         let rows = |n: usize| filled(nb.saturating_mul(n), 0.0f32);
-        let xq_len = nb.saturating_mul(n_embd.max(n_ff).max(q_dim));
+        let xq_n = n_embd.max(n_ff).max(q_dim);
         Ok(Activations {
             x: rows(n_embd)?,
             xb: rows(n_embd)?,
@@ -264,9 +264,9 @@ impl Activations {
             hb2: rows(n_ff)?,
             rope: filled(hp.head_dim as usize, 0.0)?,
             xq: [
-                QuantizedInput::try_with_capacity(xq_len)?,
-                QuantizedInput::try_with_capacity(xq_len)?,
-                QuantizedInput::try_with_capacity(xq_len)?,
+                QuantizedInput::try_new(nb, xq_n)?,
+                QuantizedInput::try_new(nb, xq_n)?,
+                QuantizedInput::try_new(nb, xq_n)?,
             ],
         })
     }

@@ -18,3 +18,12 @@ legacy_vec_dot!(
     dot |q, y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, legacy_load_i8x32(&y.qs)),
     min: m * s
 );
+
+crate::quant::x86::tile32::legacy_tile!(
+    /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
+    vec_dot_tile_avx512, BlockQ4_1,
+    unpack |x| {
+        use crate::quant::x86::blocks32::*;
+        legacy_nibbles(legacy_load_u8x16(&x.qs))
+    }, min: m
+);

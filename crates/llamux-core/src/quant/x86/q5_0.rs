@@ -35,3 +35,11 @@ legacy_vec_dot!(
     dot |q, y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, legacy_load_i8x32(&y.qs)),
     offset |y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), legacy_load_i8x32(&y.qs))
 );
+
+crate::quant::x86::tile32::legacy_tile!(
+    /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
+    vec_dot_tile_avx512, BlockQ5_0,
+    unpack |x| {
+        legacy_q5_avx512(&x.qs, x.qh)
+    }, zero_log2: 4
+);

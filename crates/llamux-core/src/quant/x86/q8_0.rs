@@ -102,3 +102,12 @@ pub(crate) unsafe fn quantize_act_avx512(xs: &[f32], ys: &mut [BlockQ8_0]) {
         y.d = F16::from_f32(act_block_avx512(x, &mut y.qs).0);
     }
 }
+
+crate::quant::x86::tile32::legacy_tile!(
+    /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
+    vec_dot_tile_avx512, BlockQ8_0,
+    unpack |x| {
+        use crate::quant::x86::blocks32::*;
+        _mm256_xor_si256(legacy_load_i8x32(&x.qs), _mm256_set1_epi8(-128))
+    }, zero_log2: 7
+);

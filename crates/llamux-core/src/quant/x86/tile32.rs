@@ -1,0 +1,173 @@
+//! Tile kernels (matrix × matrix) of the 32-element block formats on AVX-512: two weight rows
+//! against sixteen tokens at a time ([`Cols32`] tiles, one token per `i32` lane), each weight
+//! word of four quants broadcast into one `vpdpbusd` for all sixteen tokens — no horizontal sums.
+//!
+//! The float work per (row, token) is the one-row kernel's (`legacy_vec_dot!`), operation for
+//! operation: block `b`'s exact integer dot, scaled by `d_x * d_y`, goes into accumulator
+//! `b mod 8`, and the eight accumulators are summed in `hsum_f32_avx2`'s order, so every result
+//! equals `vec_dot_avx512`'s bit for bit. Weights are unpacked to unsigned bytes (`Q8_0` offset
+//! by 128), their zero point taken out as `zero · Σ y` per block.
+
+use crate::quant::tiles::{Cols32, TILE_COLS};
+use core::arch::x86_64::*;
+
+/// Weight rows per pass.
+pub(crate) const R: usize = 2;
+/// Blocks unpacked at a time (a multiple of 8).
+pub(crate) const KB: usize = 64;
+/// Column groups whose accumulators are kept at a time.
+pub(crate) const G: usize = 2;
+
+/// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`: the lanes of `hsum_f32_avx2`, here
+/// eight vectors of sixteen tokens each.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn tile_hsum8(a: &[__m512; 8]) -> __m512 {
+    let (s0, s1) = (_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[1], a[5]));
+    let (s2, s3) = (_mm512_add_ps(a[2], a[6]), _mm512_add_ps(a[3], a[7]));
+    _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3))
+}
+
+/// The tokens' sixteen `i32` lanes of `Σ w·y` over one block, for two weight rows (`w[r]`: the
+/// block's quants as unsigned bytes, four per word).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn tile_dot2(w: [&[i32; 8]; 2], t: &Cols32) -> [__m512i; 2] {
+    let z = _mm512_setzero_si512();
+    let (mut s0a, mut s0b, mut s1a, mut s1b) = (z, z, z, z);
+    for j in (0..8).step_by(2) {
+        // SAFETY: `qs[j]` is 16 words, 64-aligned (`Cols32` is 64-aligned, each row 64 bytes).
+        let (ya, yb) =
+            unsafe { (_mm512_load_si512(t.qs[j].as_ptr().cast()), _mm512_load_si512(t.qs[j + 1].as_ptr().cast())) };
+        s0a = _mm512_dpbusd_epi32(s0a, _mm512_set1_epi32(w[0][j]), ya);
+        s0b = _mm512_dpbusd_epi32(s0b, _mm512_set1_epi32(w[0][j + 1]), yb);
+        s1a = _mm512_dpbusd_epi32(s1a, _mm512_set1_epi32(w[1][j]), ya);
+        s1b = _mm512_dpbusd_epi32(s1b, _mm512_set1_epi32(w[1][j + 1]), yb);
+    }
+    [_mm512_add_epi32(s0a, s0b), _mm512_add_epi32(s1a, s1b)]
+}
+
+/// A 64-aligned vector of sixteen floats.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn tile_load_ps(v: &[f32; TILE_COLS]) -> __m512 {
+    // SAFETY: 16 floats; the load is unaligned.
+    unsafe { _mm512_loadu_ps(v.as_ptr()) }
+}
+
+/// A vector of sixteen `i32`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn tile_load_epi32(v: &[i32; TILE_COLS]) -> __m512i {
+    // SAFETY: 16 words; the load is unaligned.
+    unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+}
+
+/// Defines the AVX-512 tile kernel `$name` of a 32-element block format: `unpack` maps a weight
+/// block to its 32 quants as unsigned bytes; `zero_log2`, where given, is the log2 of the zero
+/// point they carry (taken out as `zero · Σ y`); `min`, the field of the block's minimum (times
+/// the tokens' `s`).
+macro_rules! legacy_tile {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $X:ty, unpack |$x:ident| $unpack:expr $(, zero_log2: $z:literal)? $(, min: $m:ident)?
+    ) => {
+        $(#[$doc])*
+        ///
+        /// `out[c * n_rows + r]` is row `r` (of the `xs.len() / blocks` rows) against token `c` of
+        /// `tiles` (`tiles.len() / blocks` groups of sixteen).
+        ///
+        /// # Safety
+        /// The CPU must run the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::Cols32], blocks: usize, out: &mut [f32]) {
+            use $crate::quant::tiles::TILE_COLS;
+            use $crate::quant::x86::tile32::*;
+            use core::arch::x86_64::*;
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+            fn unpack($x: &$X) -> __m256i {
+                $unpack
+            }
+            let nb = blocks;
+            if nb == 0 {
+                return;
+            }
+            let (groups, n_rows) = (tiles.len() / nb, xs.len() / nb);
+            // The pass's rows, unpacked: quants as words, scales (and minimums) as floats.
+            let mut wq = [[[0i32; 8]; KB]; R];
+            let mut dx = [[0.0f32; KB]; R];
+            #[allow(unused_mut, unused_variables)]
+            let mut mx = [[0.0f32; KB]; R];
+            let zero = _mm512_setzero_ps();
+            for r0 in (0..n_rows).step_by(R) {
+                let nr = (n_rows - r0).min(R);
+                for gp in (0..groups).step_by(G) {
+                    let ng = (groups - gp).min(G);
+                    let mut acc = [[[zero; 8]; R]; G];
+                    for kc in (0..nb).step_by(KB) {
+                        let kn = (nb - kc).min(KB);
+                        for r in 0..R {
+                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
+                            for b in 0..kn {
+                                let Some(x) = row.and_then(|row| row.get(b)) else {
+                                    (wq[r][b], dx[r][b]) = ([0; 8], 0.0);
+                                    $(let _ = stringify!($m); mx[r][b] = 0.0;)?
+                                    continue;
+                                };
+                                wq[r][b] = bytemuck::cast(unpack(x));
+                                dx[r][b] = $crate::quant::x86::common::f16c_to_f32(x.d);
+                                $(mx[r][b] = $crate::quant::x86::common::f16c_to_f32(x.$m);)?
+                            }
+                        }
+                        for (g, acc) in acc.iter_mut().enumerate().take(ng) {
+                            let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
+                            let mut a = *acc;
+                            for b8 in (0..kn).step_by(8) {
+                                for k in 0..8 {
+                                    let b = b8 + k;
+                                    let Some(t) = ts.get(b) else {
+                                        // Past the row's last block: the one-row kernel's zero lanes.
+                                        for a in a.iter_mut() {
+                                            a[k] = _mm512_add_ps(a[k], zero);
+                                        }
+                                        continue;
+                                    };
+                                    #[allow(unused_mut)]
+                                    let mut s = tile_dot2([&wq[0][b], &wq[1][b]], t);
+                                    $(
+                                        let off = _mm512_slli_epi32::<$z>(tile_load_epi32(&t.sum));
+                                        s = s.map(|s| _mm512_sub_epi32(s, off));
+                                    )?
+                                    let dy = tile_load_ps(&t.d);
+                                    for r in 0..R {
+                                        let d = _mm512_mul_ps(_mm512_set1_ps(dx[r][b]), dy);
+                                        a[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), d, a[r][k]);
+                                        $(
+                                            let _ = stringify!($m);
+                                            a[r][k] = _mm512_fmadd_ps(_mm512_set1_ps(mx[r][b]), tile_load_ps(&t.s), a[r][k]);
+                                        )?
+                                    }
+                                }
+                            }
+                            *acc = a;
+                        }
+                    }
+                    for (g, acc) in acc.iter().enumerate().take(ng) {
+                        for (r, a) in acc.iter().enumerate().take(nr) {
+                            let mut v = [0.0f32; TILE_COLS];
+                            // SAFETY: 16 writable floats; the store is unaligned.
+                            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), tile_hsum8(a)) };
+                            for (c, v) in v.into_iter().enumerate() {
+                                if let Some(o) = out.get_mut(((gp + g) * TILE_COLS + c) * n_rows + r0 + r) {
+                                    *o = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use legacy_tile;
