@@ -109,6 +109,21 @@ impl BlockFormat for BlockQ6K {
         }
     }
 
+    fn vec_dot_tile_with(simd: Simd, xs: &[Self], tiles: super::tiles::Tiles<'_>, out: &mut [f32]) -> bool {
+        match (simd.isa(), tiles) {
+            // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            (Isa::Avx512, super::tiles::Tiles::K { tiles, blocks }) => {
+                unsafe { super::x86::q6_k::vec_dot_tile_avx512(xs, tiles, blocks, out) };
+                true
+            }
+            _ => {
+                let _ = (xs, out);
+                false
+            }
+        }
+    }
+
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         match simd.isa() {
             // SAFETY: a `Simd` of a tier exists only when the CPU runs that tier.

@@ -18,7 +18,7 @@ pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 pub(crate) mod q8_1;
 pub(crate) mod q8_k;
-pub(crate) mod tile32;
+pub(crate) mod tile;
 
 #[cfg(test)]
 mod tests;

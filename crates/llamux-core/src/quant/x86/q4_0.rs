@@ -19,7 +19,7 @@ legacy_vec_dot!(
     offset |y| _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), legacy_load_i8x32(&y.qs))
 );
 
-crate::quant::x86::tile32::legacy_tile!(
+crate::quant::x86::tile::legacy_tile!(
     /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ4_0,
     unpack |x| {

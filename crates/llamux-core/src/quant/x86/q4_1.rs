@@ -19,7 +19,7 @@ legacy_vec_dot!(
     min: m * s
 );
 
-crate::quant::x86::tile32::legacy_tile!(
+crate::quant::x86::tile::legacy_tile!(
     /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ4_1,
     unpack |x| {

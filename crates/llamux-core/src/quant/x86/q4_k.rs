@@ -316,3 +316,31 @@ fn block4_avx512(x: &BlockQ4K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
 pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
     k4_dot_x4!(xs, ys, block4_avx512)
 }
+
+crate::quant::x86::tile::k_tile!(
+    /// `vec_dot_avx512` of `Q4_K` rows against tokens laid out as tiles, bit for bit.
+    vec_dot_tile_avx512, BlockQ4K, 8,
+    unpack |x, w, sc, pairs| {
+        let sm: [u8; 16] = bytemuck::cast(k4_scales_mins_avx2(x));
+        for g in 0..8 {
+            sc[g] = i32::from(sm[g]);
+            pairs[g] = i32::from(sm[8 + g]) * 0x1_0001;
+        }
+        let m4 = _mm256_set1_epi8(0x0F);
+        for p in 0..4 {
+            // SAFETY: `qs` is 128 bytes, so bytes 32p..32p+32 are in bounds for p < 4; `w` is 64
+            // words, so words 16p..16p+16 are.
+            unsafe {
+                let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * p).cast());
+                _mm256_storeu_si256(w.as_mut_ptr().add(16 * p).cast(), _mm256_and_si256(q4, m4));
+                _mm256_storeu_si256(w.as_mut_ptr().add(16 * p + 8).cast(), _mm256_and_si256(_mm256_srli_epi16::<4>(q4), m4));
+            }
+        }
+        [f16c_to_f32(x.d), f16c_to_f32(x.dmin)]
+    },
+    finish |sum, mins, yd, d| {
+        let t = _mm512_mul_ps(_mm512_mul_ps(yd, _mm512_set1_ps(d[0])), _mm512_cvtepi32_ps(sum));
+        let m = _mm512_mul_ps(_mm512_mul_ps(yd, _mm512_set1_ps(d[1])), _mm512_cvtepi32_ps(mins));
+        _mm512_sub_ps(t, m)
+    }
+);

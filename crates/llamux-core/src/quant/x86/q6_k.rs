@@ -211,3 +211,41 @@ fn block4_avx512(x: &BlockQ6K, ys: [&BlockQ8K; 4]) -> [(__m256i, __m256i); 4] {
 pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
     offset_dot_x4!(xs, ys, block4_avx512, 5)
 }
+
+crate::quant::x86::tile::k_tile!(
+    /// `vec_dot_avx512` of `Q6_K` rows against tokens laid out as tiles, bit for bit.
+    vec_dot_tile_avx512, BlockQ6K, 4,
+    unpack |x, w, sc, pairs| {
+        for g in 0..16 {
+            sc[g] = i32::from(x.scales[g]);
+        }
+        for k in 0..8 {
+            pairs[k] = i32::from(i16::from(x.scales[2 * k]) as u16) | (i32::from(x.scales[2 * k + 1]) << 16);
+        }
+        let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+        for h in 0..2 {
+            // SAFETY: `ql` is 128 bytes and `qh` 64, so bytes 64h..64h+64 and 32h..32h+32 are in
+            // bounds for h < 2; `w` is 64 words, so words 32h..32h+32 are.
+            unsafe {
+                let ql0 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast());
+                let ql1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast());
+                let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast());
+                let high = |s: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(s, m3));
+                let e = [
+                    _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+                    _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
+                ];
+                for (k, e) in e.into_iter().enumerate() {
+                    _mm256_storeu_si256(w.as_mut_ptr().add(32 * h + 8 * k).cast(), e);
+                }
+            }
+        }
+        [f16c_to_f32(x.d), 0.0]
+    },
+    finish |sum, off, yd, d| {
+        let isum = _mm512_sub_epi32(sum, _mm512_slli_epi32::<5>(off));
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d[0]), yd), _mm512_cvtepi32_ps(isum))
+    }
+);

@@ -103,7 +103,7 @@ pub(crate) unsafe fn quantize_act_avx512(xs: &[f32], ys: &mut [BlockQ8_0]) {
     }
 }
 
-crate::quant::x86::tile32::legacy_tile!(
+crate::quant::x86::tile::legacy_tile!(
     /// `vec_dot_avx512` of rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ8_0,
     unpack |x| {

@@ -1,14 +1,17 @@
-//! Tile kernels (matrix × matrix) of the 32-element block formats on AVX-512: two weight rows
-//! against sixteen tokens at a time ([`Cols32`] tiles, one token per `i32` lane), each weight
-//! word of four quants broadcast into one `vpdpbusd` for all sixteen tokens — no horizontal sums.
+//! Tile kernels (matrix × matrix) on AVX-512: two weight rows against sixteen tokens at a time
+//! ([`Cols32`]/[`ColsK`] tiles, one token per `i32` lane), each weight word of four quants
+//! (unpacked to unsigned bytes) broadcast into one `vpdpbusd` for all sixteen tokens — no
+//! horizontal sums, and each weight block unpacked once for every token of the batch.
 //!
-//! The float work per (row, token) is the one-row kernel's (`legacy_vec_dot!`), operation for
-//! operation: block `b`'s exact integer dot, scaled by `d_x * d_y`, goes into accumulator
-//! `b mod 8`, and the eight accumulators are summed in `hsum_f32_avx2`'s order, so every result
-//! equals `vec_dot_avx512`'s bit for bit. Weights are unpacked to unsigned bytes (`Q8_0` offset
-//! by 128), their zero point taken out as `zero · Σ y` per block.
+//! The float work per (row, token) is the one-row kernel's, operation for operation, so every
+//! result equals `vec_dot_avx512`'s bit for bit. For the 32-element formats (`legacy_tile!`):
+//! block `b`'s exact integer dot, scaled by `d_x * d_y`, goes into accumulator `b mod 8`, and the
+//! eight accumulators are summed in `hsum_f32_avx2`'s order; weights carry their zero point
+//! (`Q8_0` offset by 128), taken out as `zero · Σ y` per block. For the K-quants (`k_tile!`): each
+//! super-block's exact `Σ sc q y` and `Σ (min or sc) bsums`, finished as the format's one-row
+//! kernel finishes a block, added in block order.
 
-use crate::quant::tiles::{Cols32, TILE_COLS};
+use crate::quant::tiles::{Cols32, ColsK, TILE_COLS};
 use core::arch::x86_64::*;
 
 /// Weight rows per pass.
@@ -82,7 +85,7 @@ macro_rules! legacy_tile {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
         pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::Cols32], blocks: usize, out: &mut [f32]) {
             use $crate::quant::tiles::TILE_COLS;
-            use $crate::quant::x86::tile32::*;
+            use $crate::quant::x86::tile::*;
             use core::arch::x86_64::*;
             #[inline]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
@@ -171,3 +174,131 @@ macro_rules! legacy_tile {
     };
 }
 pub(crate) use legacy_tile;
+
+/// A super-block's integer sums for two weight rows: `Σ_g sc[g] · (w · y over group g)` (groups
+/// of `GW` words) and `Σ_k madd(bsums[k], pairs[k])` (`pairs[k]`: two `i16` multipliers of the
+/// token's sums `2k` and `2k + 1` of 16 quants).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn tile_k_sums2<const GW: usize>(
+    w: [&[i32; 64]; 2],
+    sc: [&[i32; 16]; 2],
+    pairs: [&[i32; 8]; 2],
+    t: &ColsK,
+) -> [(__m512i, __m512i); 2] {
+    let z = _mm512_setzero_si512();
+    let mut sum = [z; 2];
+    for g in 0..64 / GW {
+        let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
+        for j in (g * GW..(g + 1) * GW).step_by(2) {
+            // SAFETY: `qs[j]` is 16 words, 64-aligned (`ColsK` is 64-aligned, each row 64 bytes).
+            let (ya, yb) =
+                unsafe { (_mm512_load_si512(t.qs[j].as_ptr().cast()), _mm512_load_si512(t.qs[j + 1].as_ptr().cast())) };
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(w[0][j]), ya);
+            b0 = _mm512_dpbusd_epi32(b0, _mm512_set1_epi32(w[0][j + 1]), yb);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(w[1][j]), ya);
+            b1 = _mm512_dpbusd_epi32(b1, _mm512_set1_epi32(w[1][j + 1]), yb);
+        }
+        sum[0] = _mm512_add_epi32(sum[0], _mm512_mullo_epi32(_mm512_add_epi32(a0, b0), _mm512_set1_epi32(sc[0][g])));
+        sum[1] = _mm512_add_epi32(sum[1], _mm512_mullo_epi32(_mm512_add_epi32(a1, b1), _mm512_set1_epi32(sc[1][g])));
+    }
+    let mut off = [z; 2];
+    for k in 0..8 {
+        let b = tile_load_epi32(&t.bsums[k]);
+        off[0] = _mm512_add_epi32(off[0], _mm512_madd_epi16(b, _mm512_set1_epi32(pairs[0][k])));
+        off[1] = _mm512_add_epi32(off[1], _mm512_madd_epi16(b, _mm512_set1_epi32(pairs[1][k])));
+    }
+    [(sum[0], off[0]), (sum[1], off[1])]
+}
+
+/// Defines the AVX-512 tile kernel `$name` of a K-quant: `unpack(x, w, sc, pairs)` writes a
+/// super-block's 256 quants as unsigned bytes (four per word, element order), its group scales
+/// and bsum multipliers (as [`tile_k_sums2`] takes them), and returns its two float scales;
+/// `finish(sum, off, yd, d)` gives a super-block's float term for sixteen tokens (`yd`: their
+/// scales), added to the accumulator in block order. `$gw`: words per group.
+macro_rules! k_tile {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $X:ty, $gw:literal,
+        unpack |$x:ident, $w:ident, $sc:ident, $pairs:ident| $unpack:expr,
+        finish |$sum:ident, $off:ident, $yd:ident, $d:ident| $finish:expr
+    ) => {
+        $(#[$doc])*
+        ///
+        /// `out[c * n_rows + r]` is row `r` (of the `xs.len() / blocks` rows) against token `c` of
+        /// `tiles` (`tiles.len() / blocks` groups of sixteen).
+        ///
+        /// # Safety
+        /// The CPU must run the AVX-512 tier (F, BW, VL, DQ, VNNI) and AVX2, FMA, F16C.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::ColsK], blocks: usize, out: &mut [f32]) {
+            use $crate::quant::tiles::TILE_COLS;
+            use $crate::quant::x86::tile::*;
+            use core::arch::x86_64::*;
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+            fn unpack($x: &$X, $w: &mut [i32; 64], $sc: &mut [i32; 16], $pairs: &mut [i32; 8]) -> [f32; 2] {
+                $unpack
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+            fn finish($sum: __m512i, $off: __m512i, $yd: __m512, $d: [f32; 2]) -> __m512 {
+                $finish
+            }
+            /// Super-blocks unpacked at a time.
+            const KB: usize = 16;
+            let nb = blocks;
+            if nb == 0 {
+                return;
+            }
+            let (groups, n_rows) = (tiles.len() / nb, xs.len() / nb);
+            let mut wq = [[[0i32; 64]; KB]; R];
+            let mut sc = [[[0i32; 16]; KB]; R];
+            let mut pairs = [[[0i32; 8]; KB]; R];
+            let mut dd = [[[0.0f32; 2]; KB]; R];
+            let zero = _mm512_setzero_ps();
+            for r0 in (0..n_rows).step_by(R) {
+                let nr = (n_rows - r0).min(R);
+                for gp in (0..groups).step_by(G) {
+                    let ng = (groups - gp).min(G);
+                    let mut acc = [[zero; R]; G];
+                    for kc in (0..nb).step_by(KB) {
+                        let kn = (nb - kc).min(KB);
+                        for r in 0..R {
+                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
+                            for b in 0..kn {
+                                match row.and_then(|row| row.get(b)) {
+                                    Some(x) => dd[r][b] = unpack(x, &mut wq[r][b], &mut sc[r][b], &mut pairs[r][b]),
+                                    None => (wq[r][b], sc[r][b], pairs[r][b], dd[r][b]) = ([0; 64], [0; 16], [0; 8], [0.0; 2]),
+                                }
+                            }
+                        }
+                        for (g, acc) in acc.iter_mut().enumerate().take(ng) {
+                            let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
+                            for (b, t) in ts.iter().enumerate() {
+                                let s = tile_k_sums2::<$gw>([&wq[0][b], &wq[1][b]], [&sc[0][b], &sc[1][b]], [&pairs[0][b], &pairs[1][b]], t);
+                                let yd = tile_load_ps(&t.d);
+                                for r in 0..R {
+                                    acc[r] = _mm512_add_ps(acc[r], finish(s[r].0, s[r].1, yd, dd[r][b]));
+                                }
+                            }
+                        }
+                    }
+                    for (g, acc) in acc.iter().enumerate().take(ng) {
+                        for (r, a) in acc.iter().enumerate().take(nr) {
+                            let mut v = [0.0f32; TILE_COLS];
+                            // SAFETY: 16 writable floats; the store is unaligned.
+                            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), *a) };
+                            for (c, v) in v.into_iter().enumerate() {
+                                if let Some(o) = out.get_mut(((gp + g) * TILE_COLS + c) * n_rows + r0 + r) {
+                                    *o = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use k_tile;
