@@ -322,9 +322,9 @@ crate::quant::x86::tile::k_tile!(
     vec_dot_tile_avx512, BlockQ4K, 8,
     unpack |x, w, sc, pairs| {
         let sm: [u8; 16] = bytemuck::cast(k4_scales_mins_avx2(x));
-        for g in 0..8 {
-            sc[g] = i32::from(sm[g]);
-            pairs[g] = i32::from(sm[8 + g]) * 0x1_0001;
+        for ((sc, p), (&s, &m)) in sc.iter_mut().zip(pairs.iter_mut()).zip(sm.iter().zip(&sm[8..])) {
+            *sc = i32::from(s);
+            *p = i32::from(m) * 0x1_0001;
         }
         let m4 = _mm256_set1_epi8(0x0F);
         for p in 0..4 {

@@ -216,11 +216,11 @@ crate::quant::x86::tile::k_tile!(
     /// `vec_dot_avx512` of `Q6_K` rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ6K, 4,
     unpack |x, w, sc, pairs| {
-        for g in 0..16 {
-            sc[g] = i32::from(x.scales[g]);
+        for (sc, &s) in sc.iter_mut().zip(&x.scales) {
+            *sc = i32::from(s);
         }
-        for k in 0..8 {
-            pairs[k] = i32::from(i16::from(x.scales[2 * k]) as u16) | (i32::from(x.scales[2 * k + 1]) << 16);
+        for (p, s) in pairs.iter_mut().zip(x.scales.as_chunks::<2>().0) {
+            *p = i32::from(i16::from(s[0]) as u16) | (i32::from(s[1]) << 16);
         }
         let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
         for h in 0..2 {

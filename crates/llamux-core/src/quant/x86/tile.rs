@@ -188,7 +188,7 @@ pub(crate) fn tile_k_sums2<const GW: usize>(
 ) -> [(__m512i, __m512i); 2] {
     let z = _mm512_setzero_si512();
     let mut sum = [z; 2];
-    for g in 0..64 / GW {
+    for (g, (&sc0, &sc1)) in sc[0].iter().zip(sc[1]).enumerate().take(64 / GW) {
         let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
         for j in (g * GW..(g + 1) * GW).step_by(2) {
             // SAFETY: `qs[j]` is 16 words, 64-aligned (`ColsK` is 64-aligned, each row 64 bytes).
@@ -199,14 +199,14 @@ pub(crate) fn tile_k_sums2<const GW: usize>(
             a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(w[1][j]), ya);
             b1 = _mm512_dpbusd_epi32(b1, _mm512_set1_epi32(w[1][j + 1]), yb);
         }
-        sum[0] = _mm512_add_epi32(sum[0], _mm512_mullo_epi32(_mm512_add_epi32(a0, b0), _mm512_set1_epi32(sc[0][g])));
-        sum[1] = _mm512_add_epi32(sum[1], _mm512_mullo_epi32(_mm512_add_epi32(a1, b1), _mm512_set1_epi32(sc[1][g])));
+        sum[0] = _mm512_add_epi32(sum[0], _mm512_mullo_epi32(_mm512_add_epi32(a0, b0), _mm512_set1_epi32(sc0)));
+        sum[1] = _mm512_add_epi32(sum[1], _mm512_mullo_epi32(_mm512_add_epi32(a1, b1), _mm512_set1_epi32(sc1)));
     }
     let mut off = [z; 2];
-    for k in 0..8 {
-        let b = tile_load_epi32(&t.bsums[k]);
-        off[0] = _mm512_add_epi32(off[0], _mm512_madd_epi16(b, _mm512_set1_epi32(pairs[0][k])));
-        off[1] = _mm512_add_epi32(off[1], _mm512_madd_epi16(b, _mm512_set1_epi32(pairs[1][k])));
+    for (bs, (&p0, &p1)) in t.bsums.iter().zip(pairs[0].iter().zip(pairs[1])) {
+        let b = tile_load_epi32(bs);
+        off[0] = _mm512_add_epi32(off[0], _mm512_madd_epi16(b, _mm512_set1_epi32(p0)));
+        off[1] = _mm512_add_epi32(off[1], _mm512_madd_epi16(b, _mm512_set1_epi32(p1)));
     }
     [(sum[0], off[0]), (sum[1], off[1])]
 }
