@@ -14,7 +14,7 @@
 use crate::quant::tiles::{Cols32, ColsK, TILE_COLS};
 use core::arch::x86_64::*;
 
-/// Weight rows per pass.
+/// Weight rows per pass (the kernels are written for two).
 pub(crate) const R: usize = 2;
 /// Blocks unpacked at a time (a multiple of 8).
 pub(crate) const KB: usize = 64;
@@ -85,18 +85,17 @@ macro_rules! legacy_tile {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
         pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::Cols32], blocks: usize, out: &mut [f32]) {
             use $crate::quant::tiles::TILE_COLS;
+            use $crate::quant::x86::common::f16c_to_f32;
             use $crate::quant::x86::tile::*;
             use core::arch::x86_64::*;
-            #[inline]
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-            fn unpack($x: &$X) -> __m256i {
-                $unpack
-            }
             let nb = blocks;
             if nb == 0 {
                 return;
             }
             let (groups, n_rows) = (tiles.len() / nb, xs.len() / nb);
+            // The one-row kernel's partial last group of 8 blocks adds zero lanes to the
+            // accumulators from `tail` on.
+            let tail = if nb % 8 == 0 { 8 } else { nb % 8 };
             // The pass's rows, unpacked: quants as words, scales (and minimums) as floats.
             let mut wq = [[[0i32; 8]; KB]; R];
             let mut dx = [[0.0f32; KB]; R];
@@ -107,60 +106,65 @@ macro_rules! legacy_tile {
                 let nr = (n_rows - r0).min(R);
                 for gp in (0..groups).step_by(G) {
                     let ng = (groups - gp).min(G);
-                    let mut acc = [[[zero; 8]; R]; G];
+                    // acc[g][k][r]: accumulator k (blocks k mod 8) of row r against group g.
+                    let mut acc = [[[zero; R]; 8]; G];
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
                         for r in 0..R {
                             let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
                             for b in 0..kn {
-                                let Some(x) = row.and_then(|row| row.get(b)) else {
+                                let Some($x) = row.and_then(|row| row.get(b)) else {
                                     (wq[r][b], dx[r][b]) = ([0; 8], 0.0);
                                     $(let _ = stringify!($m); mx[r][b] = 0.0;)?
                                     continue;
                                 };
-                                wq[r][b] = bytemuck::cast(unpack(x));
-                                dx[r][b] = $crate::quant::x86::common::f16c_to_f32(x.d);
-                                $(mx[r][b] = $crate::quant::x86::common::f16c_to_f32(x.$m);)?
+                                let q: __m256i = $unpack;
+                                wq[r][b] = bytemuck::cast(q);
+                                dx[r][b] = f16c_to_f32($x.d);
+                                $(mx[r][b] = f16c_to_f32($x.$m);)?
                             }
                         }
+                        let last = kc + kn == nb;
                         for (g, acc) in acc.iter_mut().enumerate().take(ng) {
                             let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
-                            let mut a = *acc;
-                            for b8 in (0..kn).step_by(8) {
-                                for k in 0..8 {
-                                    let b = b8 + k;
-                                    let Some(t) = ts.get(b) else {
-                                        // Past the row's last block: the one-row kernel's zero lanes.
-                                        for a in a.iter_mut() {
-                                            a[k] = _mm512_add_ps(a[k], zero);
-                                        }
-                                        continue;
-                                    };
+                            // Accumulator by accumulator, each over its blocks in order.
+                            for (k, acc) in acc.iter_mut().enumerate() {
+                                let (mut a0, mut a1) = (acc[0], acc[1]);
+                                for b in (k..kn).step_by(8) {
+                                    let Some(t) = ts.get(b) else { break };
                                     #[allow(unused_mut)]
-                                    let mut s = tile_dot2([&wq[0][b], &wq[1][b]], t);
+                                    let [mut s0, mut s1] = tile_dot2([&wq[0][b], &wq[1][b]], t);
                                     $(
                                         let off = _mm512_slli_epi32::<$z>(tile_load_epi32(&t.sum));
-                                        s = s.map(|s| _mm512_sub_epi32(s, off));
+                                        s0 = _mm512_sub_epi32(s0, off);
+                                        s1 = _mm512_sub_epi32(s1, off);
                                     )?
                                     let dy = tile_load_ps(&t.d);
-                                    for r in 0..R {
-                                        let d = _mm512_mul_ps(_mm512_set1_ps(dx[r][b]), dy);
-                                        a[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), d, a[r][k]);
-                                        $(
-                                            let _ = stringify!($m);
-                                            a[r][k] = _mm512_fmadd_ps(_mm512_set1_ps(mx[r][b]), tile_load_ps(&t.s), a[r][k]);
-                                        )?
-                                    }
+                                    let d0 = _mm512_mul_ps(_mm512_set1_ps(dx[0][b]), dy);
+                                    let d1 = _mm512_mul_ps(_mm512_set1_ps(dx[1][b]), dy);
+                                    a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), d0, a0);
+                                    a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), d1, a1);
+                                    $(
+                                        let _ = stringify!($m);
+                                        let sy = tile_load_ps(&t.s);
+                                        a0 = _mm512_fmadd_ps(_mm512_set1_ps(mx[0][b]), sy, a0);
+                                        a1 = _mm512_fmadd_ps(_mm512_set1_ps(mx[1][b]), sy, a1);
+                                    )?
                                 }
+                                if last && k >= tail {
+                                    // Past the row's last block: the one-row kernel's zero lanes.
+                                    (a0, a1) = (_mm512_add_ps(a0, zero), _mm512_add_ps(a1, zero));
+                                }
+                                *acc = [a0, a1];
                             }
-                            *acc = a;
                         }
                     }
                     for (g, acc) in acc.iter().enumerate().take(ng) {
-                        for (r, a) in acc.iter().enumerate().take(nr) {
+                        for r in 0..nr {
+                            let a: [__m512; 8] = core::array::from_fn(|k| acc[k][r]);
                             let mut v = [0.0f32; TILE_COLS];
                             // SAFETY: 16 writable floats; the store is unaligned.
-                            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), tile_hsum8(a)) };
+                            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), tile_hsum8(&a)) };
                             for (c, v) in v.into_iter().enumerate() {
                                 if let Some(o) = out.get_mut(((gp + g) * TILE_COLS + c) * n_rows + r0 + r) {
                                     *o = v;
@@ -275,13 +279,14 @@ macro_rules! k_tile {
                         }
                         for (g, acc) in acc.iter_mut().enumerate().take(ng) {
                             let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
+                            let (mut a0, mut a1) = (acc[0], acc[1]);
                             for (b, t) in ts.iter().enumerate() {
                                 let s = tile_k_sums2::<$gw>([&wq[0][b], &wq[1][b]], [&sc[0][b], &sc[1][b]], [&pairs[0][b], &pairs[1][b]], t);
                                 let yd = tile_load_ps(&t.d);
-                                for r in 0..R {
-                                    acc[r] = _mm512_add_ps(acc[r], finish(s[r].0, s[r].1, yd, dd[r][b]));
-                                }
+                                a0 = _mm512_add_ps(a0, finish(s[0].0, s[0].1, yd, dd[0][b]));
+                                a1 = _mm512_add_ps(a1, finish(s[1].0, s[1].1, yd, dd[1][b]));
                             }
+                            *acc = [a0, a1];
                         }
                     }
                     for (g, acc) in acc.iter().enumerate().take(ng) {
