@@ -110,7 +110,7 @@ pub struct Product<'a, 'm> {
 /// Weight rows one tile-kernel call takes.
 const TILE_W_ROWS: usize = 16;
 /// Column groups (of [`TILE_COLS`] input rows) one tile-kernel call takes.
-const TILE_GROUPS: usize = 2;
+const TILE_GROUPS: usize = 4;
 
 /// Weight rows a batched task takes at a time across all its input rows: a few KiB that stay in
 /// the L1 cache while every input row passes over them.

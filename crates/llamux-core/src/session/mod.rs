@@ -201,7 +201,7 @@ impl KvCache {
 
 /// Tokens a session's buffers hold for one batch unless asked otherwise: a prompt chunk long
 /// enough that each weight tile is reused many times while it is in the cache.
-pub const DEFAULT_MAX_BATCH: usize = 32;
+pub const DEFAULT_MAX_BATCH: usize = 64;
 
 /// Activations of one batch's forward pass: the per-token buffers hold a row per token.
 pub struct Activations {

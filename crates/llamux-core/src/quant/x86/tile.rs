@@ -19,7 +19,7 @@ pub(crate) const R: usize = 2;
 /// Blocks unpacked at a time (a multiple of 8).
 pub(crate) const KB: usize = 64;
 /// Column groups whose accumulators are kept at a time.
-pub(crate) const G: usize = 2;
+pub(crate) const G: usize = 4;
 
 /// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`: the lanes of `hsum_f32_avx2`, here
 /// eight vectors of sixteen tokens each.
