@@ -335,8 +335,17 @@ impl QuantizedInput {
         let blocks = self.tiled?;
         let need = self.rows.div_ceil(TILE_COLS) * blocks;
         Some(match self.ggml_type {
-            GgmlType::Q8_K => Tiles::K { tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 73)?).ok()?, blocks },
-            ty => Tiles::B32 { ty, tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 11)?).ok()?, blocks },
+            GgmlType::Q8_K => Tiles::K {
+                tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 73)?).ok()?,
+                blocks,
+                tokens: self.rows,
+            },
+            ty => Tiles::B32 {
+                ty,
+                tiles: bytemuck::try_cast_slice(self.tiles.get(..need * 11)?).ok()?,
+                blocks,
+                tokens: self.rows,
+            },
         })
     }
 

@@ -289,13 +289,16 @@ fn simd_dot_tiles_equal_dot_rows_bit_for_bit() {
                 let act_blocks = build(tr.vec_dot_type, &bytes, n_tok, row_len, &mut lines).unwrap();
                 let groups = n_tok.div_ceil(TILE_COLS);
                 let tiles = match tr.vec_dot_type {
-                    GgmlType::Q8_K => {
-                        Tiles::K { tiles: bytemuck::cast_slice(&lines[..groups * act_blocks * 73]), blocks: act_blocks }
-                    }
+                    GgmlType::Q8_K => Tiles::K {
+                        tiles: bytemuck::cast_slice(&lines[..groups * act_blocks * 73]),
+                        blocks: act_blocks,
+                        tokens: n_tok,
+                    },
                     ty => Tiles::B32 {
                         ty,
                         tiles: bytemuck::cast_slice(&lines[..groups * act_blocks * 11]),
                         blocks: act_blocks,
+                        tokens: n_tok,
                     },
                 };
                 for n_rows in [1usize, 2, 3, 16] {

@@ -46,7 +46,7 @@ const _: () = assert!(core::mem::size_of::<ColsK>() == 73 * 64);
 pub(crate) struct Line([u32; 16]);
 
 /// A batch's activations as tiles: `groups` column groups of `blocks` blocks each, group
-/// after group.
+/// after group, holding `tokens` tokens (the last group's lanes past them are zero).
 #[derive(Clone, Copy)]
 pub enum Tiles<'a> {
     /// `Q8_0` or `Q8_1` activations.
@@ -57,6 +57,8 @@ pub enum Tiles<'a> {
         tiles: &'a [Cols32],
         /// Blocks per token.
         blocks: usize,
+        /// Tokens.
+        tokens: usize,
     },
     /// `Q8_K` activations.
     K {
@@ -64,6 +66,8 @@ pub enum Tiles<'a> {
         tiles: &'a [ColsK],
         /// Blocks per token.
         blocks: usize,
+        /// Tokens.
+        tokens: usize,
     },
 }
 
@@ -72,18 +76,22 @@ impl Tiles<'_> {
     pub fn groups(&self) -> usize {
         match *self {
             Tiles::B32 { tiles, blocks, .. } => tiles.len().checked_div(blocks).unwrap_or(0),
-            Tiles::K { tiles, blocks } => tiles.len().checked_div(blocks).unwrap_or(0),
+            Tiles::K { tiles, blocks, .. } => tiles.len().checked_div(blocks).unwrap_or(0),
         }
     }
 
     /// Groups `from..to` only.
     pub fn groups_range(self, from: usize, to: usize) -> Self {
+        let keep = |tokens: usize| tokens.min(to * TILE_COLS).saturating_sub(from * TILE_COLS);
         match self {
-            Tiles::B32 { ty, tiles, blocks } => {
-                Tiles::B32 { ty, tiles: tiles.get(from * blocks..to * blocks).unwrap_or(&[]), blocks }
-            }
-            Tiles::K { tiles, blocks } => {
-                Tiles::K { tiles: tiles.get(from * blocks..to * blocks).unwrap_or(&[]), blocks }
+            Tiles::B32 { ty, tiles, blocks, tokens } => Tiles::B32 {
+                ty,
+                tiles: tiles.get(from * blocks..to * blocks).unwrap_or(&[]),
+                blocks,
+                tokens: keep(tokens),
+            },
+            Tiles::K { tiles, blocks, tokens } => {
+                Tiles::K { tiles: tiles.get(from * blocks..to * blocks).unwrap_or(&[]), blocks, tokens: keep(tokens) }
             }
         }
     }
@@ -97,7 +105,7 @@ pub(crate) fn lines_for(rows: usize, n: usize) -> usize {
 
 /// Whether `simd`'s tier has tile kernels (for some formats; the others fall back).
 pub(crate) fn kernels(simd: super::Simd) -> bool {
-    matches!(simd.isa(), crate::isa::Isa::Avx512)
+    matches!(simd.isa(), crate::isa::Isa::Avx512 | crate::isa::Isa::Avx2)
 }
 
 /// Whether activations of `ty` can be laid out as tiles.

@@ -317,30 +317,63 @@ pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) ->
     k4_dot_x4!(xs, ys, block4_avx512)
 }
 
+/// A super-block unpacked for the tile kernels: its quants as unsigned bytes (four per word, in
+/// element order), group scales and bsum multipliers; returns its float scales.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_unpack(x: &BlockQ4K, w: &mut [i32; 64], sc: &mut [i32; 16], pairs: &mut [i32; 8]) -> [f32; 2] {
+    let sm: [u8; 16] = bytemuck::cast(k4_scales_mins_avx2(x));
+    for ((sc, p), (&s, &m)) in sc.iter_mut().zip(pairs.iter_mut()).zip(sm.iter().zip(&sm[8..])) {
+        *sc = i32::from(s);
+        *p = i32::from(m) * 0x1_0001;
+    }
+    let m4 = _mm256_set1_epi8(0x0F);
+    for p in 0..4 {
+        // SAFETY: `qs` is 128 bytes, so bytes 32p..32p+32 are in bounds for p < 4; `w` is 64
+        // words, so words 16p..16p+16 are.
+        unsafe {
+            let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * p).cast());
+            _mm256_storeu_si256(w.as_mut_ptr().add(16 * p).cast(), _mm256_and_si256(q4, m4));
+            _mm256_storeu_si256(
+                w.as_mut_ptr().add(16 * p + 8).cast(),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q4), m4),
+            );
+        }
+    }
+    [f16c_to_f32(x.d), f16c_to_f32(x.dmin)]
+}
+
 crate::quant::x86::tile::k_tile!(
     /// `vec_dot_avx512` of `Q4_K` rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ4K, 8,
-    unpack |x, w, sc, pairs| {
-        let sm: [u8; 16] = bytemuck::cast(k4_scales_mins_avx2(x));
-        for ((sc, p), (&s, &m)) in sc.iter_mut().zip(pairs.iter_mut()).zip(sm.iter().zip(&sm[8..])) {
-            *sc = i32::from(s);
-            *p = i32::from(m) * 0x1_0001;
-        }
-        let m4 = _mm256_set1_epi8(0x0F);
-        for p in 0..4 {
-            // SAFETY: `qs` is 128 bytes, so bytes 32p..32p+32 are in bounds for p < 4; `w` is 64
-            // words, so words 16p..16p+16 are.
-            unsafe {
-                let q4 = _mm256_loadu_si256(x.qs.as_ptr().add(32 * p).cast());
-                _mm256_storeu_si256(w.as_mut_ptr().add(16 * p).cast(), _mm256_and_si256(q4, m4));
-                _mm256_storeu_si256(w.as_mut_ptr().add(16 * p + 8).cast(), _mm256_and_si256(_mm256_srli_epi16::<4>(q4), m4));
-            }
-        }
-        [f16c_to_f32(x.d), f16c_to_f32(x.dmin)]
-    },
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
     finish |sum, mins, yd, d| {
         let t = _mm512_mul_ps(_mm512_mul_ps(yd, _mm512_set1_ps(d[0])), _mm512_cvtepi32_ps(sum));
         let m = _mm512_mul_ps(_mm512_mul_ps(yd, _mm512_set1_ps(d[1])), _mm512_cvtepi32_ps(mins));
         _mm512_sub_ps(t, m)
+    }
+);
+
+crate::quant::x86::tile::k_tile8!(
+    /// `vec_dot_avx2` of `Q4_K` rows against tokens laid out as tiles, eight at a time, bit for bit.
+    vec_dot_tile8_avx2, "avx2,fma,f16c", BlockQ4K, 8,
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
+    acc |acc, w, y| _mm256_add_epi32(acc, crate::quant::x86::blocks32::legacy_dot_u7i8_avx2(w, y)),
+    finish |sum, mins, yd, d| {
+        let t = _mm256_mul_ps(_mm256_mul_ps(yd, _mm256_set1_ps(d[0])), _mm256_cvtepi32_ps(sum));
+        let m = _mm256_mul_ps(_mm256_mul_ps(yd, _mm256_set1_ps(d[1])), _mm256_cvtepi32_ps(mins));
+        _mm256_sub_ps(t, m)
+    }
+);
+
+crate::quant::x86::tile::k_tile8!(
+    /// `vec_dot_avx512` of `Q4_K` rows against at most eight tokens laid out as tiles, bit for bit.
+    vec_dot_tile8_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ4K, 8,
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
+    acc |acc, w, y| _mm256_dpbusd_epi32(acc, w, y),
+    finish |sum, mins, yd, d| {
+        let t = _mm256_mul_ps(_mm256_mul_ps(yd, _mm256_set1_ps(d[0])), _mm256_cvtepi32_ps(sum));
+        let m = _mm256_mul_ps(_mm256_mul_ps(yd, _mm256_set1_ps(d[1])), _mm256_cvtepi32_ps(mins));
+        _mm256_sub_ps(t, m)
     }
 );

@@ -26,3 +26,20 @@ crate::quant::x86::tile::legacy_tile!(
         legacy_q5_avx512(&x.qs, x.qh)
     }, min: m
 );
+
+crate::quant::x86::tile::legacy_tile8!(
+    /// `vec_dot_avx2` of rows against tokens laid out as tiles, eight at a time, bit for bit.
+    vec_dot_tile8_avx2, "avx2,fma,f16c", BlockQ5_1,
+    unpack |x| legacy_q5_avx2(&x.qs, x.qh),
+    acc |acc, w, y| {
+        use crate::quant::x86::blocks32::*;
+        _mm256_add_epi32(acc, legacy_dot_u7i8_avx2(w, y))
+    }, min: m
+);
+
+crate::quant::x86::tile::legacy_tile8!(
+    /// `vec_dot_avx512` of rows against at most eight tokens laid out as tiles, bit for bit.
+    vec_dot_tile8_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ5_1,
+    unpack |x| legacy_q5_avx512(&x.qs, x.qh),
+    acc |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), min: m
+);

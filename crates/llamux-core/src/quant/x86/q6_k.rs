@@ -212,40 +212,68 @@ pub(crate) unsafe fn vec_dot_x4_avx512(xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) ->
     offset_dot_x4!(xs, ys, block4_avx512, 5)
 }
 
+/// A super-block unpacked for the tile kernels: its quants as unsigned bytes (four per word, in
+/// element order), group scales and bsum multipliers; returns its float scales.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_unpack(x: &BlockQ6K, w: &mut [i32; 64], sc: &mut [i32; 16], pairs: &mut [i32; 8]) -> [f32; 2] {
+    for (sc, &s) in sc.iter_mut().zip(&x.scales) {
+        *sc = i32::from(s);
+    }
+    for (p, s) in pairs.iter_mut().zip(x.scales.as_chunks::<2>().0) {
+        *p = i32::from(i16::from(s[0]) as u16) | (i32::from(s[1]) << 16);
+    }
+    let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+    for h in 0..2 {
+        // SAFETY: `ql` is 128 bytes and `qh` 64, so bytes 64h..64h+64 and 32h..32h+32 are in
+        // bounds for h < 2; `w` is 64 words, so words 32h..32h+32 are.
+        unsafe {
+            let ql0 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast());
+            let ql1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast());
+            let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast());
+            let high = |s: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(s, m3));
+            let e = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
+            ];
+            for (k, e) in e.into_iter().enumerate() {
+                _mm256_storeu_si256(w.as_mut_ptr().add(32 * h + 8 * k).cast(), e);
+            }
+        }
+    }
+    [f16c_to_f32(x.d), 0.0]
+}
+
 crate::quant::x86::tile::k_tile!(
     /// `vec_dot_avx512` of `Q6_K` rows against tokens laid out as tiles, bit for bit.
     vec_dot_tile_avx512, BlockQ6K, 4,
-    unpack |x, w, sc, pairs| {
-        for (sc, &s) in sc.iter_mut().zip(&x.scales) {
-            *sc = i32::from(s);
-        }
-        for (p, s) in pairs.iter_mut().zip(x.scales.as_chunks::<2>().0) {
-            *p = i32::from(i16::from(s[0]) as u16) | (i32::from(s[1]) << 16);
-        }
-        let (m4, m3) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
-        for h in 0..2 {
-            // SAFETY: `ql` is 128 bytes and `qh` 64, so bytes 64h..64h+64 and 32h..32h+32 are in
-            // bounds for h < 2; `w` is 64 words, so words 32h..32h+32 are.
-            unsafe {
-                let ql0 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h).cast());
-                let ql1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32).cast());
-                let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * h).cast());
-                let high = |s: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(s, m3));
-                let e = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
-                ];
-                for (k, e) in e.into_iter().enumerate() {
-                    _mm256_storeu_si256(w.as_mut_ptr().add(32 * h + 8 * k).cast(), e);
-                }
-            }
-        }
-        [f16c_to_f32(x.d), 0.0]
-    },
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
     finish |sum, off, yd, d| {
         let isum = _mm512_sub_epi32(sum, _mm512_slli_epi32::<5>(off));
         _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(d[0]), yd), _mm512_cvtepi32_ps(isum))
+    }
+);
+
+crate::quant::x86::tile::k_tile8!(
+    /// `vec_dot_avx2` of `Q6_K` rows against tokens laid out as tiles, eight at a time, bit for bit.
+    vec_dot_tile8_avx2, "avx2,fma,f16c", BlockQ6K, 4,
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
+    acc |acc, w, y| _mm256_add_epi32(acc, crate::quant::x86::blocks32::legacy_dot_u7i8_avx2(w, y)),
+    finish |sum, off, yd, d| {
+        let isum = _mm256_sub_epi32(sum, _mm256_slli_epi32::<5>(off));
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(d[0]), yd), _mm256_cvtepi32_ps(isum))
+    }
+);
+
+crate::quant::x86::tile::k_tile8!(
+    /// `vec_dot_avx512` of `Q6_K` rows against at most eight tokens laid out as tiles, bit for bit.
+    vec_dot_tile8_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ6K, 4,
+    unpack |x, w, sc, pairs| tile_unpack(x, w, sc, pairs),
+    acc |acc, w, y| _mm256_dpbusd_epi32(acc, w, y),
+    finish |sum, off, yd, d| {
+        let isum = _mm256_sub_epi32(sum, _mm256_slli_epi32::<5>(off));
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(d[0]), yd), _mm256_cvtepi32_ps(isum))
     }
 );

@@ -111,3 +111,26 @@ crate::quant::x86::tile::legacy_tile!(
         _mm256_xor_si256(legacy_load_i8x32(&x.qs), _mm256_set1_epi8(-128))
     }, zero_log2: 7
 );
+
+crate::quant::x86::tile::legacy_tile8!(
+    /// `vec_dot_avx2` of rows against tokens laid out as tiles, eight at a time, bit for bit.
+    vec_dot_tile8_avx2, "avx2,fma,f16c", BlockQ8_0,
+    unpack |x| {
+        use crate::quant::x86::blocks32::*;
+        legacy_load_i8x32(&x.qs)
+    },
+    acc |acc, w, y| {
+        use crate::quant::x86::blocks32::*;
+        _mm256_add_epi32(acc, legacy_dot_i8_avx2(w, y))
+    }
+);
+
+crate::quant::x86::tile::legacy_tile8!(
+    /// `vec_dot_avx512` of rows against at most eight tokens laid out as tiles, bit for bit.
+    vec_dot_tile8_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", BlockQ8_0,
+    unpack |x| {
+        use crate::quant::x86::blocks32::*;
+        _mm256_xor_si256(legacy_load_i8x32(&x.qs), _mm256_set1_epi8(-128))
+    },
+    acc |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), zero_log2: 7
+);

@@ -307,3 +307,268 @@ macro_rules! k_tile {
     };
 }
 pub(crate) use k_tile;
+
+/// [`tile_hsum8`] for vectors of eight tokens.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn tile8_hsum8(a: &[__m256; 8]) -> __m256 {
+    let (s0, s1) = (_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[1], a[5]));
+    let (s2, s3) = (_mm256_add_ps(a[2], a[6]), _mm256_add_ps(a[3], a[7]));
+    _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3))
+}
+
+/// Eight `i32` of a tile row: tokens `8h..8h + 8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn tile8_load_epi32(v: &[i32; TILE_COLS], h: usize) -> __m256i {
+    let h = h & 1;
+    // SAFETY: words 8h..8h+8 of 16 (h < 2); the load is unaligned.
+    unsafe { _mm256_loadu_si256(v.as_ptr().add(8 * h).cast()) }
+}
+
+/// Eight floats of a tile row: tokens `8h..8h + 8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn tile8_load_ps(v: &[f32; TILE_COLS], h: usize) -> __m256 {
+    let h = h & 1;
+    // SAFETY: floats 8h..8h+8 of 16 (h < 2); the load is unaligned.
+    unsafe { _mm256_loadu_ps(v.as_ptr().add(8 * h)) }
+}
+
+/// Writes `v` (eight tokens' results for row `r`) to `out[(8 * half + c) * n_rows + r]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn tile8_store(out: &mut [f32], v: __m256, half: usize, n_rows: usize, r: usize) {
+    let mut a = [0.0f32; 8];
+    // SAFETY: 8 writable floats; the store is unaligned.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+    for (c, v) in a.into_iter().enumerate() {
+        if let Some(o) = out.get_mut((8 * half + c) * n_rows + r) {
+            *o = v;
+        }
+    }
+}
+
+/// [`legacy_tile!`] eight tokens at a time (256-bit vectors), for the AVX2 tier and for batches
+/// of at most eight tokens: the halves of a group without tokens are skipped (their results are
+/// zeros). `acc(acc, w, y)` adds the eight `i32` lanes of `Σ w·y` (one word each) to `acc`.
+macro_rules! legacy_tile8 {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $feat:literal, $X:ty, unpack |$x:ident| $unpack:expr,
+        acc |$acc:ident, $w:ident, $y:ident| $accf:expr $(, zero_log2: $z:literal)? $(, min: $m:ident)?
+    ) => {
+        $(#[$doc])*
+        ///
+        /// `out[c * n_rows + r]` is row `r` (of the `xs.len() / blocks` rows) against token `c` of
+        /// `tiles` (`tiles.len() / blocks` groups of sixteen, holding `tokens` tokens).
+        ///
+        /// # Safety
+        /// The CPU must run every feature this function enables.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::Cols32], blocks: usize, tokens: usize, out: &mut [f32]) {
+            use $crate::quant::x86::common::f16c_to_f32;
+            use $crate::quant::x86::tile::*;
+            use core::arch::x86_64::*;
+            let nb = blocks;
+            if nb == 0 {
+                return;
+            }
+            let (groups, n_rows) = (tiles.len() / nb, xs.len() / nb);
+            let tail = if nb % 8 == 0 { 8 } else { nb % 8 };
+            let mut wq = [[[0i32; 8]; KB]; R];
+            let mut dx = [[0.0f32; KB]; R];
+            #[allow(unused_mut, unused_variables)]
+            let mut mx = [[0.0f32; KB]; R];
+            let (zero, izero) = (_mm256_setzero_ps(), _mm256_setzero_si256());
+            // Halves (of eight tokens) holding tokens, over all groups.
+            let halves = tokens.div_ceil(8).min(2 * groups);
+            for r0 in (0..n_rows).step_by(R) {
+                let nr = (n_rows - r0).min(R);
+                for hp in (0..halves).step_by(2 * G) {
+                    let nh = (halves - hp).min(2 * G);
+                    // acc[h][k][r]: accumulator k (blocks k mod 8) of row r against half hp + h.
+                    let mut acc = [[[zero; R]; 8]; 2 * G];
+                    for kc in (0..nb).step_by(KB) {
+                        let kn = (nb - kc).min(KB);
+                        for r in 0..R {
+                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
+                            for b in 0..kn {
+                                let Some($x) = row.and_then(|row| row.get(b)) else {
+                                    (wq[r][b], dx[r][b]) = ([0; 8], 0.0);
+                                    $(let _ = stringify!($m); mx[r][b] = 0.0;)?
+                                    continue;
+                                };
+                                let q: __m256i = $unpack;
+                                wq[r][b] = bytemuck::cast(q);
+                                dx[r][b] = f16c_to_f32($x.d);
+                                $(mx[r][b] = f16c_to_f32($x.$m);)?
+                            }
+                        }
+                        let last = kc + kn == nb;
+                        for (hi, acc) in acc.iter_mut().enumerate().take(nh) {
+                            let (g, h) = ((hp + hi) / 2, (hp + hi) % 2);
+                            let Some(ts) = tiles.get(g * nb + kc..g * nb + kc + kn) else { return };
+                            for (k, acc) in acc.iter_mut().enumerate() {
+                                let (mut a0, mut a1) = (acc[0], acc[1]);
+                                for b in (k..kn).step_by(8) {
+                                    let Some(t) = ts.get(b) else { break };
+                                    let (mut s0a, mut s0b, mut s1a, mut s1b) = (izero, izero, izero, izero);
+                                    for j in (0..8).step_by(2) {
+                                        let (ya, yb) = (tile8_load_epi32(&t.qs[j], h), tile8_load_epi32(&t.qs[j + 1], h));
+                                        s0a = { let ($acc, $w, $y) = (s0a, _mm256_set1_epi32(wq[0][b][j]), ya); $accf };
+                                        s0b = { let ($acc, $w, $y) = (s0b, _mm256_set1_epi32(wq[0][b][j + 1]), yb); $accf };
+                                        s1a = { let ($acc, $w, $y) = (s1a, _mm256_set1_epi32(wq[1][b][j]), ya); $accf };
+                                        s1b = { let ($acc, $w, $y) = (s1b, _mm256_set1_epi32(wq[1][b][j + 1]), yb); $accf };
+                                    }
+                                    #[allow(unused_mut)]
+                                    let (mut s0, mut s1) = (_mm256_add_epi32(s0a, s0b), _mm256_add_epi32(s1a, s1b));
+                                    $(
+                                        let off = _mm256_slli_epi32::<$z>(tile8_load_epi32(&t.sum, h));
+                                        s0 = _mm256_sub_epi32(s0, off);
+                                        s1 = _mm256_sub_epi32(s1, off);
+                                    )?
+                                    let dy = tile8_load_ps(&t.d, h);
+                                    let d0 = _mm256_mul_ps(_mm256_set1_ps(dx[0][b]), dy);
+                                    let d1 = _mm256_mul_ps(_mm256_set1_ps(dx[1][b]), dy);
+                                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, a0);
+                                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, a1);
+                                    $(
+                                        let _ = stringify!($m);
+                                        let sy = tile8_load_ps(&t.s, h);
+                                        a0 = _mm256_fmadd_ps(_mm256_set1_ps(mx[0][b]), sy, a0);
+                                        a1 = _mm256_fmadd_ps(_mm256_set1_ps(mx[1][b]), sy, a1);
+                                    )?
+                                }
+                                if last && k >= tail {
+                                    (a0, a1) = (_mm256_add_ps(a0, zero), _mm256_add_ps(a1, zero));
+                                }
+                                *acc = [a0, a1];
+                            }
+                        }
+                    }
+                    for (hi, acc) in acc.iter().enumerate().take(nh) {
+                        for r in 0..nr {
+                            let a: [__m256; 8] = core::array::from_fn(|k| acc[k][r]);
+                            tile8_store(out, tile8_hsum8(&a), hp + hi, n_rows, r0 + r);
+                        }
+                    }
+                }
+                // Halves without tokens.
+                for half in halves..2 * groups {
+                    for r in 0..nr {
+                        tile8_store(out, zero, half, n_rows, r0 + r);
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use legacy_tile8;
+
+/// [`k_tile!`] eight tokens at a time (256-bit vectors), for the AVX2 tier and for batches of at
+/// most eight tokens: `unpack` as there, `acc(acc, w, y)` as in [`legacy_tile8!`], `finish` with
+/// eight-lane vectors.
+macro_rules! k_tile8 {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $feat:literal, $X:ty, $gw:literal,
+        unpack |$x:ident, $w:ident, $sc:ident, $pairs:ident| $unpack:expr,
+        acc |$acc:ident, $aw:ident, $ay:ident| $accf:expr,
+        finish |$sum:ident, $off:ident, $yd:ident, $d:ident| $finish:expr
+    ) => {
+        $(#[$doc])*
+        ///
+        /// `out[c * n_rows + r]` is row `r` (of the `xs.len() / blocks` rows) against token `c` of
+        /// `tiles` (`tiles.len() / blocks` groups of sixteen, holding `tokens` tokens).
+        ///
+        /// # Safety
+        /// The CPU must run every feature this function enables.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name(xs: &[$X], tiles: &[$crate::quant::tiles::ColsK], blocks: usize, tokens: usize, out: &mut [f32]) {
+            use $crate::quant::x86::tile::*;
+            use core::arch::x86_64::*;
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn finish($sum: __m256i, $off: __m256i, $yd: __m256, $d: [f32; 2]) -> __m256 {
+                $finish
+            }
+            const KB: usize = 16;
+            let nb = blocks;
+            if nb == 0 {
+                return;
+            }
+            let (groups, n_rows) = (tiles.len() / nb, xs.len() / nb);
+            let mut wq = [[[0i32; 64]; KB]; R];
+            let mut sc = [[[0i32; 16]; KB]; R];
+            let mut pairs = [[[0i32; 8]; KB]; R];
+            let mut dd = [[[0.0f32; 2]; KB]; R];
+            let (zero, izero) = (_mm256_setzero_ps(), _mm256_setzero_si256());
+            let halves = tokens.div_ceil(8).min(2 * groups);
+            for r0 in (0..n_rows).step_by(R) {
+                let nr = (n_rows - r0).min(R);
+                for hp in (0..halves).step_by(2 * G) {
+                    let nh = (halves - hp).min(2 * G);
+                    let mut acc = [[zero; R]; 2 * G];
+                    for kc in (0..nb).step_by(KB) {
+                        let kn = (nb - kc).min(KB);
+                        for r in 0..R {
+                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
+                            for b in 0..kn {
+                                match row.and_then(|row| row.get(b)) {
+                                    Some($x) => {
+                                        let ($w, $sc, $pairs) = (&mut wq[r][b], &mut sc[r][b], &mut pairs[r][b]);
+                                        dd[r][b] = $unpack;
+                                    }
+                                    None => (wq[r][b], sc[r][b], pairs[r][b], dd[r][b]) = ([0; 64], [0; 16], [0; 8], [0.0; 2]),
+                                }
+                            }
+                        }
+                        for (hi, acc) in acc.iter_mut().enumerate().take(nh) {
+                            let (g, h) = ((hp + hi) / 2, (hp + hi) % 2);
+                            let Some(ts) = tiles.get(g * nb + kc..g * nb + kc + kn) else { return };
+                            let (mut a0, mut a1) = (acc[0], acc[1]);
+                            for (b, t) in ts.iter().enumerate() {
+                                let (w0, w1) = (&wq[0][b], &wq[1][b]);
+                                let (mut sum0, mut sum1) = (izero, izero);
+                                for (gi, (&sc0, &sc1)) in sc[0][b].iter().zip(&sc[1][b]).enumerate().take(64 / $gw) {
+                                    let (mut s0a, mut s0b, mut s1a, mut s1b) = (izero, izero, izero, izero);
+                                    for j in (gi * $gw..(gi + 1) * $gw).step_by(2) {
+                                        let (ya, yb) = (tile8_load_epi32(&t.qs[j], h), tile8_load_epi32(&t.qs[j + 1], h));
+                                        s0a = { let ($acc, $aw, $ay) = (s0a, _mm256_set1_epi32(w0[j]), ya); $accf };
+                                        s0b = { let ($acc, $aw, $ay) = (s0b, _mm256_set1_epi32(w0[j + 1]), yb); $accf };
+                                        s1a = { let ($acc, $aw, $ay) = (s1a, _mm256_set1_epi32(w1[j]), ya); $accf };
+                                        s1b = { let ($acc, $aw, $ay) = (s1b, _mm256_set1_epi32(w1[j + 1]), yb); $accf };
+                                    }
+                                    sum0 = _mm256_add_epi32(sum0, _mm256_mullo_epi32(_mm256_add_epi32(s0a, s0b), _mm256_set1_epi32(sc0)));
+                                    sum1 = _mm256_add_epi32(sum1, _mm256_mullo_epi32(_mm256_add_epi32(s1a, s1b), _mm256_set1_epi32(sc1)));
+                                }
+                                let (mut off0, mut off1) = (izero, izero);
+                                for (bs, (&p0, &p1)) in t.bsums.iter().zip(pairs[0][b].iter().zip(&pairs[1][b])) {
+                                    let v = tile8_load_epi32(bs, h);
+                                    off0 = _mm256_add_epi32(off0, _mm256_madd_epi16(v, _mm256_set1_epi32(p0)));
+                                    off1 = _mm256_add_epi32(off1, _mm256_madd_epi16(v, _mm256_set1_epi32(p1)));
+                                }
+                                let yd = tile8_load_ps(&t.d, h);
+                                a0 = _mm256_add_ps(a0, finish(sum0, off0, yd, dd[0][b]));
+                                a1 = _mm256_add_ps(a1, finish(sum1, off1, yd, dd[1][b]));
+                            }
+                            *acc = [a0, a1];
+                        }
+                    }
+                    for (hi, acc) in acc.iter().enumerate().take(nh) {
+                        for (r, a) in acc.iter().enumerate().take(nr) {
+                            tile8_store(out, *a, hp + hi, n_rows, r0 + r);
+                        }
+                    }
+                }
+                for half in halves..2 * groups {
+                    for r in 0..nr {
+                        tile8_store(out, zero, half, n_rows, r0 + r);
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use k_tile8;
