@@ -102,12 +102,14 @@ macro_rules! legacy_tile {
             #[allow(unused_mut, unused_variables)]
             let mut mx = [[0.0f32; KB]; R];
             let zero = _mm512_setzero_ps();
+            // acc[g][k][r]: accumulator k (blocks k mod 8) of row r against group g (only the
+            // groups of a pass are reset).
+            let mut acc = [[[zero; R]; 8]; G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
                 for gp in (0..groups).step_by(G) {
                     let ng = (groups - gp).min(G);
-                    // acc[g][k][r]: accumulator k (blocks k mod 8) of row r against group g.
-                    let mut acc = [[[zero; R]; 8]; G];
+                    acc.iter_mut().take(ng).for_each(|a| *a = [[zero; R]; 8]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
                         for r in 0..R {
@@ -261,11 +263,12 @@ macro_rules! k_tile {
             let mut pairs = [[[0i32; 8]; KB]; R];
             let mut dd = [[[0.0f32; 2]; KB]; R];
             let zero = _mm512_setzero_ps();
+            let mut acc = [[zero; R]; G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
                 for gp in (0..groups).step_by(G) {
                     let ng = (groups - gp).min(G);
-                    let mut acc = [[zero; R]; G];
+                    acc.iter_mut().take(ng).for_each(|a| *a = [zero; R]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
                         for r in 0..R {
@@ -383,12 +386,14 @@ macro_rules! legacy_tile8 {
             let (zero, izero) = (_mm256_setzero_ps(), _mm256_setzero_si256());
             // Halves (of eight tokens) holding tokens, over all groups.
             let halves = tokens.div_ceil(8).min(2 * groups);
+            // acc[h][k][r]: accumulator k (blocks k mod 8) of row r against half hp + h (only the
+            // halves of a pass are reset).
+            let mut acc = [[[zero; R]; 8]; 2 * G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
                 for hp in (0..halves).step_by(2 * G) {
                     let nh = (halves - hp).min(2 * G);
-                    // acc[h][k][r]: accumulator k (blocks k mod 8) of row r against half hp + h.
-                    let mut acc = [[[zero; R]; 8]; 2 * G];
+                    acc.iter_mut().take(nh).for_each(|a| *a = [[zero; R]; 8]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
                         for r in 0..R {
@@ -505,11 +510,12 @@ macro_rules! k_tile8 {
             let mut dd = [[[0.0f32; 2]; KB]; R];
             let (zero, izero) = (_mm256_setzero_ps(), _mm256_setzero_si256());
             let halves = tokens.div_ceil(8).min(2 * groups);
+            let mut acc = [[zero; R]; 2 * G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
                 for hp in (0..halves).step_by(2 * G) {
                     let nh = (halves - hp).min(2 * G);
-                    let mut acc = [[zero; R]; 2 * G];
+                    acc.iter_mut().take(nh).for_each(|a| *a = [zero; R]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
                         for r in 0..R {
