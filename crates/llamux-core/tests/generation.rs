@@ -214,7 +214,9 @@ fn generations_decoding_together_equal_each_alone() {
 
             let mut sessions: Vec<Session> = (0..5).map(session).collect();
             let mut gens: Vec<Option<Generation>> = (0..5).map(|_| None).collect();
-            let mut got: Vec<(Vec<u32>, Vec<Vec<u8>>, Option<Stop>)> = vec![(vec![], vec![], None); 5];
+            // Per generation: tokens, pieces, end.
+            type Out = (Vec<u32>, Vec<Vec<u8>>, Option<Stop>);
+            let mut got: Vec<Out> = vec![(vec![], vec![], None); 5];
             let mut scratch = BatchScratch::try_new(&model, 5, 128).unwrap();
             let mut shared_steps = 0;
             for step in 0..200 {
