@@ -74,19 +74,35 @@ impl Server {
 
     /// `curl` a path: (status, body).
     fn curl(&self, args: &[&str], path: &str) -> (u16, String) {
-        let out = Command::new("curl")
+        self.curl_with_input(args, path, b"")
+    }
+
+    /// `curl` a path with `input` on its standard input.
+    fn curl_with_input(&self, args: &[&str], path: &str, input: &[u8]) -> (u16, String) {
+        let mut child = Command::new("curl")
             .args(["-sS", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}"])
             .args(args)
             .arg(format!("{}{path}", self.url()))
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("curl runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, String) {
-        self.curl(&["-H", "content-type: application/json", "--data-binary", body], path)
+        self.curl_with_input(
+            &["-H", "Expect:", "-H", "content-type: application/json", "--data-binary", "@-"],
+            path,
+            body.as_bytes(),
+        )
     }
 
     fn metrics(&self) -> Metrics {
@@ -260,15 +276,12 @@ fn serve_end_to_end() {
     // Over --max-body, yet small enough for the socket buffers to take it all before the
     // refusal, so that the client reads the answer rather than a reset.
     let huge = format!(r#"{{"prompt": "{}"}}"#, "a".repeat(MAX_BODY + 30_000));
-    let big = std::env::temp_dir().join(format!("llamux-serve-big-{}.json", std::process::id()));
-    std::fs::write(&big, huge).unwrap();
-    let file = format!("@{}", big.display());
-    let too_big = server
-        .curl(&["-H", "Expect:", "-H", "content-type: application/json", "--data-binary", &file], "/v1/completions");
-    let _ = std::fs::remove_file(&big);
+    let too_big = server.post("/v1/completions", &huge);
     assert_error(too_big, 413, "body_too_large");
     assert_error(server.curl(&[], "/no/such/route"), 404, "not_found");
     assert_error(server.curl(&[], "/v1/completions"), 405, "method_not_allowed");
+    hostile_bodies(&server);
+    stop_strings_are_cut(&server);
     eprintln!("refusals checked ({:.1} s)", t0.elapsed().as_secs_f64());
 
     // ---- the openai client: chat and completions, whole and streamed, and many at once ----
@@ -330,6 +343,103 @@ fn serve_end_to_end() {
 
     // ---- SIGTERM: the stream in flight finishes, nothing new is taken, exit status 0 ----
     shutdown(server, t0);
+}
+
+/// Bodies no client should send: a JSON error (4xx) every time, never a 5xx, a dropped
+/// connection or a crash; odd but valid ones are answered.
+fn hostile_bodies(server: &Server) {
+    let deep = format!("{{\"prompt\": {}1{}}}", "[".repeat(5000), "]".repeat(5000));
+    let refused: Vec<&str> = vec![
+        "",
+        "null",
+        "[]",
+        "42",
+        "\"x\"",
+        "{}",
+        "\u{0}\u{1}\u{ff}",
+        r#"{"prompt": "x"} trailing"#,
+        r#"{"prompt": {"a": 1}}"#,
+        r#"{"prompt": [[1, 2], [3]]}"#,
+        r#"{"prompt": [-1]}"#,
+        r#"{"prompt": [1e99]}"#,
+        r#"{"prompt": ["a", 1]}"#,
+        r#"{"prompt": "x", "temperature": 1e400}"#,
+        r#"{"prompt": "x", "temperature": -0.5}"#,
+        r#"{"prompt": "x", "top_p": 7}"#,
+        r#"{"prompt": "x", "top_k": 1e30}"#,
+        r#"{"prompt": "x", "seed": 1.5}"#,
+        r#"{"prompt": "x", "seed": "abc"}"#,
+        r#"{"prompt": "x", "stop": 3}"#,
+        r#"{"prompt": "x", "stop": [null]}"#,
+        r#"{"prompt": "x", "stream": "yes"}"#,
+        r#"{"prompt": "x", "max_tokens": 18446744073709551616}"#,
+        r#"{"prompt": "x", "max_tokens": 0}"#,
+        r#"{"prompt": "x", "logprobs": 5}"#,
+        r#"{"prompt": "x", "min_p": NaN}"#,
+        r#"{"prompt": "x", "repeat_penalty": 0}"#,
+        r#"{"prompt": "x", "presence_penalty": 0.5}"#,
+        r#"{"prompt": "x", "messages": []}"#,
+        r#"{"messages": "hi"}"#,
+        r#"{"messages": [{"content": "no role"}]}"#,
+        &deep,
+    ];
+    for path in ["/v1/completions", "/v1/chat/completions"] {
+        for body in &refused {
+            let (code, text) = server.post(path, body);
+            assert!((400..500).contains(&code), "{path} {body:.80}: {code} {text}");
+            let j: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} {body:.80}: {e}: {text}"));
+            assert!(j["error"]["message"].is_string(), "{path} {body:.80}: {text}");
+        }
+    }
+    let odd = [
+        r#"{"prompt": "<|im_start|><|im_end|>\u0000 \u00e9 \ud83c\udf89", "max_tokens": 3}"#,
+        r#"{"prompt": [1, 2, 3], "max_tokens": 3}"#,
+        r#"{"prompt": " ", "max_tokens": 3, "stop": ["", "\u0000"], "seed": -7}"#,
+        r#"{"prompt": "x", "max_tokens": 3, "n": 1, "logprobs": null, "echo": false, "user": "u", "tools": []}"#,
+    ];
+    for body in odd {
+        let (code, text) = server.post("/v1/completions", body);
+        assert_eq!(code, 200, "{body}: {text}");
+        let j: Value = serde_json::from_str(&text).unwrap();
+        assert!(j["choices"][0]["text"].is_string(), "{body}: {text}");
+    }
+    assert_eq!(server.curl(&[], "/health").0, 200, "the server survived");
+}
+
+/// Stop strings end the answer without appearing in it, whole or streamed.
+fn stop_strings_are_cut(server: &Server) {
+    // SmolLM2's greedy continuation of "Once upon a time" begins ", the city of".
+    let ask = |stop: Value, stream: bool| {
+        let body =
+            json!({"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0, "stop": stop, "stream": stream});
+        let (code, text) = server.post("/v1/completions", &body.to_string());
+        assert_eq!(code, 200, "{text}");
+        if !stream {
+            let j: Value = serde_json::from_str(&text).unwrap();
+            let c = &j["choices"][0];
+            return (c["text"].as_str().unwrap().to_string(), c["finish_reason"].clone(), j["usage"].clone());
+        }
+        let (mut out, mut finish) = (String::new(), Value::Null);
+        for data in text.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|d| *d != "[DONE]") {
+            let j: Value = serde_json::from_str(data).unwrap();
+            out.push_str(j["choices"][0]["text"].as_str().unwrap_or(""));
+            if !j["choices"][0]["finish_reason"].is_null() {
+                finish = j["choices"][0]["finish_reason"].clone();
+            }
+        }
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        (out, finish, Value::Null)
+    };
+    let (text, finish, usage) = ask(json!(","), false);
+    assert_eq!((text.as_str(), finish), ("", json!("stop")), "the first token is the stop string");
+    assert_eq!(usage["completion_tokens"], 1);
+    for stream in [false, true] {
+        let (text, finish, _) = ask(json!(["zzz", " city"]), stream);
+        assert_eq!((text.as_str(), finish), (", the", json!("stop")), "stream {stream}");
+        let (text, finish, _) = ask(json!("\u{1}never"), stream);
+        assert!(text.starts_with(", the city of"), "stream {stream}: {text}");
+        assert_eq!(finish, "length");
+    }
 }
 
 fn openai_checks(server: &Server, py: &Path, model: &Path, model_id: &str) {

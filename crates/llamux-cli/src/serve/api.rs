@@ -298,7 +298,7 @@ async fn respond(app: Arc<App>, kind: Kind, body: Result<Bytes, BytesRejection>)
 /// Parses and checks a request body.
 fn prepare(app: &App, kind: Kind, body: &[u8]) -> Result<Prepared, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: GenRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    let req: GenRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if !inner.is_data() {
@@ -310,6 +310,7 @@ fn prepare(app: &App, kind: Kind, body: &[u8]) -> Result<Prepared, ApiError> {
         };
         ApiError::invalid("invalid_value", msg)
     })?;
+    de.end().map_err(|e| ApiError::invalid("invalid_json", format!("the body is not valid JSON: {e}")))?;
     refuse_unsupported(&req)?;
 
     let prompt = match kind {
@@ -704,6 +705,15 @@ fn engine_error(msg: String) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation_failed", msg)
 }
 
+fn cancelled() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "shutting_down",
+        "the server is shutting down; the request was cancelled",
+    )
+}
+
 /// Waits for the whole generation and answers with one JSON object.
 async fn whole(
     out: Output,
@@ -721,6 +731,7 @@ async fn whole(
             }
             Some(Event::End(stop)) => break stop,
             Some(Event::Error(e)) => return Err(engine_error(e)),
+            Some(Event::Cancelled) => return Err(cancelled()),
             None => return Err(engine_error("the engine stopped".into())),
         }
     };
@@ -797,6 +808,10 @@ impl Streaming {
                 }
                 Some(Event::Error(e)) => {
                     self.ready.push_back(SseEvent::default().data(engine_error(e).json().to_string()));
+                    self.done = true;
+                }
+                Some(Event::Cancelled) => {
+                    self.ready.push_back(SseEvent::default().data(cancelled().json().to_string()));
                     self.done = true;
                 }
                 None => {

@@ -39,11 +39,16 @@ pub struct Job {
     pub received: Instant,
 }
 
-/// What the engine tells a request, in order: tokens, then one `End` or `Error`.
+/// What the engine tells a request, in order: tokens, then one `End`, `Error` or `Cancelled`.
 pub enum Event {
-    Token { id: u32, piece: Piece },
+    Token {
+        id: u32,
+        piece: Piece,
+    },
     End(Stop),
     Error(String),
+    /// The server is shutting down and the request ran out of time.
+    Cancelled,
 }
 
 /// A token's bytes, held inline when short (almost always), so that sending one allocates
@@ -191,13 +196,13 @@ impl<'m> Engine<'m> {
                     Ok(Msg::Job(j)) => self.waiting.push_back(j),
                     Err(TryRecvError::Empty) => break,
                     Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => {
-                        self.cancel_all("the server stopped");
+                        self.cancel_all();
                         return;
                     }
                 }
             }
             if self.cancel.load(Ordering::Relaxed) {
-                self.cancel_all("the server is shutting down");
+                self.cancel_all();
             }
             rows = self.step(rows);
         }
@@ -215,15 +220,15 @@ impl<'m> Engine<'m> {
         rows
     }
 
-    /// Ends every request with an error.
-    fn cancel_all(&mut self, why: &str) {
+    /// Ends every request.
+    fn cancel_all(&mut self) {
         self.metrics.dequeued(self.waiting.len());
         for job in self.waiting.drain(..) {
-            let _ = job.events.send(Event::Error(why.to_string()));
+            let _ = job.events.send(Event::Cancelled);
         }
         for slot in &mut self.slots {
             if let Some(r) = slot.req.take() {
-                let _ = r.events.send(Event::Error(why.to_string()));
+                let _ = r.events.send(Event::Cancelled);
             }
         }
         self.metrics.set_active(0);
