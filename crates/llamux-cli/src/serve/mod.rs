@@ -128,7 +128,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}:{}", a.host, a.port))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "llamux serve: listening on http://{addr} (model {model_id}, {} sessions of {n_ctx} tokens, {threads} threads, chat format {})",
+            "llamux serve: listening on http://{addr} (model {model_id}, --parallel {}, {n_ctx}-token contexts, {threads} threads, chat format {})",
             a.parallel,
             template.map_or("none".to_string(), |t| format!("{t:?}").to_lowercase())
         );
