@@ -16,6 +16,12 @@
 //!   llama.cpp's `llama-bench` from the pinned `llama-cpp-python` sdist (cached), measure memory
 //!   bandwidth, then run llama-bench and `llamux bench` alternately per model and thread count and
 //!   print (and write to `target/bench/`) tokens/s, their ratio and the bandwidth roofline.
+//! * `serve-bench [--clients 1,8] [--seconds 20] [--tokens 64] [--parallel 8]` — start `llamux serve`
+//!   with SmolLM2 and measure the aggregate tokens/s of 1, 8, … concurrent greedy streaming clients
+//!   (the `openai` Python client, `tools/serve_client.py`).
+//! * `serve-soak [--clients 32] [--seconds 60] [--parallel 8] [--queue 32]` — many clients for a
+//!   while (mixed requests, hang-ups, every greedy answer checked against its reference); fails on
+//!   any error, mismatch or session left behind.
 //! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
 //!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
 
@@ -26,6 +32,8 @@ use std::process::Command;
 const GGUF_PY: &str = "gguf==0.19.0";
 const NUMPY: &str = "numpy>=1.26";
 const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.36";
+/// The official OpenAI client, which the server tests drive `llamux serve` with.
+const OPENAI_PY: &str = "openai==3.51.0";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -189,6 +197,7 @@ fn test() -> Result<()> {
     let vocabs = pull("llama-vocabs")?;
     let tinyllama = tinyllama()?;
     let qwen2 = synth("qwen2", "tiny")?;
+    let openai = openai_py()?;
     run(cargo()
         .args(["test", "--workspace", "--release"])
         .env("LLAMUX_GEMMA", &gemma)
@@ -197,6 +206,7 @@ fn test() -> Result<()> {
         .env("LLAMUX_TINYLLAMA", &tinyllama)
         .env("LLAMUX_QWEN2", &qwen2)
         .env("LLAMUX_BIN", llamux_bin())
+        .env("LLAMUX_OPENAI_PY", &openai)
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
     // The NEON kernels, under qemu-user.
     test_aarch64()?;
@@ -246,6 +256,123 @@ fn venv(name: &str, packages: &[&str], env: &[(&str, &str)]) -> Result<PathBuf> 
     }
     run(&mut pip)?;
     Ok(py)
+}
+
+/// Python with the `openai` package, in a cached venv.
+fn openai_py() -> Result<PathBuf> {
+    venv("serve-venv", &[OPENAI_PY], &[])
+}
+
+/// A `llamux serve` on a free port of the loopback, stopped with SIGTERM when dropped.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(model: &Path, args: &[&str]) -> Result<Server> {
+        use std::io::BufRead;
+        let mut cmd = Command::new(llamux_bin());
+        cmd.arg("serve").arg("-m").arg(model).args(["--host", "127.0.0.1", "--port", "0"]).args(args);
+        eprintln!("+ {cmd:?}");
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().context("cannot start llamux serve")?;
+        let mut lines = std::io::BufReader::new(child.stderr.take().context("no stderr")?).lines();
+        let url = loop {
+            let Some(line) = lines.next().transpose()? else {
+                let _ = child.wait();
+                bail!("llamux serve exited before listening");
+            };
+            eprintln!("{line}");
+            if let Some(at) = line.find("http://") {
+                break line[at..].split_whitespace().next().unwrap_or_default().to_string();
+            }
+        };
+        // Keep reading, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+        Ok(Server { child, url })
+    }
+
+    /// SIGTERM, then its exit status.
+    fn stop(mut self) -> Result<std::process::ExitStatus> {
+        run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `--flag value` options of the serve tasks, with their defaults.
+fn serve_opts(task: &str, args: &[String], opts: &mut [(&str, String)]) -> Result<()> {
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let names: Vec<_> = opts.iter().map(|(n, _)| *n).collect();
+        let Some(slot) = opts.iter_mut().find(|(n, _)| *n == flag.as_str()) else {
+            bail!("{task}: unknown option {flag} ({})", names.join(", "));
+        };
+        slot.1 = it.next().with_context(|| format!("{flag} needs a value"))?.clone();
+    }
+    Ok(())
+}
+
+/// Aggregate tokens/s of concurrent greedy streaming clients against `llamux serve`.
+fn serve_bench(args: &[String]) -> Result<()> {
+    let mut o = [
+        ("--clients", "1,8".to_string()),
+        ("--seconds", "20".to_string()),
+        ("--tokens", "64".to_string()),
+        ("--parallel", "8".to_string()),
+    ];
+    serve_opts("serve-bench", args, &mut o)?;
+    let py = openai_py()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let model = pull("smollm2-135m-instruct")?;
+    let server = Server::start(&model, &["--parallel", &o[3].1, "--queue", "64", "-c", "1024"])?;
+    let out = output(
+        Command::new(&py)
+            .arg(root().join("tools/serve_client.py"))
+            .args(["bench", &server.url, "--clients", &o[0].1, "--seconds", &o[1].1, "--tokens", &o[2].1])
+            .env("NO_PROXY", "127.0.0.1"),
+    )?;
+    print!("{out}");
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("serve-bench.md"), &out)?;
+    let status = server.stop()?;
+    if !status.success() {
+        bail!("llamux serve exited with {status} after SIGTERM");
+    }
+    Ok(())
+}
+
+/// Many clients against `llamux serve` for a while; fails on any error, wrong answer or leftover.
+fn serve_soak(args: &[String]) -> Result<()> {
+    let mut o = [
+        ("--clients", "32".to_string()),
+        ("--seconds", "60".to_string()),
+        ("--parallel", "8".to_string()),
+        ("--queue", "32".to_string()),
+    ];
+    serve_opts("serve-soak", args, &mut o)?;
+    let py = openai_py()?;
+    run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let model = pull("smollm2-135m-instruct")?;
+    let server = Server::start(&model, &["--parallel", &o[2].1, "--queue", &o[3].1, "-c", "1024"])?;
+    run(Command::new(&py)
+        .arg(root().join("tools/serve_client.py"))
+        .args(["soak", &server.url, "--clients", &o[0].1, "--seconds", &o[1].1])
+        .env("NO_PROXY", "127.0.0.1"))?;
+    let status = server.stop()?;
+    if !status.success() {
+        bail!("llamux serve exited with {status} after SIGTERM");
+    }
+    Ok(())
 }
 
 fn fixtures() -> Result<()> {
@@ -740,9 +867,11 @@ fn main() -> Result<()> {
         "oracle-check" => oracle_check(),
         "test-aarch64" => test_aarch64(),
         "bench-vs-llamacpp" => bench_vs_llamacpp(&rest),
+        "serve-bench" => serve_bench(&rest),
+        "serve-soak" => serve_soak(&rest),
         "vm" => vm(std::env::args().any(|a| a == "--interactive")),
         _ => bail!(
-            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|vm>"
+            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|serve-bench|serve-soak|vm>"
         ),
     }
 }

@@ -11,6 +11,7 @@ mod pull;
 mod quantize;
 mod registry;
 mod run;
+mod serve;
 mod synth;
 mod tokenize;
 
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Chat with a model (its chat template when it has one).
     Chat(chat::ChatArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (continuous batching).
+    Serve(serve::ServeArgs),
     /// Perplexity of a text file, computed as llama.cpp's llama-perplexity does.
     Perplexity(perplexity::PerplexityArgs),
     /// Split text into token ids and pieces.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Detokenize(a) => tokenize::detokenize(a),

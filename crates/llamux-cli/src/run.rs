@@ -33,7 +33,7 @@ pub struct ModelArgs {
 }
 
 /// Largest KV cache a session may allocate.
-const MAX_KV_BYTES: u64 = 16 << 30;
+pub const MAX_KV_BYTES: u64 = 16 << 30;
 
 /// `--kv-type` values.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -59,10 +59,7 @@ impl ModelArgs {
 /// A session of `n_ctx` positions with a `kv_type` cache, refused (with `hint` on what to lower)
 /// when the cache would exceed [`MAX_KV_BYTES`].
 pub fn checked_session(model: &Model<'_>, n_ctx: usize, kv_type: KvTypeArg, hint: &str) -> Result<Session> {
-    let ty = match kv_type {
-        KvTypeArg::F16 => KvType::F16,
-        KvTypeArg::F32 => KvType::F32,
-    };
+    let ty = kv_type.kv_type();
     let elem = if ty == KvType::F16 { 2u64 } else { 4 };
     let kv_bytes = 2 * u64::from(model.hp.n_layer) * n_ctx as u64 * model.kv_dim() as u64 * elem;
     if kv_bytes > MAX_KV_BYTES {
@@ -73,6 +70,16 @@ pub fn checked_session(model: &Model<'_>, n_ctx: usize, kv_type: KvTypeArg, hint
         );
     }
     Ok(Session::with_kv_type(model, n_ctx, ty))
+}
+
+impl KvTypeArg {
+    /// The core's cache type.
+    pub fn kv_type(self) -> KvType {
+        match self {
+            KvTypeArg::F16 => KvType::F16,
+            KvTypeArg::F32 => KvType::F32,
+        }
+    }
 }
 
 /// Sampling options.

@@ -181,3 +181,140 @@ fn nothing_to_feed_is_refused() {
     assert_eq!(Generation::new(s(), vec![1, 2], 2, 5, &[]).err(), Some(GenerateError::NothingToFeed));
     assert_eq!(Generation::new(s(), vec![], 0, 5, &[]).err(), Some(GenerateError::NothingToFeed));
 }
+
+/// Several generations decoding together, as a server runs them: each prompt fed on its own
+/// (`step`), then every step one shared pass ([`Model::forward_multi`]) feeds each session its
+/// pending token and each samples alone (`sample`), sessions joining and leaving between steps.
+/// Every generation's tokens, pieces, end and cache equal the same generation run alone.
+#[test]
+fn generations_decoding_together_equal_each_alone() {
+    use llamux_core::session::{BatchScratch, KvType};
+    let prompts: [&[u8]; 5] =
+        [b"Once upon a time", b"The capital of France is", PROMPT, b"fn main() {", b"Il \xc3\xa9tait une fois"];
+    // (max tokens, context length, stop string, step at which it joins)
+    let cases: [(usize, usize, &[u8], usize); 5] =
+        [(14, 128, b"", 0), (5, 128, b"", 0), (30, 12, b"", 1), (12, 128, b"\x01never", 3), (8, 96, b"", 6)];
+    for (var, bytes) in models() {
+        let g = Gguf::parse(&bytes).unwrap();
+        let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
+        let pool = Threads::new(2);
+        for temp in [0.0, 0.9] {
+            let new_gen = |i: usize| {
+                let (max, _, stop, _) = cases[i];
+                Generation::new(sampler(&model, temp), tok.encode(prompts[i], true, true), 0, max, &[stop]).unwrap()
+            };
+            let session = |i: usize| Session::with_options(&model, cases[i].1, KvType::F16, 8);
+            let want: Vec<_> = (0..5)
+                .map(|i| {
+                    let (mut sess, mut gen) = (session(i), new_gen(i));
+                    let out = run(&model, &tok, &mut sess, &pool, &mut gen);
+                    (out, sess.pos)
+                })
+                .collect();
+
+            let mut sessions: Vec<Session> = (0..5).map(session).collect();
+            let mut gens: Vec<Option<Generation>> = (0..5).map(|_| None).collect();
+            // Per generation: tokens, pieces, end.
+            type Out = (Vec<u32>, Vec<Vec<u8>>, Option<Stop>);
+            let mut got: Vec<Out> = vec![(vec![], vec![], None); 5];
+            let mut scratch = BatchScratch::try_new(&model, 5, 128).unwrap();
+            let mut shared_steps = 0;
+            for step in 0..200 {
+                for i in (0..5).filter(|&i| cases[i].3 == step) {
+                    let mut gen = new_gen(i);
+                    while gen.feeding_prompt() {
+                        assert_eq!(gen.step(&model, &tok, &mut sessions[i], &pool).unwrap(), Step::Prompt);
+                    }
+                    gens[i] = Some(gen);
+                }
+                // Sample where logits are ready; whatever ends leaves.
+                for i in 0..5 {
+                    let Some(gen) = gens[i].as_mut() else { continue };
+                    match gen.sample(&tok, &mut sessions[i]) {
+                        Some(Step::Token { id, piece }) => {
+                            got[i].0.push(id);
+                            got[i].1.push(piece.to_vec());
+                        }
+                        Some(Step::End(_)) | Some(Step::Prompt) => {}
+                        None => panic!("{var}: session {i} had nothing to sample"),
+                    }
+                    assert!(gen.sample(&tok, &mut sessions[i]).is_none() || gen.end().is_some(), "pending");
+                }
+                let mut rows: Vec<&mut Session> = Vec::new();
+                let mut tokens = Vec::new();
+                let mut fed = Vec::new();
+                for (i, (gen, sess)) in gens.iter_mut().zip(sessions.iter_mut()).enumerate() {
+                    let Some(g) = gen.as_mut() else { continue };
+                    match g.pending(sess) {
+                        Some(t) => {
+                            tokens.push(t);
+                            rows.push(sess);
+                            fed.push(i);
+                        }
+                        None => {
+                            got[i].2 = g.end();
+                            *gen = None;
+                        }
+                    }
+                }
+                if rows.is_empty() {
+                    if (0..5).all(|i| cases[i].3 <= step) {
+                        break;
+                    }
+                    continue;
+                }
+                model.forward_multi(&mut rows, &tokens, &mut scratch, &pool).unwrap();
+                shared_steps += 1;
+                for &i in &fed {
+                    gens[i].as_mut().unwrap().fed_externally();
+                }
+            }
+            assert!(shared_steps > 10, "{var}: {shared_steps} shared steps");
+            for (i, ((ids, pieces, stop), pos)) in want.into_iter().enumerate() {
+                assert_eq!(got[i].0, ids, "{var} temp {temp}: session {i}'s tokens");
+                assert_eq!(got[i].1, pieces, "{var} temp {temp}: session {i}'s pieces");
+                assert_eq!(got[i].2, Some(stop), "{var} temp {temp}: session {i}'s end");
+                assert_eq!(sessions[i].pos, pos, "{var} temp {temp}: session {i}'s cache");
+            }
+        }
+    }
+}
+
+/// `step` after `sample` feeds the pending token first: the same tokens as `step` alone.
+#[test]
+fn step_feeds_what_sample_left_pending() {
+    for (var, bytes) in models() {
+        let g = Gguf::parse(&bytes).unwrap();
+        let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
+        let prompt = tok.encode(PROMPT, true, true);
+        let mut sess = Session::new(&model, 256);
+        let mut gen = Generation::new(sampler(&model, 0.0), prompt.clone(), 0, 12, &[]).unwrap();
+        let (want, _, _) = run(&model, &tok, &mut sess, &Serial, &mut gen);
+
+        let mut sess = Session::new(&model, 256);
+        let mut gen = Generation::new(sampler(&model, 0.0), prompt, 0, 12, &[]).unwrap();
+        assert!(gen.sample(&tok, &mut sess).is_none(), "{var}: nothing to sample before the prompt");
+        assert_eq!(gen.pending(&sess), None);
+        while gen.feeding_prompt() {
+            gen.step(&model, &tok, &mut sess, &Serial).unwrap();
+        }
+        let mut ids = Vec::new();
+        for i in 0.. {
+            let step = if i % 2 == 0 {
+                gen.sample(&tok, &mut sess).unwrap()
+            } else {
+                gen.step(&model, &tok, &mut sess, &Serial).unwrap()
+            };
+            match step {
+                Step::Token { id, .. } => ids.push(id),
+                Step::End(_) => break,
+                Step::Prompt => panic!("{var}: a prompt step"),
+            }
+            if i % 2 == 0 && gen.end().is_none() {
+                assert_eq!(gen.pending(&sess), Some(*ids.last().unwrap()), "{var}");
+                assert!(gen.sample(&tok, &mut sess).is_none(), "{var}: a token is pending");
+            }
+        }
+        assert_eq!(ids, want, "{var}");
+    }
+}
