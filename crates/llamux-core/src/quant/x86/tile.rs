@@ -21,6 +21,18 @@ pub(crate) const KB: usize = 64;
 /// Column groups whose accumulators are kept at a time.
 pub(crate) const G: usize = 4;
 
+/// Asks the L2 cache for `next` (the weight rows of the next pass: streamed from memory while this
+/// pass computes, as the hardware prefetcher alone does not keep up with its short bursts of loads).
+#[inline]
+pub(crate) fn tile_prefetch<X>(next: Option<&[X]>) {
+    let Some(next) = next else { return };
+    let (p, len) = (next.as_ptr().cast::<i8>(), core::mem::size_of_val(next));
+    for off in (0..len).step_by(64) {
+        // SAFETY: a prefetch is a hint that never faults; `off` is within `next`.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(off)) };
+    }
+}
+
 /// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`: the lanes of `hsum_f32_avx2`, here
 /// eight vectors of sixteen tokens each.
 #[inline]
@@ -107,6 +119,7 @@ macro_rules! legacy_tile {
             let mut acc = [[[zero; R]; 8]; G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
+                tile_prefetch(xs.get((r0 + R) * nb..(r0 + 2 * R) * nb));
                 for gp in (0..groups).step_by(G) {
                     let ng = (groups - gp).min(G);
                     acc.iter_mut().take(ng).for_each(|a| *a = [[zero; R]; 8]);
@@ -266,6 +279,7 @@ macro_rules! k_tile {
             let mut acc = [[zero; R]; G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
+                tile_prefetch(xs.get((r0 + R) * nb..(r0 + 2 * R) * nb));
                 for gp in (0..groups).step_by(G) {
                     let ng = (groups - gp).min(G);
                     acc.iter_mut().take(ng).for_each(|a| *a = [zero; R]);
@@ -391,6 +405,7 @@ macro_rules! legacy_tile8 {
             let mut acc = [[[zero; R]; 8]; 2 * G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
+                tile_prefetch(xs.get((r0 + R) * nb..(r0 + 2 * R) * nb));
                 for hp in (0..halves).step_by(2 * G) {
                     let nh = (halves - hp).min(2 * G);
                     acc.iter_mut().take(nh).for_each(|a| *a = [[zero; R]; 8]);
@@ -513,6 +528,7 @@ macro_rules! k_tile8 {
             let mut acc = [[zero; R]; 2 * G];
             for r0 in (0..n_rows).step_by(R) {
                 let nr = (n_rows - r0).min(R);
+                tile_prefetch(xs.get((r0 + R) * nb..(r0 + 2 * R) * nb));
                 for hp in (0..halves).step_by(2 * G) {
                     let nh = (halves - hp).min(2 * G);
                     acc.iter_mut().take(nh).for_each(|a| *a = [zero; R]);
