@@ -1,7 +1,8 @@
 //! The generation loop: feed a prompt, then sample, emit and feed tokens until a limit, the
 //! end-of-generation token, a stop string or a full context ends it. One loop for every host:
-//! the CLI's `run` and `chat`, the kernel module (one bounded [`Generation::step`] per call, so
-//! it can stop between any two) and the server.
+//! the CLI's `run` and `chat`, the kernel module (bounded steps it can stop between: prompt
+//! chunks by [`Generation::step`], then [`Generation::sample`] for every session, whose tokens
+//! it feeds together) and the server.
 //!
 //! Sampling reads the session's own logits buffer in place: no copy of the vocabulary-sized
 //! row per token, and no heap allocation per token (everything is reserved up front).
@@ -148,8 +149,9 @@ impl Generation {
 
     /// One bounded unit of work: feeds a batch of prompt tokens (at most the session's
     /// [`max_batch`](Session::max_batch)), or samples a token, emits it and feeds it (one forward
-    /// pass either way). The session must be the one the cached tokens
-    /// were fed to, and nothing else may feed it in between.
+    /// pass either way; a token left [`pending`](Self::pending) by [`sample`](Self::sample) is
+    /// fed first). The session must be the one the cached tokens were fed to, and nothing else
+    /// may feed it in between.
     pub fn step(
         &mut self,
         model: &Model<'_>,
@@ -165,10 +167,76 @@ impl Generation {
             self.feed(model, sess, par, self.tokens.len().min(self.fed + sess.max_batch()))?;
             return Ok(self.end.map_or(Step::Prompt, Step::End));
         }
+        if self.is_pending() {
+            self.feed(model, sess, par, self.fed + 1)?;
+            if let Some(stop) = self.end {
+                return Ok(Step::End(stop));
+            }
+        }
+        let Some(next) = self.sample_and_emit(tok, sess) else {
+            return Ok(self.end.map_or(Step::Prompt, Step::End));
+        };
+        if self.end.is_none() {
+            self.feed(model, sess, par, self.fed + 1)?;
+        }
+        Ok(Step::Token { id: next, piece: &self.piece })
+    }
+
+    /// The sampling half of [`step`](Self::step), for hosts that feed several sessions in one
+    /// pass ([`Model::forward_multi`]): samples from the session's logits and emits the token
+    /// without feeding it. Unless generation ends on it, the token is then
+    /// [`pending`](Self::pending) until the host feeds it and calls
+    /// [`fed_externally`](Self::fed_externally). `None` when the session must be fed first (prompt
+    /// tokens left, or a token pending): there are no logits to sample from.
+    pub fn sample(&mut self, tok: &Tokenizer<'_>, sess: &mut Session) -> Option<Step<'_>> {
+        if let Some(stop) = self.end {
+            return Some(Step::End(stop));
+        }
+        if self.feeding_prompt() || self.is_pending() {
+            return None;
+        }
+        Some(match self.sample_and_emit(tok, sess) {
+            Some(id) => Step::Token { id, piece: &self.piece },
+            None => Step::End(self.end.unwrap_or(Stop::EndOfGeneration)),
+        })
+    }
+
+    /// The token the host must feed to this session next (at its next position) when it feeds
+    /// sessions itself: the last one [`sample`](Self::sample) emitted. `None` when nothing is
+    /// pending (prompt tokens left, nothing sampled yet, generation ended). A session whose
+    /// context is full cannot take it: that ends the generation here, as a failed feed in
+    /// [`step`](Self::step) does.
+    pub fn pending(&mut self, sess: &Session) -> Option<u32> {
+        if !self.is_pending() {
+            return None;
+        }
+        if sess.pos >= sess.n_ctx() {
+            self.end = Some(Stop::ContextFull);
+            return None;
+        }
+        self.tokens.get(self.fed).copied()
+    }
+
+    /// Records that the host fed the [`pending`](Self::pending) token to the session (nothing
+    /// happens when none is pending).
+    pub fn fed_externally(&mut self) {
+        if self.is_pending() {
+            self.fed += 1;
+        }
+    }
+
+    /// A sampled token awaits feeding.
+    fn is_pending(&self) -> bool {
+        self.end.is_none() && self.generated > 0 && self.fed < self.tokens.len()
+    }
+
+    /// Samples, records and decodes the next token into `self.piece` (`None`: end of
+    /// generation), ending the generation when the token completes a stop string or the limit.
+    fn sample_and_emit(&mut self, tok: &Tokenizer<'_>, sess: &mut Session) -> Option<u32> {
         let next = self.sampler.sample(sess.logits_mut(), &self.tokens);
         if tok.vocab.is_eog(next) {
             self.end = Some(Stop::EndOfGeneration);
-            return Ok(Step::End(Stop::EndOfGeneration));
+            return None;
         }
         self.generated += 1;
         self.tokens.push(next); // within the reserve: at most max_tokens are pushed
@@ -179,10 +247,8 @@ impl Generation {
         } else if self.generated >= self.max_tokens {
             // The last token is not fed: nothing would read its logits.
             self.end = Some(Stop::Length);
-        } else {
-            self.feed(model, sess, par, self.fed + 1)?;
         }
-        Ok(Step::Token { id: next, piece: &self.piece })
+        Some(next)
     }
 
     /// Feeds the tokens from `self.fed` to `end` as one batch; a full context ends the
