@@ -83,7 +83,7 @@ cat /proc/llamux/response > /tmp/r.txt
 # the weights for all. Tokens per second from the stats: tokens over the time of the engine's
 # decoding steps. The check is that the sessions were batched (most steps decode several) and
 # lose no throughput by it; the ratio itself is reported: under TCG arithmetic, not reading the
-# weights, is what a token costs, so it stays near 1 for the tiny model (the core's own
+# weights, is what a token costs, so it is small for the tiny model (the core's own
 # `llamux bench --sessions 8` gains as little under user-mode emulation).
 BATCH_TOKENS=$((SPEED_TOKENS * 3 / 8))
 stat() { grep "^$1:" /proc/llamux/stats | cut -d' ' -f2; }
