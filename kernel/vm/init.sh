@@ -85,7 +85,7 @@ cat /proc/llamux/response > /tmp/r.txt
 # lose no throughput by it; the ratio itself is reported: under TCG arithmetic, not reading the
 # weights, is what a token costs, so it is small for the tiny model (the core's own
 # `llamux bench --sessions 8` gains as little under user-mode emulation).
-BATCH_TOKENS=$((SPEED_TOKENS * 3 / 8))
+BATCH_TOKENS=$((SPEED_TOKENS / 4))
 stat() { grep "^$1:" /proc/llamux/stats | cut -d' ' -f2; }
 snap() { echo "$(stat tokens) $(stat engine_decode_us) $(stat engine_steps) $(now_cs)"; }
 bprompt() { printf '%s %s' "$PROMPT" "$(seq -s ' ' 1 $1)"; }
