@@ -212,16 +212,6 @@ void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const voi
 	size_t i;
 	u64 spin_end;
 
-	/*
-	 * A scheduling point between the operations of a pass (five per layer), so that a step of
-	 * many sessions, one FPU section, does not keep the CPU from whoever needs it: leaving the
-	 * section here is safe for the reason given at llamux_shim_alloc().
-	 */
-	if (need_resched()) {
-		kernel_fpu_end();
-		cond_resched();
-		kernel_fpu_begin();
-	}
 	if (lx_pool.n == 0 || n_chunks < 2 || atomic_cmpxchg(&lx_pool.busy, 0, 1) != 0) {
 		for (i = 0; i < n_chunks; i++)
 			LX_CALL(fn, ctx, i, 0, 0, 0, 0);
