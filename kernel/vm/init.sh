@@ -121,7 +121,7 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 [ $same = 16 ] && pass "8 concurrent greedy sessions, twice: each text equals its prompt run alone" || bad "$((16 - same)) of 16 concurrent sessions differ from their prompt run alone"
 awk '{ k = ($1 == 8); t[k] += $6 - $2; u[k] += $7 - $3; s[k] += $8 - $4; w[k] += $9 - $5 } END {
-  if (u[0] <= 0 || u[1] <= 0 || s[0] <= 0 || s[1] <= 0) { print "batching: missing figures"; exit 1 }
+  if (u[0] <= 0 || u[1] <= 0 || s[0] <= 0 || s[1] <= 0 || w[0] <= 0 || w[1] <= 0) { print "batching: missing figures"; exit 1 }
   one = t[0] / (u[0] / 1e6); agg = t[1] / (u[1] / 1e6);
   printf "kernel 8-session aggregate: %.3f tok/s vs 1 session %.3f tok/s (%.2fx); %d tokens in %d steps (%.2f sessions per step) vs %d in %d; by the wall clock %.2f tok/s vs %.2f tok/s\n",
     agg, one, agg / one, t[1], s[1], t[1] / s[1], t[0], s[0], t[1] / (w[1] / 100), t[0] / (w[0] / 100);
