@@ -8,6 +8,7 @@
 
 struct lx_engine;
 struct lx_session;
+struct lx_batch;
 
 struct lx_config {
 	u32 n_ctx;
@@ -23,9 +24,23 @@ void llamux_engine_free(struct lx_engine *e);
 void llamux_engine_info(const struct lx_engine *e, u32 *n_vocab, u32 *n_ctx_train, u32 *n_layer);
 struct lx_session *llamux_session_new(const struct lx_engine *e, const struct lx_config *cfg,
 				      const u8 *prompt, size_t len, char *err, size_t err_len);
-int llamux_session_step(const struct lx_engine *e, struct lx_session *s, u8 *out, size_t out_len);
-u32 llamux_session_generated(const struct lx_session *s);
+int llamux_session_prompt(const struct lx_engine *e, struct lx_session *s, u32 *fed);
 void llamux_session_free(struct lx_session *s);
+
+/* One session of a decoding step (llamux_decode_step), as the Rust LxSlot. */
+struct lx_slot {
+	struct lx_session *session;	/* in: a session that has fed its prompt */
+	u8 *out;			/* in: room for the text of the step's token */
+	u32 out_len;			/* in */
+	u32 len;			/* out: bytes written to out */
+	u32 generated;			/* out: tokens generated so far */
+	s32 status;			/* out: 0 goes on, 1 ended, -1 internal error */
+};
+
+struct lx_batch *llamux_batch_new(const struct lx_engine *e, size_t max_sessions, size_t n_ctx, char *err,
+				  size_t err_len);
+void llamux_batch_free(struct lx_batch *b);
+int llamux_decode_step(const struct lx_engine *e, struct lx_batch *b, struct lx_slot *slots, size_t n);
 
 /* Calls fn(a1..a6) on a 16-byte aligned stack (llamux_call.S): every call into Rust goes
  * through it, because the kernel's stack is only 8-byte aligned. */

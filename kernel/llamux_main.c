@@ -8,9 +8,11 @@
  * generated (reads block until data is available and are interrupted by signals). Closing a
  * file that has been read from cancels its generation. A file closed without being read from
  * (`echo "…" > /proc/llamux/prompt`) leaves its generation running for /proc/llamux/response,
- * which streams the newest such answer. Generation runs on a kernel thread per session, one
- * token per FPU section, yielding in between; matrix products are shared with a pool of kernel
- * threads, one per CPU.
+ * which streams the newest such answer. One kernel thread, the engine, generates for every
+ * session: each step decodes one token for all decoding sessions together, in one pass over the
+ * weights (continuous batching), and feeds prompt chunks to new sessions; one FPU section per
+ * engine call, yielding in between. Matrix products are shared with a pool of kernel threads,
+ * one per CPU.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -50,7 +52,7 @@ module_param(threads, uint, 0444);
 MODULE_PARM_DESC(threads, "Threads per matrix product (default: online CPUs)");
 static unsigned int max_sessions = 32;
 module_param(max_sessions, uint, 0444);
-MODULE_PARM_DESC(max_sessions, "Sessions open at once");
+MODULE_PARM_DESC(max_sessions, "Sessions open at once (1 to 256), all decoded together in each engine step");
 
 /* Runtime configuration (/proc/llamux/config). Integers only: no floating point in C. */
 static DEFINE_MUTEX(lx_config_lock);
@@ -72,6 +74,9 @@ static atomic64_t lx_gen_ns = ATOMIC64_INIT(0);	/* decoding time (after the prom
 static atomic64_t lx_first_token_ns_sum = ATOMIC64_INIT(0);
 static atomic64_t lx_first_token_count = ATOMIC64_INIT(0);
 static atomic64_t lx_alloc_bytes = ATOMIC64_INIT(0);
+static atomic64_t lx_engine_ns = ATOMIC64_INIT(0);	/* engine steps that decoded, all sessions at once */
+static atomic64_t lx_engine_steps = ATOMIC64_INIT(0);
+static atomic64_t lx_batch_max = ATOMIC64_INIT(0);	/* most sessions decoded in one step */
 
 /* ---- services for the engine ---- */
 
@@ -124,8 +129,8 @@ void llamux_shim_panic(const u8 *msg, size_t len)
  * heads) into tasks and hands them to llamux_shim_parallel(), called from Rust inside an FPU section. The chunks are claimed by the
  * caller and by the pool's kernel threads (one per other CPU), each in its own FPU section. The
  * caller then leaves its FPU section to sleep until the workers are done (a function call, as
- * for allocation). One product uses the pool at a time; concurrent sessions that find it busy
- * run their chunks themselves.
+ * for allocation). One product uses the pool at a time (the engine thread's); a caller that
+ * finds it busy runs its chunks itself.
  */
 #define LX_MAX_WORKERS 63
 
@@ -292,81 +297,200 @@ static int lx_check_digest(const void *data, size_t len, const char *hex)
 	return 0;
 }
 
-/* ---- sessions ---- */
+/*
+ * ---- sessions and the engine ----
+ *
+ * Every open prompt file with a prompt written is a session on the engine's active list. One
+ * kernel thread, the engine, steps them all: each step first feeds prompt chunks to the
+ * sessions still feeding theirs (round robin, about LX_PROMPT_BUDGET tokens per step in all, so
+ * that a long prompt does not hold up the sessions that are decoding), then decodes one token
+ * for every other session in one call (llamux_decode_step: each samples, then all the sampled
+ * tokens are fed in one pass over the weights). Each step's text goes to the session's FIFO,
+ * from which its reader copies it. A session whose FIFO has no room for another token is left
+ * out of the steps until its reader catches up (it waits, the others go on); one that reaches
+ * its timeout leaves, as does one that ends or fails. The engine holds lx_eng.lock for a whole
+ * step, so a file that joins or is released waits at most one step, and a released file's
+ * session is never in use when it is freed. Every engine call is one FPU section; the engine
+ * yields between calls and sleeps when no session can be stepped.
+ */
+#define LX_PIECE_MAX 256	/* the text of one token (a longer one is cut) */
+#define LX_PROMPT_BUDGET 32	/* prompt tokens per engine step, all sessions together */
+#define LX_MAX_CTX 32768	/* the largest n_ctx the config takes */
+#define LX_MAX_SESSIONS 256
 
 struct lx_file {
 	struct mutex lock;		/* serializes write/read/release */
-	struct lx_session *session;
-	struct task_struct *worker;
+	struct lx_session *session;	/* freed as soon as the session leaves the engine */
+	struct list_head node;		/* on lx_eng.active while active */
+	bool active;			/* stepped by the engine (under lx_eng.lock) */
+	bool prompting;			/* still feeding its prompt (engine only) */
 	DECLARE_KFIFO(out, u8, LX_FIFO_SIZE);
 	wait_queue_head_t readable;	/* output appended or generation ended */
-	wait_queue_head_t writable;	/* the reader consumed output */
 	bool started;
 	bool was_read;
 	bool done;
 	int error;
-	ktime_t t_start;
+	u32 generated;			/* tokens so far (engine only) */
+	unsigned long deadline;		/* jiffies at which the session times out */
+	ktime_t t_start, t_gen;
+	u8 piece[LX_PIECE_MAX];		/* the text of the engine's last step */
 	char err[128];
 };
 
-static int lx_worker(void *arg)
-{
-	struct lx_file *f = arg;
-	u8 piece[256];
-	bool first = true;
-	unsigned long deadline = jiffies + (unsigned long)lx_timeout_s * HZ;
-	ktime_t t_step, t_gen = 0;
-	u32 gen, generated = 0;
-	int n;
+static struct {
+	struct task_struct *task;
+	struct mutex lock;		/* the active list; held by the engine for a whole step */
+	struct list_head active;
+	wait_queue_head_t wake;
+	atomic_t kicks;			/* bumped by whatever may give an idle engine work */
+	struct lx_batch *batch;		/* the shared buffers of llamux_decode_step */
+	struct lx_slot *slots;		/* max_sessions of each */
+	struct lx_file **files;
+} lx_eng;
 
-	while (!kthread_should_stop()) {
-		if (time_after(jiffies, deadline)) {
-			f->error = -ETIMEDOUT;
-			break;
-		}
-		t_step = ktime_get();
+static void lx_engine_kick(void)
+{
+	atomic_inc(&lx_eng.kicks);
+	if (wq_has_sleeper(&lx_eng.wake))	/* a full barrier, after the increment */
+		wake_up(&lx_eng.wake);
+}
+
+/* Under lx_eng.lock: takes @f out of the engine, frees its session and tells its reader. */
+static void lx_retire(struct lx_file *f, int error)
+{
+	if (f->active) {
+		list_del(&f->node);
+		f->active = false;
+		if (f->generated)
+			atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_gen)), &lx_gen_ns);
+	}
+	if (f->session) {
 		kernel_fpu_begin();
-		n = (int)LX_CALL(llamux_session_step, lx_engine, f->session, piece, sizeof(piece), 0, 0);
+		LX_CALL(llamux_session_free, f->session, 0, 0, 0, 0, 0);
 		kernel_fpu_end();
-		if (n < 0) {
-			if (n != -1)
-				f->error = -EIO;
-			break;
+		f->session = NULL;
+	}
+	if (error && !f->error)
+		f->error = error;
+	smp_store_release(&f->done, true);	/* after the error and the last output */
+	wake_up_interruptible(&f->readable);
+}
+
+static void lx_engine_expire(void)
+{
+	struct lx_file *f, *tmp;
+
+	list_for_each_entry_safe(f, tmp, &lx_eng.active, node)
+		if (time_after(jiffies, f->deadline))
+			lx_retire(f, -ETIMEDOUT);
+}
+
+/* Prompt chunks for the sessions still feeding theirs; true when there were any. */
+static bool lx_engine_prompts(void)
+{
+	struct lx_file *f;
+	unsigned int n = 0, i, budget = 0;
+	int ret;
+
+	list_for_each_entry(f, &lx_eng.active, node)
+		if (f->prompting && n < max_sessions)
+			lx_eng.files[n++] = f;
+	for (i = 0; i < n && budget < LX_PROMPT_BUDGET; i++) {
+		u32 fed = 0;
+
+		f = lx_eng.files[i];
+		kernel_fpu_begin();
+		ret = (int)LX_CALL(llamux_session_prompt, lx_engine, f->session, &fed, 0, 0, 0);
+		kernel_fpu_end();
+		budget += max(fed, 1u);
+		if (ret < 0) {
+			lx_retire(f, ret == -1 ? 0 : -EIO);
+			continue;
 		}
-		/* Count tokens, not bytes: a token's piece may be empty (part of a UTF-8 sequence). */
-		gen = (u32)LX_CALL(llamux_session_generated, f->session, 0, 0, 0, 0, 0);
-		if (gen != generated) {
-			generated = gen;
-			if (first) {
-				t_gen = t_step;	/* decoding starts with this step */
-				atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_start)), &lx_first_token_ns_sum);
-				atomic64_inc(&lx_first_token_count);
-				first = false;
-			}
-			atomic64_inc(&lx_tokens);
-		}
-		if (n > 0) {
-			/* Wait for room; the reader may be slow. */
-			wait_event_interruptible(f->writable, kthread_should_stop() || kfifo_avail(&f->out) >= n);
-			if (kthread_should_stop())
-				break;
-			kfifo_in(&f->out, piece, n);
-			wake_up_interruptible(&f->readable);
-		}
+		f->prompting = ret > 0;
+		/* To the back: the next step begins with the sessions this one did not reach. */
+		list_move_tail(&f->node, &lx_eng.active);
 		cond_resched();
 	}
-	if (!first)
-		atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), t_gen)), &lx_gen_ns);
-	WRITE_ONCE(f->done, true);
-	wake_up_interruptible(&f->readable);
-	/* Stay until kthread_stop() so that release() can always stop us. */
-	while (!kthread_should_stop()) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (kthread_should_stop()) {
-			__set_current_state(TASK_RUNNING);
-			break;
+	return n > 0;
+}
+
+/* One token for every decoding session whose reader has room for it; true when there were any. */
+static bool lx_engine_decode(void)
+{
+	struct lx_file *f;
+	size_t n = 0, i;
+	s64 tokens = 0;
+	ktime_t t0;
+
+	list_for_each_entry(f, &lx_eng.active, node) {
+		if (f->prompting || kfifo_avail(&f->out) < LX_PIECE_MAX || n >= max_sessions)
+			continue;
+		lx_eng.files[n] = f;
+		lx_eng.slots[n] = (struct lx_slot){ .session = f->session, .out = f->piece, .out_len = LX_PIECE_MAX };
+		n++;
+	}
+	if (n == 0)
+		return false;
+	t0 = ktime_get();
+	kernel_fpu_begin();
+	LX_CALL(llamux_decode_step, lx_engine, lx_eng.batch, lx_eng.slots, n, 0, 0);
+	kernel_fpu_end();
+	for (i = 0; i < n; i++) {
+		struct lx_slot *s = &lx_eng.slots[i];
+
+		f = lx_eng.files[i];
+		/* Count tokens, not bytes: a token's piece may be empty (part of a UTF-8 sequence). */
+		if (s->generated != f->generated) {
+			if (!f->generated) {
+				f->t_gen = t0;	/* decoding starts with this step */
+				atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_start)), &lx_first_token_ns_sum);
+				atomic64_inc(&lx_first_token_count);
+			}
+			f->generated = s->generated;
+			tokens++;
 		}
-		schedule();
+		if (s->len > 0) {
+			kfifo_in(&f->out, f->piece, min_t(u32, s->len, LX_PIECE_MAX));
+			wake_up_interruptible(&f->readable);
+		}
+		if (s->status != 0)
+			lx_retire(f, s->status > 0 ? 0 : -EIO);
+	}
+	if (tokens) {
+		atomic64_add(tokens, &lx_tokens);
+		atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), t0)), &lx_engine_ns);
+		atomic64_inc(&lx_engine_steps);
+		if (tokens > atomic64_read(&lx_batch_max))
+			atomic64_set(&lx_batch_max, tokens);
+	}
+	return true;
+}
+
+static int lx_engine_thread(void *arg)
+{
+	while (!kthread_should_stop()) {
+		int kicks = atomic_read(&lx_eng.kicks);
+		bool worked, idle;
+
+		mutex_lock(&lx_eng.lock);
+		lx_engine_expire();
+		worked = lx_engine_prompts();
+		worked |= lx_engine_decode();
+		idle = list_empty(&lx_eng.active);
+		mutex_unlock(&lx_eng.lock);
+		if (worked) {
+			cond_resched();
+			continue;
+		}
+		/*
+		 * Nothing to step: no session, or each waits for its reader. A new session or a
+		 * read wakes the engine; while sessions wait, it also looks at their timeouts
+		 * every second.
+		 */
+		wait_event_interruptible_timeout(lx_eng.wake,
+						 kthread_should_stop() || atomic_read(&lx_eng.kicks) != kicks,
+						 idle ? MAX_SCHEDULE_TIMEOUT : HZ);
 	}
 	return 0;
 }
@@ -385,9 +509,9 @@ static int lx_prompt_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	}
 	mutex_init(&f->lock);
+	INIT_LIST_HEAD(&f->node);
 	INIT_KFIFO(f->out);
 	init_waitqueue_head(&f->readable);
-	init_waitqueue_head(&f->writable);
 	file->private_data = f;
 	return 0;
 }
@@ -396,6 +520,7 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 {
 	struct lx_file *f = file->private_data;
 	struct lx_config cfg;
+	unsigned int timeout;
 	char *text;
 	ssize_t ret = len;
 
@@ -416,7 +541,9 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	}
 	mutex_lock(&lx_config_lock);
 	cfg = lx_cfg;
+	timeout = lx_timeout_s;
 	mutex_unlock(&lx_config_lock);
+	/* Tokenizing and allocating the session happen here, in the writer's time. */
 	kernel_fpu_begin();
 	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, &cfg, text, len, f->err, sizeof(f->err));
 	kernel_fpu_end();
@@ -427,13 +554,14 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	}
 	f->started = true;
 	f->t_start = ktime_get();
+	f->deadline = jiffies + (unsigned long)timeout * HZ;
 	atomic64_inc(&lx_requests);
-	f->worker = kthread_run(lx_worker, f, "llamux-gen");
-	if (IS_ERR(f->worker)) {
-		ret = PTR_ERR(f->worker);
-		f->worker = NULL;
-		f->done = true;
-	}
+	mutex_lock(&lx_eng.lock);
+	f->prompting = true;
+	f->active = true;
+	list_add_tail(&f->node, &lx_eng.active);
+	mutex_unlock(&lx_eng.lock);
+	lx_engine_kick();
 out:
 	mutex_unlock(&f->lock);
 	kfree(text);
@@ -449,13 +577,14 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 	if (!f->started)
 		return -EINVAL;
 	f->was_read = true;
-	ret = wait_event_interruptible(f->readable, !kfifo_is_empty(&f->out) || READ_ONCE(f->done));
+	ret = wait_event_interruptible(f->readable, !kfifo_is_empty(&f->out) || smp_load_acquire(&f->done));
 	if (ret)
 		return ret;	/* -ERESTARTSYS: interrupted by a signal */
 	mutex_lock(&f->lock);
 	ret = kfifo_to_user(&f->out, buf, len, &copied);
 	mutex_unlock(&f->lock);
-	wake_up_interruptible(&f->writable);
+	if (copied)
+		lx_engine_kick();	/* the session may have been waiting for room */
 	if (ret)
 		return ret;
 	if (copied == 0 && f->error)
@@ -466,15 +595,9 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 /* Stops a session's generation and frees it. */
 static void lx_file_free(struct lx_file *f)
 {
-	if (f->worker) {
-		wake_up_interruptible(&f->writable);
-		kthread_stop(f->worker);
-	}
-	if (f->session) {
-		kernel_fpu_begin();
-		LX_CALL(llamux_session_free, f->session, 0, 0, 0, 0, 0);
-		kernel_fpu_end();
-	}
+	mutex_lock(&lx_eng.lock);
+	lx_retire(f, 0);
+	mutex_unlock(&lx_eng.lock);
 	kfree(f);
 	atomic_dec(&lx_live);
 }
@@ -537,6 +660,8 @@ static int lx_status_show(struct seq_file *m, void *v)
 	seq_printf(m, "model: %s\nbytes: %zu\nvocab: %u\nlayers: %u\ncontext_train: %u\nsessions: %d/%u\nthreads: %d\n",
 		   model, lx_model_size, lx_n_vocab, lx_n_layer, lx_n_ctx_train, atomic_read(&lx_live), max_sessions,
 		   lx_pool.n + 1);
+	seq_printf(m, "engine: one step decodes up to %u sessions together, plus %d prompt tokens\n", max_sessions,
+		   LX_PROMPT_BUDGET);
 	return 0;
 }
 
@@ -545,6 +670,9 @@ static int lx_stats_show(struct seq_file *m, void *v)
 	s64 tokens = atomic64_read(&lx_tokens), ns = atomic64_read(&lx_gen_ns);
 	s64 ft = atomic64_read(&lx_first_token_count);
 	s64 milli_tps = ns > 0 ? div64_s64(tokens * 1000LL * NSEC_PER_SEC, ns) : 0;
+	/* Tokens over the time of the engine's decoding steps: all sessions' tokens per second. */
+	s64 ens = atomic64_read(&lx_engine_ns);
+	s64 milli_agg = ens > 0 ? div64_s64(tokens * 1000LL * NSEC_PER_SEC, ens) : 0;
 
 	seq_printf(m, "requests: %lld\ntokens: %lld\ndecode_us: %lld\ntokens_per_s: %lld.%03lld\n",
 		   atomic64_read(&lx_requests), tokens, div64_s64(ns, NSEC_PER_USEC), milli_tps / 1000,
@@ -552,6 +680,9 @@ static int lx_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "first_token_ms: %lld\nlive_sessions: %d\nengine_bytes: %lld\nmodel_bytes: %zu\n",
 		   ft ? div64_s64(atomic64_read(&lx_first_token_ns_sum), ft * NSEC_PER_MSEC) : 0,
 		   atomic_read(&lx_live), atomic64_read(&lx_alloc_bytes), lx_model_size);
+	seq_printf(m, "engine_steps: %lld\nengine_decode_us: %lld\nengine_tokens_per_s: %lld.%03lld\nbatch_max: %lld\n",
+		   atomic64_read(&lx_engine_steps), div64_s64(ens, NSEC_PER_USEC), milli_agg / 1000, milli_agg % 1000,
+		   atomic64_read(&lx_batch_max));
 	return 0;
 }
 
@@ -631,7 +762,7 @@ static ssize_t lx_config_write(struct file *file, const char __user *ubuf, size_
 		*val++ = 0;
 		if (!strcmp(line, "n_ctx")) {
 			ret = kstrtouint(val, 10, &u);
-			if (!ret && (u < 16 || u > 32768))
+			if (!ret && (u < 16 || u > LX_MAX_CTX))
 				ret = -EINVAL;
 			next.n_ctx = u;
 		} else if (!strcmp(line, "max_tokens")) {
@@ -690,6 +821,57 @@ static const struct proc_ops lx_config_ops = {
 
 /* ---- module ---- */
 
+static void lx_engine_stop(void)
+{
+	if (lx_eng.task)
+		kthread_stop(lx_eng.task);
+	lx_eng.task = NULL;
+	if (lx_eng.batch) {
+		kernel_fpu_begin();
+		LX_CALL(llamux_batch_free, lx_eng.batch, 0, 0, 0, 0, 0);
+		kernel_fpu_end();
+		lx_eng.batch = NULL;
+	}
+	kfree(lx_eng.slots);
+	kfree(lx_eng.files);
+	lx_eng.slots = NULL;
+	lx_eng.files = NULL;
+}
+
+/* The shared decoding buffers, sized for max_sessions, and the engine thread. */
+static int lx_engine_start(void)
+{
+	char err[160] = "";
+	struct task_struct *t;
+
+	mutex_init(&lx_eng.lock);
+	INIT_LIST_HEAD(&lx_eng.active);
+	init_waitqueue_head(&lx_eng.wake);
+	max_sessions = clamp(max_sessions, 1u, (unsigned int)LX_MAX_SESSIONS);
+	lx_eng.slots = kcalloc(max_sessions, sizeof(*lx_eng.slots), GFP_KERNEL);
+	lx_eng.files = kcalloc(max_sessions, sizeof(*lx_eng.files), GFP_KERNEL);
+	if (!lx_eng.slots || !lx_eng.files) {
+		lx_engine_stop();
+		return -ENOMEM;
+	}
+	kernel_fpu_begin();
+	lx_eng.batch = (struct lx_batch *)LX_CALL(llamux_batch_new, lx_engine, max_sessions, LX_MAX_CTX, err,
+						 sizeof(err), 0);
+	kernel_fpu_end();
+	if (!lx_eng.batch) {
+		pr_err("llamux: %s\n", err);
+		lx_engine_stop();
+		return -ENOMEM;
+	}
+	t = kthread_run(lx_engine_thread, NULL, "llamux-engine");
+	if (IS_ERR(t)) {
+		lx_engine_stop();
+		return PTR_ERR(t);
+	}
+	lx_eng.task = t;
+	return 0;
+}
+
 static int __init lx_init(void)
 {
 	size_t file_size = 0;
@@ -722,6 +904,9 @@ static int __init lx_init(void)
 		ret = -EINVAL;
 		goto free_data;
 	}
+	ret = lx_engine_start();
+	if (ret)
+		goto free_engine;
 	lx_dir = proc_mkdir("llamux", NULL);
 	if (!lx_dir ||
 	    !proc_create("prompt", 0660, lx_dir, &lx_prompt_ops) ||
@@ -737,6 +922,8 @@ static int __init lx_init(void)
 
 free_proc:
 	proc_remove(lx_dir);
+	lx_engine_stop();
+free_engine:
 	kernel_fpu_begin();
 	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();
@@ -748,9 +935,10 @@ free_data:
 
 static void __exit lx_exit(void)
 {
-	proc_remove(lx_dir);
+	proc_remove(lx_dir);	/* releases every open file, so every session */
 	if (lx_detached)
 		lx_file_free(lx_detached);
+	lx_engine_stop();
 	kernel_fpu_begin();
 	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();

@@ -10,13 +10,14 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
 use llamux_core::gguf::Gguf;
 use llamux_core::model::Model;
 use llamux_core::platform::Parallel;
 use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::{Generation, KvType, Session, Step, DEFAULT_MAX_BATCH};
+use llamux_core::session::{BatchScratch, Generation, KvType, Session, Step, DEFAULT_MAX_BATCH};
 use llamux_core::tokenizer::Tokenizer;
 
 extern "C" {
@@ -301,37 +302,211 @@ pub unsafe extern "C" fn llamux_session_new(
     }
 }
 
-/// One bounded unit of work: feeds one prompt token, or generates one token and writes its
-/// text to `out` (no heap allocation). Returns the number of bytes written (0 while the prompt is being fed), `-1`
-/// when generation has ended, `-2` on an internal error.
+/// Feeds one chunk of the prompt (at most the session's `max_batch` tokens, one pass over the
+/// weights) and stores how many tokens it fed in `fed`. Returns 1 while prompt tokens are left,
+/// 0 once the prompt is in the cache (the session decodes from then on, through
+/// [`llamux_decode_step`]), `-1` when generation has ended, `-2` on an internal error.
 ///
 /// # Safety
-/// `e` and `s` are live; `out` points to `out_len` writable bytes.
+/// `e` and `s` are live; `fed` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn llamux_session_step(e: *const Engine, s: *mut LxSession, out: *mut u8, out_len: usize) -> i32 {
+pub unsafe extern "C" fn llamux_session_prompt(e: *const Engine, s: *mut LxSession, fed: *mut u32) -> i32 {
     // SAFETY: the shim passes live pointers.
-    let (e, s) = unsafe { (&*e, &mut *s) };
-    match s.gen.step(&e.model, &e.tok, &mut s.sess, &KernelThreads) {
-        Ok(Step::Prompt) => 0,
-        Ok(Step::Token { piece, .. }) => {
-            let n = piece.len().min(out_len);
-            // SAFETY: `out` has `out_len >= n` writable bytes.
-            unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), out, n) };
-            n as i32
-        }
+    let (e, s, fed) = unsafe { (&*e, &mut *s, &mut *fed) };
+    *fed = 0;
+    if s.gen.end().is_some() {
+        return -1;
+    }
+    if !s.gen.feeding_prompt() {
+        // Never a decoding step here: its text would have nowhere to go.
+        return 0;
+    }
+    let before = s.gen.fed_tokens().len();
+    let r = match s.gen.step(&e.model, &e.tok, &mut s.sess, &KernelThreads) {
         Ok(Step::End(_)) => -1,
+        Ok(_) => 0,
         Err(_) => -2,
+    };
+    *fed = s.gen.fed_tokens().len().saturating_sub(before) as u32;
+    if r == 0 {
+        i32::from(s.gen.feeding_prompt())
+    } else {
+        r
     }
 }
 
-/// Tokens generated so far.
+/// What one engine step asks of a session and tells about it ([`llamux_decode_step`]).
+#[repr(C)]
+pub struct LxSlot {
+    /// In: the session, which has fed its prompt.
+    pub session: *mut LxSession,
+    /// In: room for the text of the step's token.
+    pub out: *mut u8,
+    /// In: bytes at `out`.
+    pub out_len: u32,
+    /// Out: bytes of text written to `out` (possibly 0: part of a UTF-8 sequence, or no token).
+    pub len: u32,
+    /// Out: tokens the session has generated so far.
+    pub generated: u32,
+    /// Out: 0 while generation goes on, 1 once it has ended, -1 on an internal error.
+    pub status: i32,
+}
+
+/// The buffers of decoding steps shared by several sessions: [`BatchScratch`] and room for one
+/// step's rows, all allocated once.
+pub struct LxBatch {
+    scratch: BatchScratch,
+    n_ctx: usize,
+    /// The sessions of this step's shared pass (valid only during [`llamux_decode_step`]).
+    rows: Vec<*mut Session>,
+    tokens: Vec<u32>,
+    /// The slot of each row.
+    slot_of: Vec<usize>,
+}
+
+/// Buffers for steps of up to `max_sessions` sessions with contexts of up to `n_ctx` positions
+/// (a session with a longer context decodes on its own). Returns null and a message in `err`
+/// when memory runs out.
 ///
 /// # Safety
-/// `s` is live.
+/// `e` is a live engine; `err` as in [`llamux_engine_new`].
 #[no_mangle]
-pub unsafe extern "C" fn llamux_session_generated(s: *const LxSession) -> u32 {
-    // SAFETY: see above.
-    unsafe { (*s).gen.generated() as u32 }
+pub unsafe extern "C" fn llamux_batch_new(
+    e: *const Engine,
+    max_sessions: usize,
+    n_ctx: usize,
+    err: *mut u8,
+    err_len: usize,
+) -> *mut LxBatch {
+    // SAFETY: the shim passes a live engine.
+    let e = unsafe { &*e };
+    let nb = max_sessions.max(1);
+    let oom = || {
+        write_err(err, err_len, format_args!("out of memory for decoding {nb} sessions together"));
+        core::ptr::null_mut()
+    };
+    let Ok(scratch) = BatchScratch::try_new(&e.model, nb, n_ctx) else { return oom() };
+    let (mut rows, mut tokens, mut slot_of) = (Vec::new(), Vec::new(), Vec::new());
+    if rows.try_reserve_exact(nb).is_err()
+        || tokens.try_reserve_exact(nb).is_err()
+        || slot_of.try_reserve_exact(nb).is_err()
+    {
+        return oom();
+    }
+    match Box::try_new(LxBatch { scratch, n_ctx, rows, tokens, slot_of }) {
+        Ok(b) => Box::into_raw(b),
+        Err(_) => oom(),
+    }
+}
+
+/// Frees decoding buffers.
+///
+/// # Safety
+/// `b` came from [`llamux_batch_new`] and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_batch_free(b: *mut LxBatch) {
+    if !b.is_null() {
+        // SAFETY: see above.
+        drop(unsafe { Box::from_raw(b) });
+    }
+}
+
+/// One decoding step for every session in `slots[..n]`: each samples its next token from its
+/// logits and writes the token's text to its `out`, then all the sampled tokens are fed in one
+/// pass over the weights (`Model::forward_multi`; a single session, or one whose context does
+/// not fit the shared buffers, is fed alone, with the same results). No heap allocation. Returns
+/// the number of sessions fed together.
+///
+/// # Safety
+/// `e` and `b` are live; `slots` points to `n` slots whose sessions are live and whose `out`
+/// points to `out_len` writable bytes; nothing else uses those sessions during the call.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_decode_step(e: *const Engine, b: *mut LxBatch, slots: *mut LxSlot, n: usize) -> i32 {
+    // SAFETY: the shim passes live pointers and `n` slots.
+    let (e, b) = unsafe { (&*e, &mut *b) };
+    let slots: &mut [LxSlot] =
+        if slots.is_null() { &mut [] } else { unsafe { core::slice::from_raw_parts_mut(slots, n) } };
+    let par = KernelThreads;
+    b.rows.clear();
+    b.tokens.clear();
+    b.slot_of.clear();
+    // Sample every session; its token joins the shared pass (or is fed alone).
+    for i in 0..slots.len() {
+        let (head, rest) = slots.split_at_mut(i);
+        let Some(slot) = rest.first_mut() else { break };
+        slot.len = 0;
+        slot.status = -1;
+        // A session given twice would be two rows over one cache: the second is refused.
+        if slot.session.is_null() || head.iter().any(|h| h.session == slot.session) {
+            continue;
+        }
+        // SAFETY: a live session no other slot names, which nothing else uses during the call.
+        let s = unsafe { &mut *slot.session };
+        match s.gen.sample(&e.tok, &mut s.sess) {
+            Some(Step::Token { piece, .. }) => {
+                let len = piece.len().min(slot.out_len as usize);
+                if len > 0 && !slot.out.is_null() {
+                    // SAFETY: `out` has `out_len >= len` writable bytes.
+                    unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), slot.out, len) };
+                    slot.len = len as u32;
+                }
+            }
+            Some(_) => {}
+            // Prompt tokens or an unfed token left: nothing to sample from (an earlier error).
+            None => continue,
+        }
+        slot.status = 0;
+        slot.generated = s.gen.generated() as u32;
+        match s.gen.pending(&s.sess) {
+            None => {}
+            Some(t) if b.tokens.len() < b.scratch.max_batch() && s.sess.n_ctx() <= b.n_ctx => {
+                b.tokens.push(t);
+                b.slot_of.push(i);
+            }
+            // The shared buffers do not fit this session: it is fed alone.
+            Some(t) => match e.model.forward_batch(&mut s.sess, &[t], &par) {
+                Ok(_) => s.gen.fed_externally(),
+                Err(_) => slot.status = -1,
+            },
+        }
+    }
+    // The shared pass. Rows point at the sessions only from here to its end.
+    for &i in &b.slot_of {
+        if let Some(slot) = slots.get(i) {
+            // SAFETY: a live session (checked above); a raw pointer to its `sess` field, so no
+            // reference to the whole session is held while the pass runs.
+            b.rows.push(unsafe { core::ptr::addr_of_mut!((*slot.session).sess) });
+        }
+    }
+    let shared = b.rows.len();
+    let ok = match b.rows.as_mut_slice() {
+        [] => true,
+        // SAFETY: the row's session is live and used by nothing else during the call.
+        [one] => e.model.forward_batch(unsafe { &mut **one }, &b.tokens, &par).is_ok(),
+        rows => {
+            // SAFETY: `*mut Session` and `&mut Session` have the same layout; every row points
+            // to a live `Session`, each to a different one (distinct slots were checked), and
+            // nothing else touches them until the slice is dropped at the end of this arm.
+            let rows = unsafe { core::slice::from_raw_parts_mut(rows.as_mut_ptr().cast::<&mut Session>(), rows.len()) };
+            e.model.forward_multi(rows, &b.tokens, &mut b.scratch, &par).is_ok()
+        }
+    };
+    b.rows.clear();
+    for &i in &b.slot_of {
+        if let Some(slot) = slots.get_mut(i) {
+            if ok {
+                // SAFETY: as above; the pass is over and holds no pointer to it any more.
+                unsafe { (*slot.session).gen.fed_externally() };
+            } else {
+                slot.status = -1;
+            }
+        }
+    }
+    for slot in slots.iter_mut().filter(|s| s.status == 0) {
+        // SAFETY: a live session (status 0 is only left on checked slots).
+        slot.status = i32::from(unsafe { (*slot.session).gen.end() }.is_some());
+    }
+    shared as i32
 }
 
 /// Frees a session.

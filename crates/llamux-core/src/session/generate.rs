@@ -1,7 +1,8 @@
 //! The generation loop: feed a prompt, then sample, emit and feed tokens until a limit, the
 //! end-of-generation token, a stop string or a full context ends it. One loop for every host:
-//! the CLI's `run` and `chat`, the kernel module (one bounded [`Generation::step`] per call, so
-//! it can stop between any two) and the server.
+//! the CLI's `run` and `chat`, the kernel module (bounded steps it can stop between: prompt
+//! chunks by [`Generation::step`], then [`Generation::sample`] for every session, whose tokens
+//! it feeds together) and the server.
 //!
 //! Sampling reads the session's own logits buffer in place: no copy of the vocabulary-sized
 //! row per token, and no heap allocation per token (everything is reserved up front).
