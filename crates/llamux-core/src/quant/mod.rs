@@ -11,6 +11,38 @@
 //! so any `&[u8]` of the right length — an mmap'd tensor, a kernel buffer — can be viewed as blocks
 //! in place. [`traits`] gives the same operations by [`GgmlType`] over byte slices.
 
+/// [`BlockFormat::vec_dot_tile_with`] of a format whose x86 tile kernels are in
+/// `quant/x86/$m.rs` and take `Tiles::$v`: on AVX-512 the eight-token kernel for batches of at
+/// most eight and the sixteen-token one beyond; on AVX2 the eight-token kernel.
+macro_rules! x86_tile_kernels {
+    ($m:ident, $v:ident) => {
+        fn vec_dot_tile_with(simd: Simd, xs: &[Self], tiles: super::tiles::Tiles<'_>, out: &mut [f32]) -> bool {
+            match (simd.isa(), tiles) {
+                // SAFETY (each arm): a `Simd` of a tier exists only when the CPU runs that tier.
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                (Isa::Avx512, super::tiles::Tiles::$v { tiles, blocks, tokens, .. }) if tokens <= 8 => {
+                    unsafe { super::x86::$m::vec_dot_tile8_avx512(xs, tiles, blocks, tokens, out) };
+                    true
+                }
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                (Isa::Avx512, super::tiles::Tiles::$v { tiles, blocks, .. }) => {
+                    unsafe { super::x86::$m::vec_dot_tile_avx512(xs, tiles, blocks, out) };
+                    true
+                }
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                (Isa::Avx2, super::tiles::Tiles::$v { tiles, blocks, tokens, .. }) => {
+                    unsafe { super::x86::$m::vec_dot_tile8_avx2(xs, tiles, blocks, tokens, out) };
+                    true
+                }
+                _ => {
+                    let _ = (xs, out);
+                    false
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "aarch64")]
 mod arm;
 mod float;

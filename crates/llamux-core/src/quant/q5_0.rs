@@ -82,31 +82,7 @@ impl BlockFormat for BlockQ5_0 {
         }
     }
 
-    fn vec_dot_tile_with(simd: Simd, xs: &[Self], tiles: super::tiles::Tiles<'_>, out: &mut [f32]) -> bool {
-        match (simd.isa(), tiles) {
-            // SAFETY (each arm): a `Simd` of a tier exists only when the CPU runs that tier.
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            (Isa::Avx512, super::tiles::Tiles::B32 { tiles, blocks, tokens, .. }) if tokens <= 8 => {
-                unsafe { super::x86::q5_0::vec_dot_tile8_avx512(xs, tiles, blocks, tokens, out) };
-                true
-            }
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            (Isa::Avx512, super::tiles::Tiles::B32 { tiles, blocks, tokens, .. }) => {
-                let _ = tokens;
-                unsafe { super::x86::q5_0::vec_dot_tile_avx512(xs, tiles, blocks, out) };
-                true
-            }
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            (Isa::Avx2, super::tiles::Tiles::B32 { tiles, blocks, tokens, .. }) => {
-                unsafe { super::x86::q5_0::vec_dot_tile8_avx2(xs, tiles, blocks, tokens, out) };
-                true
-            }
-            _ => {
-                let _ = (xs, out);
-                false
-            }
-        }
-    }
+    x86_tile_kernels!(q5_0, B32);
 
     fn vec_dot_with(simd: Simd, xs: &[Self], ys: &[BlockQ8_0]) -> f32 {
         match simd.isa() {

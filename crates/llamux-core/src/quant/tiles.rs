@@ -122,68 +122,79 @@ pub(crate) fn build(
     row_len: usize,
     dst: &mut [Line],
 ) -> Result<usize, QuantError> {
-    let groups = rows.div_ceil(TILE_COLS);
-    let have = dst.len();
-    let short = |need: usize| QuantError::LengthMismatch { expected: need, got: have };
-    let token = |c: usize| bytes.get(c * row_len..(c + 1) * row_len);
+    let tokens = Tokens { bytes, rows, row_len };
     match ty {
-        GgmlType::Q8_0 | GgmlType::Q8_1 => {
-            let block_len = if ty == GgmlType::Q8_0 { 34 } else { 36 };
-            let blocks = row_len / block_len;
-            let need = groups * blocks;
-            let tiles: &mut [Cols32] = bytemuck::try_cast_slice_mut(dst.get_mut(..need * 11).ok_or(short(need * 11))?)
-                .map_err(|_| short(0))?;
-            for (g, group) in tiles.chunks_exact_mut(blocks.max(1)).enumerate() {
-                for t in group.iter_mut() {
-                    *t = Cols32::zeroed();
-                }
-                for c in 0..TILE_COLS {
-                    let Some(row) = token(g * TILE_COLS + c) else { break };
-                    for (t, blk) in group.iter_mut().zip(row.chunks_exact(block_len)) {
-                        let (d, s, qs) = if ty == GgmlType::Q8_0 {
-                            let b: &BlockQ8_0 = bytemuck::from_bytes(blk);
-                            (b.d.to_f32(), 0.0, b.qs)
-                        } else {
-                            let b: &BlockQ8_1 = bytemuck::from_bytes(blk);
-                            (b.d.to_f32(), b.s.to_f32(), b.qs)
-                        };
-                        t.d[c] = d;
-                        t.s[c] = s;
-                        t.sum[c] = qs.iter().map(|&q| i32::from(q)).sum();
-                        for (j, q4) in qs.as_chunks::<4>().0.iter().enumerate() {
-                            t.qs[j][c] = i32::from_le_bytes(q4.map(|q| q as u8));
-                        }
-                    }
-                }
+        GgmlType::Q8_0 => tokens.fill::<Cols32>(dst, 34, |t, c, blk| {
+            let b: &BlockQ8_0 = bytemuck::from_bytes(blk);
+            t.put(c, b.d.to_f32(), 0.0, &b.qs);
+        }),
+        GgmlType::Q8_1 => tokens.fill::<Cols32>(dst, 36, |t, c, blk| {
+            let b: &BlockQ8_1 = bytemuck::from_bytes(blk);
+            t.put(c, b.d.to_f32(), b.s.to_f32(), &b.qs);
+        }),
+        GgmlType::Q8_K => tokens.fill::<ColsK>(dst, core::mem::size_of::<BlockQ8K>(), |t, c, blk| {
+            let b: BlockQ8K = bytemuck::pod_read_unaligned(blk);
+            t.d[c] = b.d;
+            put_words(&mut t.qs, c, &b.qs);
+            for (k, pair) in b.bsums.as_chunks::<2>().0.iter().enumerate() {
+                t.bsums[k][c] = i32::from(pair[0] as u16) | (i32::from(pair[1]) << 16);
             }
-            Ok(blocks)
-        }
-        GgmlType::Q8_K => {
-            let block_len = core::mem::size_of::<BlockQ8K>();
-            let blocks = row_len / block_len;
-            let need = groups * blocks;
-            let tiles: &mut [ColsK] = bytemuck::try_cast_slice_mut(dst.get_mut(..need * 73).ok_or(short(need * 73))?)
-                .map_err(|_| short(0))?;
-            for (g, group) in tiles.chunks_exact_mut(blocks.max(1)).enumerate() {
-                for t in group.iter_mut() {
-                    *t = ColsK::zeroed();
-                }
-                for c in 0..TILE_COLS {
-                    let Some(row) = token(g * TILE_COLS + c) else { break };
-                    for (t, blk) in group.iter_mut().zip(row.chunks_exact(block_len)) {
-                        let b: BlockQ8K = bytemuck::pod_read_unaligned(blk);
-                        t.d[c] = b.d;
-                        for (j, q4) in b.qs.as_chunks::<4>().0.iter().enumerate() {
-                            t.qs[j][c] = i32::from_le_bytes(q4.map(|q| q as u8));
-                        }
-                        for (k, pair) in b.bsums.as_chunks::<2>().0.iter().enumerate() {
-                            t.bsums[k][c] = i32::from(pair[0] as u16) | (i32::from(pair[1]) << 16);
-                        }
-                    }
-                }
-            }
-            Ok(blocks)
-        }
+        }),
         _ => Err(QuantError::Unsupported(ty)),
+    }
+}
+
+/// Quants `4j..4j + 4` of `qs` into word `j` of token `c`.
+fn put_words(words: &mut [[i32; TILE_COLS]], c: usize, qs: &[i8]) {
+    for (w, q4) in words.iter_mut().zip(qs.as_chunks::<4>().0) {
+        w[c] = i32::from_le_bytes(q4.map(|q| q as u8));
+    }
+}
+
+impl Cols32 {
+    /// Token `c`'s block: scale, `s` and quants (their sum with them).
+    fn put(&mut self, c: usize, d: f32, s: f32, qs: &[i8; 32]) {
+        self.d[c] = d;
+        self.s[c] = s;
+        self.sum[c] = qs.iter().map(|&q| i32::from(q)).sum();
+        put_words(&mut self.qs, c, qs);
+    }
+}
+
+/// A batch's quantized tokens, row after row.
+struct Tokens<'a> {
+    bytes: &'a [u8],
+    rows: usize,
+    row_len: usize,
+}
+
+impl Tokens<'_> {
+    /// Fills tiles of type `T` (whole lines) in `dst` with every token's blocks of `block_len`
+    /// bytes (`put(tile, token in group, block)`), padding zeroed; returns the blocks per token.
+    fn fill<T: Pod>(
+        &self,
+        dst: &mut [Line],
+        block_len: usize,
+        put: impl Fn(&mut T, usize, &[u8]),
+    ) -> Result<usize, QuantError> {
+        let blocks = self.row_len / block_len;
+        let need = self.rows.div_ceil(TILE_COLS) * blocks * (core::mem::size_of::<T>() / 64);
+        let short = QuantError::LengthMismatch { expected: need, got: dst.len() };
+        let tiles: &mut [T] =
+            bytemuck::try_cast_slice_mut(dst.get_mut(..need).ok_or(short.clone())?).map_err(|_| short)?;
+        for (g, group) in tiles.chunks_exact_mut(blocks.max(1)).enumerate() {
+            group.iter_mut().for_each(|t| *t = T::zeroed());
+            for c in 0..TILE_COLS {
+                let at = g * TILE_COLS + c;
+                let Some(row) = self.bytes.get(at * self.row_len..(at + 1) * self.row_len).filter(|_| at < self.rows)
+                else {
+                    break;
+                };
+                for (t, blk) in group.iter_mut().zip(row.chunks_exact(block_len)) {
+                    put(t, c, blk);
+                }
+            }
+        }
+        Ok(blocks)
     }
 }

@@ -78,6 +78,52 @@ pub(crate) fn tile_load_epi32(v: &[i32; TILE_COLS]) -> __m512i {
     unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
 }
 
+/// The unpacking of a pass of the 32-element tile kernels: blocks `kc..kc + kn` of rows
+/// `r0..r0 + nr` into `wq` (quants as words), `dx` (scales) and `mx` (minimums, with `$m`); rows
+/// past `nr` are zeros.
+macro_rules! tile_unpack_legacy {
+    ($xs:ident, $r0:ident, $nr:ident, $nb:ident, $kc:ident, $kn:ident, $wq:ident, $dx:ident, $mx:ident,
+     |$x:ident| $unpack:expr $(, $m:ident)?) => {
+        for r in 0..R {
+            let row = if r < $nr { $xs.get(($r0 + r) * $nb + $kc..($r0 + r) * $nb + $kc + $kn) } else { None };
+            for b in 0..$kn {
+                let Some($x) = row.and_then(|row| row.get(b)) else {
+                    ($wq[r][b], $dx[r][b]) = ([0; 8], 0.0);
+                    $(let _ = stringify!($m); $mx[r][b] = 0.0;)?
+                    continue;
+                };
+                let q: __m256i = $unpack;
+                $wq[r][b] = bytemuck::cast(q);
+                $dx[r][b] = f16c_to_f32($x.d);
+                $($mx[r][b] = f16c_to_f32($x.$m);)?
+            }
+        }
+    };
+}
+pub(crate) use tile_unpack_legacy;
+
+/// The unpacking of a pass of the K-quant tile kernels: super-blocks `kc..kc + kn` of rows
+/// `r0..r0 + nr` into `wq`, `sc`, `pairs` and `dd` (`unpack(x, w, sc, pairs)` gives one's scales);
+/// rows past `nr` are zeros.
+macro_rules! tile_unpack_k {
+    ($xs:ident, $r0:ident, $nr:ident, $nb:ident, $kc:ident, $kn:ident, $wq:ident, $scs:ident, $pairss:ident, $dd:ident,
+     |$x:ident, $w:ident, $sc:ident, $pairs:ident| $unpack:expr) => {
+        for r in 0..R {
+            let row = if r < $nr { $xs.get(($r0 + r) * $nb + $kc..($r0 + r) * $nb + $kc + $kn) } else { None };
+            for b in 0..$kn {
+                match row.and_then(|row| row.get(b)) {
+                    Some($x) => {
+                        let ($w, $sc, $pairs) = (&mut $wq[r][b], &mut $scs[r][b], &mut $pairss[r][b]);
+                        $dd[r][b] = $unpack;
+                    }
+                    None => ($wq[r][b], $scs[r][b], $pairss[r][b], $dd[r][b]) = ([0; 64], [0; 16], [0; 8], [0.0; 2]),
+                }
+            }
+        }
+    };
+}
+pub(crate) use tile_unpack_k;
+
 /// Defines the AVX-512 tile kernel `$name` of a 32-element block format: `unpack` maps a weight
 /// block to its 32 quants as unsigned bytes; `zero_log2`, where given, is the log2 of the zero
 /// point they carry (taken out as `zero · Σ y`); `min`, the field of the block's minimum (times
@@ -125,20 +171,9 @@ macro_rules! legacy_tile {
                     acc.iter_mut().take(ng).for_each(|a| *a = [[zero; R]; 8]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
-                        for r in 0..R {
-                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
-                            for b in 0..kn {
-                                let Some($x) = row.and_then(|row| row.get(b)) else {
-                                    (wq[r][b], dx[r][b]) = ([0; 8], 0.0);
-                                    $(let _ = stringify!($m); mx[r][b] = 0.0;)?
-                                    continue;
-                                };
-                                let q: __m256i = $unpack;
-                                wq[r][b] = bytemuck::cast(q);
-                                dx[r][b] = f16c_to_f32($x.d);
-                                $(mx[r][b] = f16c_to_f32($x.$m);)?
-                            }
-                        }
+                        $crate::quant::x86::tile::tile_unpack_legacy!(
+                            xs, r0, nr, nb, kc, kn, wq, dx, mx, |$x| $unpack $(, $m)?
+                        );
                         let last = kc + kn == nb;
                         for (g, acc) in acc.iter_mut().enumerate().take(ng) {
                             let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
@@ -256,11 +291,6 @@ macro_rules! k_tile {
             use core::arch::x86_64::*;
             #[inline]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-            fn unpack($x: &$X, $w: &mut [i32; 64], $sc: &mut [i32; 16], $pairs: &mut [i32; 8]) -> [f32; 2] {
-                $unpack
-            }
-            #[inline]
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
             fn finish($sum: __m512i, $off: __m512i, $yd: __m512, $d: [f32; 2]) -> __m512 {
                 $finish
             }
@@ -285,15 +315,9 @@ macro_rules! k_tile {
                     acc.iter_mut().take(ng).for_each(|a| *a = [zero; R]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
-                        for r in 0..R {
-                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
-                            for b in 0..kn {
-                                match row.and_then(|row| row.get(b)) {
-                                    Some(x) => dd[r][b] = unpack(x, &mut wq[r][b], &mut sc[r][b], &mut pairs[r][b]),
-                                    None => (wq[r][b], sc[r][b], pairs[r][b], dd[r][b]) = ([0; 64], [0; 16], [0; 8], [0.0; 2]),
-                                }
-                            }
-                        }
+                        $crate::quant::x86::tile::tile_unpack_k!(
+                            xs, r0, nr, nb, kc, kn, wq, sc, pairs, dd, |$x, $w, $sc, $pairs| $unpack
+                        );
                         for (g, acc) in acc.iter_mut().enumerate().take(ng) {
                             let Some(ts) = tiles.get((gp + g) * nb + kc..(gp + g) * nb + kc + kn) else { return };
                             let (mut a0, mut a1) = (acc[0], acc[1]);
@@ -411,20 +435,9 @@ macro_rules! legacy_tile8 {
                     acc.iter_mut().take(nh).for_each(|a| *a = [[zero; R]; 8]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
-                        for r in 0..R {
-                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
-                            for b in 0..kn {
-                                let Some($x) = row.and_then(|row| row.get(b)) else {
-                                    (wq[r][b], dx[r][b]) = ([0; 8], 0.0);
-                                    $(let _ = stringify!($m); mx[r][b] = 0.0;)?
-                                    continue;
-                                };
-                                let q: __m256i = $unpack;
-                                wq[r][b] = bytemuck::cast(q);
-                                dx[r][b] = f16c_to_f32($x.d);
-                                $(mx[r][b] = f16c_to_f32($x.$m);)?
-                            }
-                        }
+                        $crate::quant::x86::tile::tile_unpack_legacy!(
+                            xs, r0, nr, nb, kc, kn, wq, dx, mx, |$x| $unpack $(, $m)?
+                        );
                         let last = kc + kn == nb;
                         for (hi, acc) in acc.iter_mut().enumerate().take(nh) {
                             let (g, h) = ((hp + hi) / 2, (hp + hi) % 2);
@@ -534,18 +547,9 @@ macro_rules! k_tile8 {
                     acc.iter_mut().take(nh).for_each(|a| *a = [zero; R]);
                     for kc in (0..nb).step_by(KB) {
                         let kn = (nb - kc).min(KB);
-                        for r in 0..R {
-                            let row = if r < nr { xs.get((r0 + r) * nb + kc..(r0 + r) * nb + kc + kn) } else { None };
-                            for b in 0..kn {
-                                match row.and_then(|row| row.get(b)) {
-                                    Some($x) => {
-                                        let ($w, $sc, $pairs) = (&mut wq[r][b], &mut sc[r][b], &mut pairs[r][b]);
-                                        dd[r][b] = $unpack;
-                                    }
-                                    None => (wq[r][b], sc[r][b], pairs[r][b], dd[r][b]) = ([0; 64], [0; 16], [0; 8], [0.0; 2]),
-                                }
-                            }
-                        }
+                        $crate::quant::x86::tile::tile_unpack_k!(
+                            xs, r0, nr, nb, kc, kn, wq, sc, pairs, dd, |$x, $w, $sc, $pairs| $unpack
+                        );
                         for (hi, acc) in acc.iter_mut().enumerate().take(nh) {
                             let (g, h) = ((hp + hi) / 2, (hp + hi) % 2);
                             let Some(ts) = tiles.get(g * nb + kc..g * nb + kc + kn) else { return };
