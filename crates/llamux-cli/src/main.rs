@@ -56,8 +56,19 @@ enum Command {
     Models,
 }
 
+/// Commands whose reader goes away (`llamux info MODEL | head -1`) end quietly, killed by
+/// SIGPIPE as Unix tools are, instead of panicking in `println!` (Rust ignores SIGPIPE). The
+/// server keeps it ignored: a client hanging up is an `EPIPE` on its socket, not the end.
+fn quiet_on_closed_stdout() {
+    // SAFETY: sets the default disposition of one signal, before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_stdout();
+    }
     if let Err(e) = select_isa(std::env::var_os("LLAMUX_ISA")) {
         eprintln!("llamux: error: {e:#}");
         return ExitCode::FAILURE;

@@ -50,6 +50,29 @@ fn info_text_lists_tensors() {
     assert!(text.contains("quantization mix:"));
 }
 
+/// Output to a reader that has gone away (`llamux info MODEL | head -1`) ends the command
+/// quietly (SIGPIPE), without a panic message.
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(path) = gemma() else { return };
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("llamux"))
+        .args(["info", "--tensors"])
+        .arg(&path)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}: {stderr}", out.status);
+}
+
+/// SIGPIPE's number on Linux.
+const SIGPIPE: i32 = 13;
+
 #[test]
 fn bad_files_fail_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
