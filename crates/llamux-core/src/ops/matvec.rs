@@ -153,44 +153,17 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         // SAFETY (every use below): task `task` is the only one covering rows start..end of
         // product k, for every input row b; the tiles of rows it takes are disjoint.
         let piece = |b: usize, t0: usize, t1: usize| unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) };
-        // Tile kernels: sixteen weight rows at a time against every input row (as tiles).
-        let mut start = start;
-        if let Some(tiles) = x.tiles() {
-            let mut local = [0.0f32; TILE_W_ROWS * TILE_COLS * TILE_GROUPS];
-            while start < end {
-                let t1 = (start + TILE_W_ROWS).min(end);
-                let n_rows = t1 - start;
-                let rows = w.data.get(start * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
-                let groups = tiles.groups();
-                let mut done = true;
-                for g0 in (0..groups).step_by(TILE_GROUPS) {
-                    let g1 = (g0 + TILE_GROUPS).min(groups);
-                    let out_g = &mut local[..(g1 - g0) * TILE_COLS * n_rows];
-                    match (w.traits.vec_dot_tile)(simd, rows, tiles.groups_range(g0, g1), out_g) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            done = false;
-                            break;
-                        }
-                        Err(_) => {
-                            failed.store(true, Ordering::Relaxed);
-                            return;
-                        }
-                    }
-                    for (c, vals) in out_g.chunks_exact(n_rows).enumerate() {
-                        let b = g0 * TILE_COLS + c;
-                        if b < x.rows {
-                            let Some(o) = piece(b, start, t1) else { return };
-                            o.copy_from_slice(vals);
-                        }
-                    }
+        // Tile kernels first, where the input is laid out as tiles and the format has them.
+        let start = match x.tiles() {
+            Some(tiles) => match tile_rows(simd, w, x, tiles, start, end, out) {
+                Some(next) => next,
+                None => {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
                 }
-                if !done {
-                    break;
-                }
-                start = t1;
-            }
-        }
+            },
+            None => start,
+        };
         // Tiles of weight rows; each tile meets every input row while it is in the cache.
         let tile = if x.rows == 1 { end - start } else { (BATCH_TILE_BYTES / w.row_bytes.max(1)).max(1) };
         for t0 in (start..end).step_by(tile.max(1)) {
@@ -223,6 +196,49 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         return Err(QuantError::LengthMismatch { expected: 0, got: 0 });
     }
     Ok(())
+}
+
+/// Rows `start..end` of `w` against every input row of `x` (laid out as `tiles`), sixteen rows
+/// a call, into `out` (`w.rows` per input row); returns the first row left to the other kernels
+/// (`end`, or `start` where the format has no tile kernel for this tier), `None` on an error.
+/// Not inlined: its output buffer (and the kernels' scratch) stay off the stack of products that
+/// take no tiles, as in the kernel module (16 KiB stacks).
+#[inline(never)]
+fn tile_rows(
+    simd: crate::isa::Simd,
+    w: &Matrix<'_>,
+    x: &QuantizedInput,
+    tiles: Tiles<'_>,
+    start: usize,
+    end: usize,
+    out: &SharedMut<'_, f32>,
+) -> Option<usize> {
+    let mut local = [0.0f32; TILE_W_ROWS * TILE_COLS * TILE_GROUPS];
+    let groups = tiles.groups();
+    let mut at = start;
+    while at < end {
+        let t1 = (at + TILE_W_ROWS).min(end);
+        let n_rows = t1 - at;
+        let rows = w.data.get(at * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
+        for g0 in (0..groups).step_by(TILE_GROUPS) {
+            let g1 = (g0 + TILE_GROUPS).min(groups);
+            let out_g = &mut local[..(g1 - g0) * TILE_COLS * n_rows];
+            if !(w.traits.vec_dot_tile)(simd, rows, tiles.groups_range(g0, g1), out_g).ok()? {
+                return Some(at);
+            }
+            for (c, vals) in out_g.chunks_exact(n_rows).enumerate() {
+                let b = g0 * TILE_COLS + c;
+                if b < x.rows {
+                    // SAFETY: the caller's task is the only one covering rows start..end of this
+                    // product, for every input row b.
+                    let o = unsafe { out.slice(b * w.rows + at, b * w.rows + t1) }?;
+                    o.copy_from_slice(vals);
+                }
+            }
+        }
+        at = t1;
+    }
+    Some(end)
 }
 
 /// `outs[i] = mats[i] · x` for up to three matrices sharing one input (one row of

@@ -105,7 +105,8 @@ pub(crate) fn lines_for(rows: usize, n: usize) -> usize {
 
 /// Whether `simd`'s tier has tile kernels (for some formats; the others fall back).
 pub(crate) fn kernels(simd: super::Simd) -> bool {
-    matches!(simd.isa(), crate::isa::Isa::Avx512 | crate::isa::Isa::Avx2)
+    // Their scratch does not fit beside a kernel thread's call chain in 16 KiB.
+    !cfg!(feature = "small-stack") && matches!(simd.isa(), crate::isa::Isa::Avx512 | crate::isa::Isa::Avx2)
 }
 
 /// Whether activations of `ty` can be laid out as tiles.
