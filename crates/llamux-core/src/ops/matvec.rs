@@ -306,7 +306,9 @@ impl QuantizedInput {
         // f32 is the widest activation encoding (4 bytes per element), Q8_1 the widest quantized
         // one; a few words spare for rounding to whole blocks.
         let buf = crate::buffers::filled(max_elements.saturating_add(64), 0)?;
-        let lines = if max_rows >= MIN_TILE_ROWS { tiles::lines_for(max_rows, max_n) } else { 0 };
+        // No tile buffer where no tile kernel would read it (small batches, scalar tier, small-stack).
+        let tiled = max_rows >= MIN_TILE_ROWS && tiles::kernels(crate::isa::current());
+        let lines = if tiled { tiles::lines_for(max_rows, max_n) } else { 0 };
         let tiles = crate::buffers::filled(lines, Line::zeroed())?;
         Ok(QuantizedInput { buf, tiles, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0, tiled: None })
     }
