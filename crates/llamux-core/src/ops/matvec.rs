@@ -215,9 +215,12 @@ fn tile_rows(
 ) -> Option<usize> {
     let mut local = [0.0f32; TILE_W_ROWS * TILE_COLS * TILE_GROUPS];
     let groups = tiles.groups();
+    // Fewer groups, more rows per call (the same output buffer): the kernels' prefetching runs
+    // ahead through more rows, and their scratch is set up less often.
+    let rows_per_call = TILE_W_ROWS * TILE_GROUPS / groups.clamp(1, TILE_GROUPS);
     let mut at = start;
     while at < end {
-        let t1 = (at + TILE_W_ROWS).min(end);
+        let t1 = (at + rows_per_call).min(end);
         let n_rows = t1 - at;
         let rows = w.data.get(at * w.row_bytes..t1 * w.row_bytes).unwrap_or(&[]);
         for g0 in (0..groups).step_by(TILE_GROUPS) {

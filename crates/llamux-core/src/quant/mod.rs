@@ -47,6 +47,7 @@ macro_rules! x86_tile_kernels {
 mod arm;
 mod float;
 mod half_types;
+pub mod interleaved;
 mod kquant_search;
 mod q2_k;
 mod q3_k;

@@ -1,0 +1,186 @@
+//! Kernels for row-interleaved weights ([`crate::quant::interleaved`]): eight rows in the eight
+//! `i32` lanes of a vector, up to four tokens per pass over a group's blocks. Per block, the
+//! weights are unpacked once to eight vectors of unsigned bytes (vector `k` pairs with the
+//! activations' word `k`, elements `4k..4k + 4`); per token, each word of four activations is
+//! broadcast into one `vpdpbusd` (AVX-512 VNNI) or `maddubs` + `madd` (AVX2) against all eight
+//! rows, and the block is finished in f32 lanes exactly as the scalar twin finishes it.
+
+use crate::quant::interleaved::{BlockSums, MAX_TOKENS, ROWS};
+use core::arch::x86_64::*;
+
+/// Word `k` of a block's 32 activation quants in every lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn act_word(qs: &[i8; 32], k: usize) -> __m256i {
+    let k = k % 8;
+    let w = i32::from_le_bytes([qs[4 * k] as u8, qs[4 * k + 1] as u8, qs[4 * k + 2] as u8, qs[4 * k + 3] as u8]);
+    _mm256_set1_epi32(w)
+}
+
+/// The eight scales (or minimums) of an interleaved block as floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn scales8(h: &[crate::quant::F16; ROWS]) -> __m256 {
+    // SAFETY: eight f16 are 16 readable bytes; the load is unaligned.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(h.as_ptr().cast()) })
+}
+
+/// Word `t` (32 bytes) of `q`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn word(q: &[u8], t: usize) -> __m256i {
+    match q.get(32 * t..32 * t + 32) {
+        // SAFETY: 32 readable bytes; the load is unaligned.
+        Some(w) => unsafe { _mm256_loadu_si256(w.as_ptr().cast()) },
+        None => _mm256_setzero_si256(),
+    }
+}
+
+/// The eight vectors of a 4-bit interleaved block's quants (`qs`), fifth bits from `qh` where given.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn nibbles8(qs: &[u8; 128], qh: Option<&[u8; 32]>) -> [__m256i; 8] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut w = [_mm256_setzero_si256(); 8];
+    for t in 0..4 {
+        let v = word(qs, t);
+        w[t] = _mm256_and_si256(v, m4);
+        w[t + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+    }
+    if let Some(qh) = qh {
+        let h = word(qh, 0);
+        let b4 = _mm256_set1_epi8(0x10);
+        for t in 0..4 {
+            let lo = _mm256_sllv_epi32(h, _mm256_set1_epi32(4 - t as i32));
+            let hi = _mm256_srlv_epi32(h, _mm256_set1_epi32(t as i32));
+            w[t] = _mm256_or_si256(w[t], _mm256_and_si256(lo, b4));
+            w[t + 4] = _mm256_or_si256(w[t + 4], _mm256_and_si256(hi, b4));
+        }
+    }
+    w
+}
+
+/// Writes the eight lanes of `v` (rows `8g..8g + 8`) to `out`, as far as it reaches.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn store_rows(out: &mut [f32], g: usize, v: __m256) {
+    let mut a = [0.0f32; ROWS];
+    // SAFETY: eight writable floats; the store is unaligned.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+    if let Some(o) = out.get_mut(g * ROWS..) {
+        for (o, a) in o.iter_mut().zip(a) {
+            *o = a;
+        }
+    }
+}
+
+/// Defines `dot_avx2` and `dot_avx512` in module `$R` for interleaved blocks `$R` against
+/// activation blocks `$Y`: `unpack(x)` gives the eight weight vectors; `zero2`/`zero512` the
+/// zero point each tier's dot leaves in (AVX2 multiplies `Q8_0`'s quants signed); `min` whether
+/// the format has minimums.
+macro_rules! interleaved_kernels {
+    ($R:ident, $Y:ty, unpack |$x:ident| $unpack:expr, unpack2 |$x2:ident| $unpack2:expr,
+     dot2 |$a:ident, $w:ident, $y:ident| $dot2:expr, zero2: $z2:expr, zero512: $z512:expr, min: $min:tt) => {
+        #[allow(non_snake_case)]
+        pub(crate) mod $R {
+            use super::*;
+            use crate::quant::interleaved::$R;
+
+            interleaved_kernels!(@kernel dot_avx2, "avx2,fma,f16c", $R, $Y, |$x2| $unpack2,
+                |$a, $w, $y| $dot2, $z2, $min);
+            interleaved_kernels!(@kernel dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", $R, $Y,
+                |$x| $unpack, |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), $z512, $min);
+        }
+    };
+    (@kernel $name:ident, $feat:literal, $R:ident, $Y:ty, |$x:ident| $unpack:expr,
+     |$a:ident, $w:ident, $y:ident| $dot:expr, $zero:expr, $min:tt) => {
+        /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
+        ///
+        /// # Safety
+        /// The CPU must run every feature this function enables.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $name(xs: &[$R], nb: usize, ys: &[&[$Y]], sums: &[&[BlockSums]], out: &mut [&mut [f32]]) {
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn run<const N: usize>(xs: &[$R], nb: usize, ys: &[&[$Y]; N], sums: &[&[BlockSums]; N], out: &mut [&mut [f32]]) {
+                for (g, group) in xs.chunks_exact(nb).enumerate() {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    for (j, $x) in group.iter().enumerate() {
+                        let w: [__m256i; 8] = $unpack;
+                        let dx = scales8(&$x.d);
+                        #[allow(unused_variables)]
+                        let mx = interleaved_kernels!(@mins $min, $x);
+                        for c in 0..N {
+                            let (Some(y), Some(s)) = (ys[c].get(j), sums[c].get(j)) else { continue };
+                            let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                            for k in (0..8).step_by(2) {
+                                p0 = { let ($a, $w, $y) = (p0, w[k], act_word(&y.qs, k)); $dot };
+                                p1 = { let ($a, $w, $y) = (p1, w[k + 1], act_word(&y.qs, k + 1)); $dot };
+                            }
+                            let p = _mm256_sub_epi32(_mm256_add_epi32(p0, p1), _mm256_set1_epi32($zero * s.sum));
+                            let d = _mm256_mul_ps(dx, _mm256_set1_ps(s.d));
+                            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc[c]);
+                            interleaved_kernels!(@min $min, acc[c], mx, s);
+                        }
+                    }
+                    for (o, a) in out.iter_mut().zip(acc) {
+                        store_rows(o, g, a);
+                    }
+                }
+            }
+            if nb == 0 {
+                return;
+            }
+            match (ys, sums) {
+                ([y0], [s0]) => run::<1>(xs, nb, &[*y0], &[*s0], out),
+                ([y0, y1], [s0, s1]) => run::<2>(xs, nb, &[*y0, *y1], &[*s0, *s1], out),
+                ([y0, y1, y2], [s0, s1, s2]) => run::<3>(xs, nb, &[*y0, *y1, *y2], &[*s0, *s1, *s2], out),
+                ([y0, y1, y2, y3], [s0, s1, s2, s3]) => {
+                    run::<4>(xs, nb, &[*y0, *y1, *y2, *y3], &[*s0, *s1, *s2, *s3], out)
+                }
+                _ => {
+                    let _ = MAX_TOKENS;
+                }
+            }
+        }
+    };
+    (@mins yes, $x:ident) => { scales8(&$x.m) };
+    (@mins no, $x:ident) => { _mm256_setzero_ps() };
+    (@min yes, $acc:expr, $mx:ident, $s:ident) => { $acc = _mm256_fmadd_ps($mx, _mm256_set1_ps($s.s), $acc); };
+    (@min no, $acc:expr, $mx:ident, $s:ident) => {};
+}
+
+/// `Σ u·y` of unsigned bytes (at most 127, so pairs cannot saturate) and signed bytes, added to
+/// `acc` (AVX2).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dot_u7(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1)))
+}
+
+/// `Σ w·y` of signed bytes (`y` never -128) added to `acc` (AVX2, `maddubs` on `|w|` and
+/// `sign(y, w)`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dot_i8(acc: __m256i, w: __m256i, y: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
+    _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+interleaved_kernels!(R8Q4_0, crate::quant::BlockQ8_0,
+    unpack |x| nibbles8(&x.qs, None), unpack2 |x| nibbles8(&x.qs, None),
+    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 8, zero512: 8, min: no);
+interleaved_kernels!(R8Q4_1, crate::quant::BlockQ8_1,
+    unpack |x| nibbles8(&x.qs, None), unpack2 |x| nibbles8(&x.qs, None),
+    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 0, zero512: 0, min: yes);
+interleaved_kernels!(R8Q5_0, crate::quant::BlockQ8_0,
+    unpack |x| nibbles8(&x.qs, Some(&x.qh)), unpack2 |x| nibbles8(&x.qs, Some(&x.qh)),
+    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 16, zero512: 16, min: no);
+interleaved_kernels!(R8Q5_1, crate::quant::BlockQ8_1,
+    unpack |x| nibbles8(&x.qs, Some(&x.qh)), unpack2 |x| nibbles8(&x.qs, Some(&x.qh)),
+    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 0, zero512: 0, min: yes);
+// Q8_0: AVX-512 takes the stored (offset) quants as they are; AVX2 flips them back to signed.
+interleaved_kernels!(R8Q8_0, crate::quant::BlockQ8_0,
+    unpack |x| core::array::from_fn(|k| word(&x.qs, k)),
+    unpack2 |x| core::array::from_fn(|k| _mm256_xor_si256(word(&x.qs, k), _mm256_set1_epi8(-128))),
+    dot2 |acc, w, y| dot_i8(acc, w, y), zero2: 0, zero512: 128, min: no);
