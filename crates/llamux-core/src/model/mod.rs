@@ -5,9 +5,11 @@ mod arch;
 mod file_type;
 mod forward;
 mod hparams;
+mod interleave;
 mod weights;
 
 pub use arch::{Activation, ArchKind, ArchOptions};
 pub use file_type::{FileType, TensorRole};
 pub use hparams::{HParams, ModelError};
+pub use interleave::{InterleaveError, InterleavedWeights};
 pub use weights::{Layer, Model};

@@ -2,6 +2,7 @@
 //! the weights pair with (as ggml does).
 
 use crate::platform::{Parallel, SharedMut};
+use crate::quant::interleaved::{self, BlockSums, InterleavedTraits};
 use crate::quant::tiles::{self, Line, Tiles, TILE_COLS};
 use crate::quant::{traits, QuantError, TypeTraits};
 use crate::GgmlType;
@@ -21,6 +22,8 @@ pub struct Matrix<'a> {
     data: &'a [u8],
     row_bytes: usize,
     traits: &'static TypeTraits,
+    /// Set when `data` holds the rows interleaved eight by eight ([`interleaved`]).
+    interleaved: Option<&'static InterleavedTraits>,
 }
 
 impl<'a> Matrix<'a> {
@@ -36,18 +39,61 @@ impl<'a> Matrix<'a> {
         if data.len() != expected {
             return Err(QuantError::LengthMismatch { expected, got: data.len() });
         }
-        Ok(Matrix { ggml_type, rows, cols, data, row_bytes, traits })
+        Ok(Matrix { ggml_type, rows, cols, data, row_bytes, traits, interleaved: None })
     }
 
-    /// The bytes of row `r`.
+    /// Views `data` as a `rows × cols` matrix of `ggml_type` with its rows interleaved (as
+    /// [`interleave_into`](Self::interleave_into) writes them).
+    pub fn new_interleaved(ggml_type: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, QuantError> {
+        let plain = Matrix::new(ggml_type, 0, cols, &[])?;
+        let layout = interleaved::interleaved(ggml_type).ok_or(QuantError::Unsupported(ggml_type))?;
+        let expected = interleaved::interleaved_bytes(ggml_type, rows, cols)
+            .ok_or(QuantError::LengthMismatch { expected: usize::MAX, got: data.len() })?;
+        if data.len() != expected {
+            return Err(QuantError::LengthMismatch { expected, got: data.len() });
+        }
+        Ok(Matrix { rows, data, interleaved: Some(layout), ..plain })
+    }
+
+    /// Bytes of this matrix interleaved, where its type has an interleaved layout and it is not
+    /// interleaved already.
+    pub fn interleaved_bytes(&self) -> Option<usize> {
+        if self.interleaved.is_some() {
+            return None;
+        }
+        interleaved::interleaved_bytes(self.ggml_type, self.rows, self.cols)
+    }
+
+    /// Writes this matrix interleaved into `dst` ([`interleaved_bytes`](Self::interleaved_bytes) long).
+    pub fn interleave_into(&self, dst: &mut [u8]) -> Result<(), QuantError> {
+        let layout = match (self.interleaved, interleaved::interleaved(self.ggml_type)) {
+            (None, Some(layout)) => layout,
+            _ => return Err(QuantError::Unsupported(self.ggml_type)),
+        };
+        (layout.interleave)(self.data, self.rows, self.cols, dst)
+    }
+
+    /// Whether the rows are interleaved.
+    pub fn is_interleaved(&self) -> bool {
+        self.interleaved.is_some()
+    }
+
+    /// The bytes of row `r` (empty for interleaved rows).
     pub fn row(&self, r: usize) -> &'a [u8] {
+        if self.interleaved.is_some() {
+            return &[];
+        }
         let start = r.saturating_mul(self.row_bytes);
         self.data.get(start..start.saturating_add(self.row_bytes)).unwrap_or(&[])
     }
 
     /// Dequantizes row `r` into `out` (`cols` floats).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), QuantError> {
-        (self.traits.to_float)(self.row(r), out)
+        match self.interleaved {
+            Some(layout) if r < self.rows => (layout.row_to_float)(self.data, self.cols, r, out),
+            Some(_) => Err(QuantError::LengthMismatch { expected: self.rows, got: r }),
+            None => (self.traits.to_float)(self.row(r), out),
+        }
     }
 
     /// The activation type of this matrix's dot products.
@@ -63,6 +109,11 @@ impl<'a> Matrix<'a> {
     /// Bytes of the whole matrix.
     pub fn bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// The matrix's bytes, as laid out.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
     }
 
     /// `out[r] = row_r · x` for every row, rows split across `par`.
@@ -153,6 +204,12 @@ pub fn matvec_fused(par: &dyn Parallel, products: &mut [Product<'_, '_>]) -> Res
         // SAFETY (every use below): task `task` is the only one covering rows start..end of
         // product k, for every input row b; the tiles of rows it takes are disjoint.
         let piece = |b: usize, t0: usize, t1: usize| unsafe { out.slice(b * w.rows + t0, b * w.rows + t1) };
+        if let Some(layout) = w.interleaved {
+            if interleaved_rows(simd, layout, w, x, start, end, &piece).is_none() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
         // Tile kernels first, where the input is laid out as tiles and the format has them.
         let start = match x.tiles() {
             Some(tiles) => match tile_rows(simd, w, x, tiles, start, end, out) {
@@ -244,6 +301,38 @@ fn tile_rows(
     Some(end)
 }
 
+/// Rows `start..end` (a whole number of interleaved groups, or up to the last row) of the
+/// interleaved matrix `w` against every input row, [`interleaved::MAX_TOKENS`] at a time;
+/// `None` on an error.
+fn interleaved_rows<'o>(
+    simd: crate::isa::Simd,
+    layout: &InterleavedTraits,
+    w: &Matrix<'_>,
+    x: &QuantizedInput,
+    start: usize,
+    end: usize,
+    piece: &dyn Fn(usize, usize, usize) -> Option<&'o mut [f32]>,
+) -> Option<()> {
+    use interleaved::{MAX_TOKENS, ROWS};
+    let nb = w.cols / 32;
+    let group_bytes = w.row_bytes * ROWS;
+    if !start.is_multiple_of(ROWS) {
+        return None;
+    }
+    let rows = w.data.get(start / ROWS * group_bytes..end.div_ceil(ROWS) * group_bytes)?;
+    for b0 in (0..x.rows).step_by(MAX_TOKENS) {
+        let n = (x.rows - b0).min(MAX_TOKENS);
+        let ys: [&[u8]; MAX_TOKENS] = core::array::from_fn(|c| x.row(b0 + c));
+        let sums: [&[BlockSums]; MAX_TOKENS] = core::array::from_fn(|c| x.sums(b0 + c));
+        let mut outs: [&mut [f32]; MAX_TOKENS] = Default::default();
+        for (c, o) in outs.iter_mut().enumerate().take(n) {
+            *o = piece(b0 + c, start, end)?;
+        }
+        (layout.dot)(simd, rows, nb, &ys[..n], &sums[..n], &mut outs[..n]).ok()?;
+    }
+    Some(())
+}
+
 /// `outs[i] = mats[i] · x` for up to three matrices sharing one input (one row of
 /// `mats[0].cols` elements per token: a vector, or a batch), as one parallel operation: `x` is
 /// quantized once per distinct input type (into `bufs`).
@@ -296,6 +385,10 @@ pub struct QuantizedInput {
     row_len: usize,
     /// Blocks per row in `tiles`, when they hold this input.
     tiled: Option<usize>,
+    /// Every block's [`BlockSums`] (`Q8_0`/`Q8_1` inputs), for interleaved weights.
+    sums: Vec<BlockSums>,
+    /// Blocks per row in `sums`, when they hold this input.
+    summed: Option<usize>,
 }
 
 /// Fewest rows laid out as tiles: below, the four-row kernels do as well.
@@ -313,7 +406,18 @@ impl QuantizedInput {
         let tiled = max_rows >= MIN_TILE_ROWS && tiles::kernels(crate::isa::current());
         let lines = if tiled { tiles::lines_for(max_rows, max_n) } else { 0 };
         let tiles = crate::buffers::filled(lines, Line::zeroed())?;
-        Ok(QuantizedInput { buf, tiles, ggml_type: GgmlType::F32, n: 0, rows: 0, row_len: 0, tiled: None })
+        let sums = crate::buffers::filled(max_elements / 32 + 1, BlockSums::default())?;
+        Ok(QuantizedInput {
+            buf,
+            tiles,
+            ggml_type: GgmlType::F32,
+            n: 0,
+            rows: 0,
+            row_len: 0,
+            tiled: None,
+            sums,
+            summed: None,
+        })
     }
 
     /// Quantizes the vector `x` to `ggml_type`.
@@ -343,6 +447,15 @@ impl QuantizedInput {
         self.ggml_type = ggml_type;
         (self.n, self.rows, self.row_len) = (n, rows, row_len);
         self.tiled = None;
+        self.summed = None;
+        if matches!(ggml_type, GgmlType::Q8_0 | GgmlType::Q8_1) && rows * (n / 32) <= self.sums.len() {
+            let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
+            let src = bytes.get(..len).ok_or(QuantError::LengthMismatch { expected: len, got: 0 })?;
+            let dst =
+                self.sums.get_mut(..rows * (n / 32)).ok_or(QuantError::LengthMismatch { expected: len, got: 0 })?;
+            interleaved::summarize(ggml_type, src, dst)?;
+            self.summed = Some(n / 32);
+        }
         let fits = tiles::lines_for(rows, n) <= self.tiles.len();
         if rows >= MIN_TILE_ROWS && fits && tiles::tiled_type(ggml_type) && tiles::kernels(crate::isa::current()) {
             let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
@@ -368,6 +481,12 @@ impl QuantizedInput {
                 tokens: self.rows,
             },
         })
+    }
+
+    /// Row `b`'s block sums (empty where they were not worked out).
+    fn sums(&self, b: usize) -> &[BlockSums] {
+        let Some(nb) = self.summed else { return &[] };
+        self.sums.get(b * nb..(b + 1) * nb).unwrap_or(&[])
     }
 
     /// Row `b`'s bytes.
