@@ -175,6 +175,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     "kv_cache_bytes": sess.kv.bytes(),
                     "kv_type": if ty == KvType::F16 { "f16" } else { "f32" },
                     "n_ctx": need,
+                    "interleaved_bytes": loaded.interleaved_bytes(),
                 });
                 writeln!(out, "{j}")?;
             } else {
@@ -204,6 +205,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
             if ty == KvType::F16 { "f16" } else { "f32" },
             a.reps
         )?;
+        match loaded.interleaved_bytes() {
+            0 => writeln!(out, "layout: as stored (LLAMUX_LAYOUT=rows, or no format with an interleaved layout)")?,
+            n => writeln!(
+                out,
+                "layout: interleaved, a {:.2} MiB copy of those matrices (the file's pages of them released)",
+                n as f64 / 1048576.0
+            )?,
+        }
     }
     Ok(())
 }

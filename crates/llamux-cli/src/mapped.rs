@@ -26,4 +26,23 @@ impl MappedFile {
     pub fn bytes(&self) -> &[u8] {
         &self.map
     }
+
+    /// Lets the pages wholly inside `part` (a slice of [`bytes`](Self::bytes)) go: they are read
+    /// again from the file if touched.
+    pub fn release(&self, part: &[u8]) {
+        let base = self.map.as_ptr() as usize;
+        let Some(start) = (part.as_ptr() as usize).checked_sub(base) else { return };
+        let end = start + part.len();
+        if end > self.map.len() {
+            return;
+        }
+        let page = 4096;
+        let (first, last) = (start.next_multiple_of(page), end / page * page);
+        if last > first {
+            // SAFETY: the range is inside this read-only private file mapping; after
+            // MADV_DONTNEED its pages read the file's contents again, which never change (see
+            // `open`), so every borrowed slice keeps its bytes.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, last - first) };
+        }
+    }
 }

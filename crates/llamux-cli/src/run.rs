@@ -3,7 +3,7 @@
 use crate::mapped::MappedFile;
 use anyhow::{bail, Context, Result};
 use llamux_core::gguf::Gguf;
-use llamux_core::model::Model;
+use llamux_core::model::{InterleavedWeights, Model};
 use llamux_core::platform::Threads;
 use llamux_core::sample::{Sampler, SamplerConfig};
 use llamux_core::session::{Generation, KvType, Session, Step, Stop};
@@ -144,16 +144,48 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// A model file mapped and parsed, kept alive for the model and tokenizer that borrow it.
+/// A model file mapped and parsed, kept alive for the model and tokenizer that borrow it; with
+/// the interleaved copies of its matrices where the layout is in use ([`Layout`]).
 pub struct Loaded {
     file: MappedFile,
+    interleaved: std::cell::OnceCell<InterleavedWeights>,
+}
+
+/// How matrices are laid out in memory: as stored in the file (read in place), or with their rows
+/// interleaved eight by eight where the format has that layout (a copy made at load time, the
+/// file's pages of those matrices released). `LLAMUX_LAYOUT=rows|interleaved`; by default
+/// interleaved wherever the CPU has the SIMD kernels for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As stored.
+    Rows,
+    /// Interleaved.
+    Interleaved,
+}
+
+impl Layout {
+    /// The layout chosen by `LLAMUX_LAYOUT`, else the default for this CPU.
+    pub fn chosen() -> Result<Layout> {
+        match std::env::var("LLAMUX_LAYOUT").ok().as_deref() {
+            Some("rows") => Ok(Layout::Rows),
+            Some("interleaved") => Ok(Layout::Interleaved),
+            Some(other) => bail!("LLAMUX_LAYOUT={other}: expected rows or interleaved"),
+            None if llamux_core::isa::current().isa() == llamux_core::isa::Isa::Scalar => Ok(Layout::Rows),
+            None => Ok(Layout::Interleaved),
+        }
+    }
 }
 
 impl Loaded {
     /// Opens and maps `arg` (path or known name).
     pub fn open(arg: &str) -> Result<Self> {
         let path = crate::resolve_model(arg)?;
-        Ok(Loaded { file: MappedFile::open(&path)? })
+        Ok(Loaded { file: MappedFile::open(&path)?, interleaved: std::cell::OnceCell::new() })
+    }
+
+    /// Bytes of interleaved weights held (0 with the stored layout).
+    pub fn interleaved_bytes(&self) -> usize {
+        self.interleaved.get().map_or(0, InterleavedWeights::bytes)
     }
 
     /// The file's bytes.
@@ -161,11 +193,24 @@ impl Loaded {
         self.file.bytes()
     }
 
-    /// Parses the file and binds model and tokenizer.
+    /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`].
     pub fn bind(&self) -> Result<(Model<'_>, Tokenizer<'_>)> {
+        self.bind_as(Layout::chosen()?)
+    }
+
+    /// [`bind`](Self::bind) with the matrices in `layout`.
+    pub fn bind_as(&self, layout: Layout) -> Result<(Model<'_>, Tokenizer<'_>)> {
         let g = Gguf::parse(self.file.bytes())?;
-        let model = Model::load(&g)?;
+        let mut model = Model::load(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;
+        if layout == Layout::Interleaved && model.interleaved_bytes() > 0 {
+            if self.interleaved.get().is_none() {
+                let _ = self.interleaved.set(model.interleave(|piece| self.file.release(piece))?);
+            }
+            if let Some(w) = self.interleaved.get() {
+                model.use_interleaved(w)?;
+            }
+        }
         Ok((model, tok))
     }
 }

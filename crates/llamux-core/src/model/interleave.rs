@@ -1,13 +1,18 @@
 //! A model's matrices with their rows interleaved ([`crate::quant::interleaved`]), made once at
-//! load time by hosts that want them: a copy of the weights of every matrix whose format has the
-//! layout (the token embeddings stay as they are: they are read a row at a time).
+//! load time by hosts that want them: a copy of every matrix a token's pass multiplies by,
+//! interleaved where the format has the layout (the token embeddings stay as they are, being read
+//! a row at a time — unless they are the output matrix too).
 
 use super::Model;
 use crate::ops::Matrix;
+use crate::quant::interleaved::ROWS;
 use crate::quant::QuantError;
 use crate::GgmlType;
 use alloc::vec::Vec;
 use core::fmt;
+
+/// Original bytes interleaved at a time (see [`Model::interleave`]).
+pub const PIECE_BYTES: usize = 1 << 20;
 
 /// Why interleaving failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +47,8 @@ impl std::error::Error for InterleaveError {}
 /// [`Model::use_interleaved`] points the model at.
 pub struct InterleavedWeights {
     buf: Vec<u8>,
-    /// Per matrix: its type and shape, and its bytes in `buf` (none for matrices left as they are).
-    parts: Vec<(GgmlType, usize, usize, Option<core::ops::Range<usize>>)>,
+    /// Per matrix: its type and shape, its bytes in `buf`, and whether they are interleaved.
+    parts: Vec<(GgmlType, usize, usize, core::ops::Range<usize>, bool)>,
 }
 
 impl InterleavedWeights {
@@ -71,13 +76,21 @@ impl<'a> Model<'a> {
         f(&mut self.output)
     }
 
-    /// Bytes [`interleave`](Self::interleave) would allocate.
+    /// Bytes [`interleave`](Self::interleave) would allocate: every matrix, interleaved where
+    /// its format has the layout, else as stored; 0 when no format has it.
     pub fn interleaved_bytes(&self) -> usize {
-        self.matrices().filter_map(Matrix::interleaved_bytes).fold(0usize, usize::saturating_add)
+        if self.matrices().all(|m| m.interleaved_bytes().is_none()) {
+            return 0;
+        }
+        self.matrices().map(|m| m.interleaved_bytes().unwrap_or(m.bytes())).fold(0usize, usize::saturating_add)
     }
 
-    /// Interleaved copies of the matrices whose formats have the layout.
-    pub fn interleave(&self) -> Result<InterleavedWeights, InterleaveError> {
+    /// A copy of the model's matrices in memory of its own: interleaved where their formats
+    /// have the layout, the others as stored (so that nothing of the matrices is read from the
+    /// model's bytes again). Made a piece of about [`PIECE_BYTES`] at a time; each piece's
+    /// original bytes are handed to `done` once copied (a host may let their pages go, so that
+    /// the copy does not double the memory in use).
+    pub fn interleave(&self, mut done: impl FnMut(&'a [u8])) -> Result<InterleavedWeights, InterleaveError> {
         let bytes = self.interleaved_bytes();
         let mut buf = Vec::new();
         buf.try_reserve_exact(bytes).map_err(|_| InterleaveError::OutOfMemory { bytes })?;
@@ -86,29 +99,36 @@ impl<'a> Model<'a> {
         parts.try_reserve_exact(self.matrices().count()).map_err(|_| InterleaveError::OutOfMemory { bytes })?;
         let mut at = 0usize;
         for m in self.matrices() {
-            let range = match m.interleaved_bytes() {
-                Some(n) => {
-                    let range = at..at + n;
-                    let dst = buf.get_mut(range.clone()).ok_or(InterleaveError::Mismatch)?;
-                    m.interleave_into(dst).map_err(InterleaveError::Quant)?;
-                    at += n;
-                    Some(range)
-                }
-                None => None,
+            let (n, interleaved) = match m.interleaved_bytes() {
+                Some(n) => (n, true),
+                None if !m.is_interleaved() => (m.bytes(), false),
+                None => return Err(InterleaveError::Mismatch),
             };
-            parts.push((m.ggml_type, m.rows, m.cols, range));
+            let range = at..at + n;
+            let dst = buf.get_mut(range.clone()).ok_or(InterleaveError::Mismatch)?;
+            // Whole groups of eight rows per piece.
+            let group = m.row_bytes() * ROWS;
+            let per_piece = (PIECE_BYTES / group.max(1)).max(1) * ROWS;
+            for (k, d) in dst.chunks_mut(per_piece / ROWS * group).enumerate() {
+                let (r0, r1) = (k * per_piece, ((k + 1) * per_piece).min(m.rows));
+                let src = m.data().get(r0 * m.row_bytes()..r1 * m.row_bytes()).ok_or(InterleaveError::Mismatch)?;
+                if interleaved {
+                    let piece = Matrix::new(m.ggml_type, r1 - r0, m.cols, src).map_err(InterleaveError::Quant)?;
+                    piece.interleave_into(d).map_err(InterleaveError::Quant)?;
+                } else {
+                    d.get_mut(..src.len()).ok_or(InterleaveError::Mismatch)?.copy_from_slice(src);
+                }
+                done(src);
+            }
+            at += n;
+            parts.push((m.ggml_type, m.rows, m.cols, range, interleaved));
         }
         Ok(InterleavedWeights { buf, parts })
     }
 
     /// Points the model's matrices at `w` (made by [`interleave`](Self::interleave) from this
-    /// model), handing each replaced matrix's original bytes to `replaced` (a host may let their
-    /// pages go).
-    pub fn use_interleaved(
-        &mut self,
-        w: &'a InterleavedWeights,
-        mut replaced: impl FnMut(&'a [u8]),
-    ) -> Result<(), InterleaveError> {
+    /// model).
+    pub fn use_interleaved(&mut self, w: &'a InterleavedWeights) -> Result<(), InterleaveError> {
         let shapes_match = self.matrices().count() == w.parts.len()
             && self
                 .matrices()
@@ -117,14 +137,26 @@ impl<'a> Model<'a> {
         if !shapes_match {
             return Err(InterleaveError::Mismatch);
         }
+        // Tied embeddings: the token rows are read from the interleaved output matrix too, so
+        // that the stored copy is never touched again.
+        let (e, o) = (self.tok_embd.data(), self.output.data());
+        let tied =
+            core::ptr::eq(e, o) && (self.tok_embd.rows, self.tok_embd.cols) == (self.output.rows, self.output.cols);
         let mut parts = w.parts.iter();
         self.for_each_matrix(|m| {
-            let Some((ty, rows, cols, Some(range))) = parts.next() else { return Ok(()) };
+            let (ty, rows, cols, range, interleaved) = parts.next().ok_or(InterleaveError::Mismatch)?;
             let data = w.buf.get(range.clone()).ok_or(InterleaveError::Mismatch)?;
-            let old = m.data();
-            *m = Matrix::new_interleaved(*ty, *rows, *cols, data).map_err(InterleaveError::Quant)?;
-            replaced(old);
+            *m = if *interleaved {
+                Matrix::new_interleaved(*ty, *rows, *cols, data)
+            } else {
+                Matrix::new(*ty, *rows, *cols, data)
+            }
+            .map_err(InterleaveError::Quant)?;
             Ok(())
-        })
+        })?;
+        if tied && self.output.is_interleaved() {
+            self.tok_embd = self.output;
+        }
+        Ok(())
     }
 }

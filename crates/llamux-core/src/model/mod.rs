@@ -11,5 +11,5 @@ mod weights;
 pub use arch::{Activation, ArchKind, ArchOptions};
 pub use file_type::{FileType, TensorRole};
 pub use hparams::{HParams, ModelError};
-pub use interleave::{InterleaveError, InterleavedWeights};
+pub use interleave::{InterleaveError, InterleavedWeights, PIECE_BYTES};
 pub use weights::{Layer, Model};

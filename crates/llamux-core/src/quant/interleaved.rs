@@ -409,6 +409,11 @@ pub type DotInterleaved = fn(
 /// Tokens one [`DotInterleaved`] call takes (their accumulators stay in registers).
 pub const MAX_TOKENS: usize = 4;
 
+/// Interleaves `rows` rows of `cols` elements (`src`) into `dst`.
+pub type InterleaveRows = fn(src: &[u8], rows: usize, cols: usize, dst: &mut [u8]) -> Result<(), QuantError>;
+/// Dequantizes row `r` of interleaved weights of `cols` elements per row into `dst`.
+pub type InterleavedRowToFloat = fn(w: &[u8], cols: usize, r: usize, dst: &mut [f32]) -> Result<(), QuantError>;
+
 /// The interleaved layout of one weight type.
 #[derive(Clone, Copy)]
 pub struct InterleavedTraits {
@@ -416,9 +421,9 @@ pub struct InterleavedTraits {
     pub ggml_type: GgmlType,
     /// Interleaves `rows` rows of `cols` elements (`src`, the rows one after another) into
     /// `dst` ([`interleaved_bytes`] long); the last group is padded with zero rows.
-    pub interleave: fn(src: &[u8], rows: usize, cols: usize, dst: &mut [u8]) -> Result<(), QuantError>,
+    pub interleave: InterleaveRows,
     /// Dequantizes row `r` of interleaved weights (`cols` elements per row) into `dst`.
-    pub row_to_float: fn(w: &[u8], cols: usize, r: usize, dst: &mut [f32]) -> Result<(), QuantError>,
+    pub row_to_float: InterleavedRowToFloat,
     /// The product's kernels.
     pub dot: DotInterleaved,
 }
@@ -669,7 +674,7 @@ mod tests {
         // More outputs than rows, activations of another length.
         let mut o9 = [0f32; 9];
         assert!((t.dot)(simd, &w, 2, &[y], &[s], &mut [&mut o9]).is_err());
-        assert!((t.dot)(simd, &w, 2, &[&y[..34]], &[&s], &mut [&mut o]).is_err());
+        assert!((t.dot)(simd, &w, 2, &[&y[..34]], &[s], &mut [&mut o]).is_err());
         assert!(interleaved(GgmlType::Q4_K).is_none());
         assert_eq!(interleaved_bytes(GgmlType::Q8_0, 9, 64), Some(16 * 68));
     }
