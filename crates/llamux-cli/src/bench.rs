@@ -285,13 +285,13 @@ impl ModelInfo {
 
 /// Weight bytes one token reads: every layer matrix, the output matrix, one embedding row.
 fn bytes_per_token(model: &Model<'_>) -> u64 {
-    let m = |m: &llamux_core::ops::Matrix<'_>| (m.row(0).len() * m.rows) as u64;
+    let m = |m: &llamux_core::ops::Matrix<'_>| (m.row_bytes() * m.rows) as u64;
     let layers: u64 = model
         .layers
         .iter()
         .map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + m(&l.w_gate) + m(&l.w_up) + m(&l.w_down))
         .sum();
-    layers + m(&model.output) + model.tok_embd.row(0).len() as u64
+    layers + m(&model.output) + model.tok_embd.row_bytes() as u64
 }
 
 /// `n` prompt tokens: `first`, then fixed pseudo-random ids below `n_vocab`.

@@ -205,6 +205,9 @@ impl Loaded {
         let tok = Tokenizer::from_gguf(&g)?;
         if layout == Layout::Interleaved && model.interleaved_bytes() > 0 {
             if self.interleaved.get().is_none() {
+                // Reading the norms and the vocabulary mapped whole folios of the file around
+                // them: let the matrices' pages go before copying them, and each piece after.
+                model.matrices().for_each(|m| self.file.release(m.data()));
                 let _ = self.interleaved.set(model.interleave(|piece| self.file.release(piece))?);
             }
             if let Some(w) = self.interleaved.get() {
