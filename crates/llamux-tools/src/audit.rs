@@ -35,7 +35,8 @@ impl Audit {
     pub fn open(cfg: &Config) -> Result<Audit, String> {
         let path = path(cfg).ok_or("no audit log: set LLAMUX_AUDIT_LOG or tools.audit_log")?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create the audit log directory {}: {e}", dir.display()))?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

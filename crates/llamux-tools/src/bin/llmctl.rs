@@ -36,6 +36,7 @@ enum Cmd {
         /// Setting.
         key: String,
         /// Value.
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Load a model (kernel backend: modprobe llamux model=PATH).
@@ -56,6 +57,7 @@ enum ConfigCmd {
         /// Key, `section.name` for sampling, limits and tools.
         key: String,
         /// Value.
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// The files read, in order.
