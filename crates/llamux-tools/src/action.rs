@@ -66,7 +66,15 @@ pub fn resolve(intent: &Intent, snap: &Snapshot, exclude: &[u32]) -> Result<Opti
     Ok(match intent {
         Intent::Question => None,
         Intent::Signal { target, signal } => Some(Action { kind: Kind::Signal(*signal), target: Some(pick(target)?) }),
-        Intent::Renice { target, nice } => Some(Action { kind: Kind::Renice(*nice), target: Some(pick(target)?) }),
+        Intent::Renice { target, nice } => {
+            let p = pick(target)?;
+            // Lowering a priority never raises it: past the asked value, the lowest there is.
+            let to = if p.nice < *nice { *nice } else { 19 };
+            if p.nice >= 19 {
+                return Err(format!("pid {} `{}` already runs at the lowest priority (nice 19)", p.pid, p.comm));
+            }
+            Some(Action { kind: Kind::Renice(to), target: Some(p) })
+        }
         Intent::DropCaches => Some(Action { kind: Kind::DropCaches, target: None }),
     })
 }

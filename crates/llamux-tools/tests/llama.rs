@@ -243,3 +243,56 @@ fn without_a_terminal_and_without_yes_nothing_runs() {
     assert!(stderr.contains("audit log"), "{stderr}");
     assert!(hog.running());
 }
+
+/// The nice value in `/proc/PID/stat`.
+fn nice_of(pid: u32) -> i64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn renice_by_pid_and_drop_caches_are_allowlisted_too() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    // A sleeping process (no CPU: its priority may be raised to nice 0 first, as root can, so
+    // that lowering it is seen even when the tests run under `nice`).
+    let mut sleeper = Hog(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.pid();
+    // SAFETY: setpriority takes plain integers.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, 0) };
+    const HOG: &str = "sleep";
+    let hog = &mut sleeper;
+    let before = nice_of(pid);
+    let out =
+        env.command(&["--yes", &format!("lower the priority of pid {pid}")]).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let mut expected = vec!["proposed", "approved-by-flag", "executed"];
+    if before >= 19 {
+        // Started under `nice -n 19`: nothing lower exists, and nothing is proposed.
+        assert!(stdout.contains("already runs at the lowest priority (nice 19)"), "{stdout}");
+        expected.clear();
+    } else {
+        // To nice 10, or to 19 when it already runs at 10 or more; never higher.
+        let to = if before < 10 { 10 } else { 19 };
+        assert!(stdout.contains(&format!("lower the priority of pid {pid} `{HOG}`")), "{stdout}");
+        assert!(stdout.contains(&format!("Done: renice -n {to} -p {pid}")), "{stdout}");
+        assert_eq!(nice_of(pid), to);
+    }
+    assert!(hog.running());
+    // Dropping the page cache is proposed with what it writes (shown only: it is machine-wide).
+    let out = env.command(&["--dry-run", "please drop the page cache"]).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Proposed action: drop the page cache (sync, then write 1 to /proc/sys/vm/drop_caches)"),
+        "{stdout}"
+    );
+    expected.extend(["proposed", "dry-run"]);
+    let decisions: Vec<String> = env.events().iter().map(|e| e["decision"].as_str().unwrap().to_string()).collect();
+    assert_eq!(decisions, expected);
+    // A pid that is not running is refused without a proposal.
+    let out = env.command(&["--yes", "kill pid 4000000"]).stdin(Stdio::null()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No action: pid 4000000 is not a process"));
+    assert_eq!(env.events().len(), expected.len());
+}

@@ -58,6 +58,14 @@ impl Kernel {
         Self::proc_dir().join("prompt").exists()
     }
 
+    /// Loads the module with `model` (`modprobe llamux model=PATH`); for when it is not loaded, so
+    /// that there is no backend to call yet.
+    pub fn load_module(model: &str) -> Result<()> {
+        let path = crate::models::registry::resolve(model).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
+        let arg = format!("model={}", path.display());
+        run(&["modprobe", "llamux", &arg])
+    }
+
     /// The loaded module (its status must be readable).
     pub fn open(cfg: &Config) -> Result<Self> {
         let dir = Self::proc_dir();
@@ -200,9 +208,8 @@ impl Backend for Kernel {
     }
 
     fn load(&mut self, model: &str) -> Result<()> {
-        let path = crate::models::registry::resolve(model).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
-        let arg = format!("model={}", path.display());
-        run(&["modprobe", "llamux", &arg])
+        // Loaded already: another model means unloading first.
+        Err(ClientError::backend(B, format!("llamux.ko is loaded already; `llmctl unload` first to load {model}")))
     }
 
     fn unload(&mut self) -> Result<()> {

@@ -3,7 +3,8 @@
 //! load and unload the model where the backend keeps one loaded (the kernel module).
 
 use clap::{Parser, Subcommand};
-use llamux_client::{config, ClientError};
+use llamux_client::backend::Kernel;
+use llamux_client::{config, BackendKind, ClientError};
 use llamux_tools::common::{self, CommonArgs};
 use std::process::ExitCode;
 
@@ -39,7 +40,7 @@ enum Cmd {
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
-    /// Load a model (kernel backend: modprobe llamux model=PATH).
+    /// Load a model (kernel backend, module not loaded: modprobe llamux model=PATH).
     Load {
         /// Model file or known name (default: the configuration's).
         model: Option<String>,
@@ -112,6 +113,11 @@ fn run(a: Args) -> Result<(), ClientError> {
             println!("{key}={value}");
         }
         Cmd::Load { model } => {
+            if cfg.backend.kind() == Some(BackendKind::Kernel) && !Kernel::present() {
+                Kernel::load_module(model.as_deref().unwrap_or(&cfg.model))?;
+                println!("loaded");
+                return Ok(());
+            }
             let mut b = common::connect(&cfg)?;
             b.load(model.as_deref().unwrap_or(&cfg.model))?;
             println!("loaded");
