@@ -32,8 +32,19 @@ fn hog_binary() -> PathBuf {
 }
 
 impl Hog {
+    /// Four spinning threads per CPU: a busy machine's single-threaded processes do not outrank it.
     fn start() -> Hog {
-        let child = Command::new(hog_binary()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        Hog::with_threads_per_cpu(4)
+    }
+
+    fn with_threads_per_cpu(per_cpu: usize) -> Hog {
+        let threads = per_cpu * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let child = Command::new(hog_binary())
+            .arg(threads.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         // Let it accumulate CPU time before anyone measures.
         std::thread::sleep(Duration::from_millis(300));
         Hog(child)
@@ -118,7 +129,8 @@ fn model() -> Option<PathBuf> {
 fn the_question_names_the_hog_with_its_cpu_share() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::new();
-    let hog = Hog::start();
+    // One thread per CPU: the model explaining it must not starve.
+    let hog = Hog::with_threads_per_cpu(1);
     let model = model();
     let mut args = vec!["--backend", "in-process"];
     let m;

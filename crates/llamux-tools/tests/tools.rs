@@ -279,3 +279,38 @@ fn serve_backend_gives_the_in_process_answer() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The kernel backend's status, statistics and settings files, as `llamux.ko` writes them (a
+/// directory standing in for `/proc/llamux`; generation itself is tested in the VM).
+#[test]
+fn kernel_backend_reads_and_sets_the_module_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_dir = dir.path().join("proc");
+    std::fs::create_dir(&proc_dir).unwrap();
+    std::fs::write(proc_dir.join("prompt"), "").unwrap();
+    std::fs::write(
+        proc_dir.join("status"),
+        "model: /lib/firmware/llamux/model.gguf\nbytes: 98362432\nvocab: 49152\nlayers: 30\ncontext_train: 8192\nsessions: 0/32\nthreads: 2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        proc_dir.join("stats"),
+        "requests: 7\ntokens: 512\ndecode_us: 1000000\ntokens_per_s: 512.000\nfirst_token_ms: 12\n",
+    )
+    .unwrap();
+    std::fs::write(proc_dir.join("config"), "n_ctx=512\nmax_tokens=128\ntemp=0.000\n").unwrap();
+    let k =
+        |bin: &str, args: &[&str]| tool(bin, dir.path()).env("LLAMUX_PROC_DIR", &proc_dir).args(args).output().unwrap();
+    // auto picks the kernel when its prompt file is there.
+    let stats = json_of(&k(TOOLS[3], &["--json"]));
+    assert_eq!(stats["backend"], "kernel");
+    assert_eq!((stats["requests"].as_i64(), stats["tokens_per_s"].as_f64()), (Some(7), Some(512.0)), "{stats}");
+    let st = String::from_utf8_lossy(&k(TOOLS[2], &["status"]).stdout).into_owned();
+    assert!(st.contains("backend: kernel") && st.contains("sessions: 0/32"), "{st}");
+    let lim = String::from_utf8_lossy(&k(TOOLS[2], &["limits"]).stdout).into_owned();
+    assert!(lim.contains("kernel.max_tokens: 128"), "{lim}");
+    assert!(k(TOOLS[2], &["set", "max_tokens", "64"]).status.success());
+    assert_eq!(std::fs::read_to_string(proc_dir.join("config")).unwrap(), "max_tokens=64\n");
+    refused(&k(TOOLS[2], &["set", "max tokens", "64"]), "not a key=value setting");
+    refused(&k(TOOLS[2], &["load", "x.gguf"]), "loaded already");
+}

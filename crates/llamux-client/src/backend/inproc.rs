@@ -93,7 +93,8 @@ impl InProcess {
         bind(&self.file, &self.path)
     }
 
-    /// The text a request becomes, and how much of it is its system prompt.
+    /// The text a request becomes, and its fixed start (a system prompt and the messages after it
+    /// but the last).
     fn format(&self, req: &Request) -> Result<(String, Option<String>)> {
         if req.raw {
             return Ok((req.raw_text(), None));
@@ -105,8 +106,10 @@ impl InProcess {
             )));
         };
         let msgs: Vec<chat::Message> = req.messages.iter().map(core_message).collect();
+        // Everything before the last message (the system prompt and any fixed examples) is the part
+        // whose state is worth keeping for the next command.
         let system = match msgs.first() {
-            Some(m) if m.role == chat::Role::System && msgs.len() > 1 => Some(t.apply(&msgs[..1], false)),
+            Some(m) if m.role == chat::Role::System && msgs.len() > 1 => Some(t.apply(&msgs[..msgs.len() - 1], false)),
             _ => None,
         };
         Ok((t.apply(&msgs, true), system))

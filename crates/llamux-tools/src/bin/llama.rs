@@ -39,12 +39,17 @@ struct Args {
     sample_ms: Option<u64>,
 }
 
-/// The fixed system prompt (its KV state is cached by the in-process backend).
-const SYSTEM: &str =
-    "You are llama, the assistant of a Linux computer. You are given facts that were measured on this \
-computer, then the user's question. Answer in two or three short sentences, using only the facts given: name the \
-process or resource that explains the problem and what the user could do. Never invent numbers, processes or \
-commands that are not in the facts.";
+/// The fixed start of every explanation request: instructions, then one worked example (small
+/// models follow an example better than a rule). Its KV state is cached by the in-process backend.
+const SYSTEM: &str = "You are llama, the assistant of a Linux computer. You get facts measured on this computer and \
+a question. Answer in one or two short sentences: name the process or resource from the facts that explains the \
+problem, with its numbers, and say what the user could do. Use only the facts; never invent numbers or commands.";
+const EXAMPLE_FACTS: &str =
+    "Facts:\n- pid 812 `ffmpeg` uses 180% of one CPU (90% of all 2 CPUs)\n- load average 3.10 on 2 \
+CPUs (1.6 runnable tasks per CPU)\n- overall: load 3.10/2.00/1.20 on 2 CPUs, CPUs 5% idle, memory 40% used (4.0 GiB \
+available), swap 0% used\n\nQuestion: why is my computer slow?";
+const EXAMPLE_ANSWER: &str = "Your computer is slow because pid 812 `ffmpeg` uses 180% of one CPU, which keeps both \
+CPUs busy. If you do not need it, ask me to kill the process eating your CPU.";
 
 fn main() -> ExitCode {
     common::quiet_on_closed_stdout();
@@ -101,7 +106,13 @@ fn run(a: Args) -> Result<ExitCode, ClientError> {
     let Some(b) = backend.as_mut() else { return Ok(ExitCode::SUCCESS) };
     let facts = findings::facts_text(&snap, &found);
     let user = format!("Facts:\n{facts}\nQuestion: {question}");
-    let mut req = Request::chat(&cfg, vec![Message::new(Role::System, SYSTEM), Message::new(Role::User, user)]);
+    let messages = vec![
+        Message::new(Role::System, SYSTEM),
+        Message::new(Role::User, EXAMPLE_FACTS),
+        Message::new(Role::Assistant, EXAMPLE_ANSWER),
+        Message::new(Role::User, user),
+    ];
+    let mut req = Request::chat(&cfg, messages);
     req.max_tokens = req.max_tokens.min(120);
     writeln!(out, "Explanation ({}, {} backend):", cfg.model, b.kind()).map_err(io)?;
     out.flush().map_err(io)?;
