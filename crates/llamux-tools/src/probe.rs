@@ -249,9 +249,9 @@ fn disks() -> Vec<Disk> {
             continue;
         }
         let Ok(c) = std::ffi::CString::new(mount.as_bytes()) else { continue };
-        // SAFETY: `c` is a NUL-terminated path; `st` is plain data statvfs fills in.
+        // SAFETY: statvfs is plain integers, for which all-zero bytes are a valid value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: `c` is a NUL-terminated path alive for the call; `st` is a valid, writable statvfs.
         if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
             continue;
         }

@@ -154,6 +154,24 @@ fn core_message(m: &Message) -> chat::Message {
 
 const MAGIC: &[u8; 8] = b"LXKVST01";
 
+/// Stored states kept: the newest, by modification time.
+const KEEP_STATES: usize = 32;
+
+/// Removes all but the `keep` newest `.kv` files of `dir`.
+fn prune(dir: Option<&Path>, keep: usize) {
+    let Some(Ok(entries)) = dir.map(std::fs::read_dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kv"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, p) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 /// Writes positions `0..tokens.len()` of `sess`'s cache: a header, the tokens, then each layer's
 /// keys and values as f16.
 fn save_state(path: &Path, sess: &Session, n_layer: usize, tokens: &[u32]) -> std::io::Result<()> {
@@ -319,8 +337,8 @@ impl Backend for InProcess {
         let (_, in_cache) = gen.finish();
         // The state of the system prompt, for the next command.
         if let Some((file, n)) = save_to {
-            if in_cache.len() >= n && sess.pos >= n {
-                let _ = save_state(&file, &sess, n_layer, &in_cache[..n]);
+            if in_cache.len() >= n && sess.pos >= n && save_state(&file, &sess, n_layer, &in_cache[..n]).is_ok() {
+                prune(file.parent(), KEEP_STATES);
             }
         }
         self.cached = in_cache;
@@ -394,5 +412,26 @@ impl Backend for InProcess {
             ("threads".into(), self.n_threads.to_string()),
             ("max_prompt_bytes".into(), self.max_prompt_bytes.to_string()),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_states_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for i in 0..5u64 {
+            let f = std::fs::File::create(dir.path().join(format!("{i}.kv"))).unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(i)).unwrap();
+        }
+        std::fs::write(dir.path().join("other.txt"), "x").unwrap();
+        prune(Some(dir.path()), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["3.kv", "4.kv", "other.txt"]);
     }
 }

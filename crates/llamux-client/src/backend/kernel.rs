@@ -100,11 +100,8 @@ impl Kernel {
 }
 
 fn template_of(path: &Path) -> Option<ChatTemplate> {
-    let f = std::fs::File::open(path).ok()?;
-    // SAFETY: read-only mapping, parsed with bounds checks; a concurrent truncation faults rather
-    // than reading freed memory.
-    let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
-    let g = Gguf::parse(&map).ok()?;
+    let map = crate::models::mapped::MappedFile::open(path).ok()?;
+    let g = Gguf::parse(map.bytes()).ok()?;
     g.get_str("tokenizer.chat_template").and_then(ChatTemplate::detect)
 }
 
