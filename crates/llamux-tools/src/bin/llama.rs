@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// The system assistant: measures the system, explains it, and proposes allowlisted actions.
 #[derive(Parser, Debug)]
-#[command(name = "llama", version, about, long_about = None)]
+#[command(name = "llama", version)]
 struct Args {
     /// A question ("why is my system slow?") or a request ("kill the process eating my CPU"); `-` reads it from standard input.
     question: Option<String>,

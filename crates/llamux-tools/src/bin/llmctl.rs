@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 /// Control the Llamux backend and configuration.
 #[derive(Parser, Debug)]
-#[command(name = "llmctl", version, about, long_about = None)]
+#[command(name = "llmctl", version)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 /// One-shot inference, streamed.
 #[derive(Parser, Debug)]
-#[command(name = "llminfer", version, about, long_about = None)]
+#[command(name = "llminfer", version)]
 struct Args {
     /// The prompt; `-` reads it from standard input.
     prompt: Option<String>,

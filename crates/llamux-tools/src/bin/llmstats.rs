@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 /// Engine statistics.
 #[derive(Parser, Debug)]
-#[command(name = "llmstats", version, about, long_about = None)]
+#[command(name = "llmstats", version)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
