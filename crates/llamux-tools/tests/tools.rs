@@ -196,6 +196,16 @@ fn in_process_backend_answers_caches_and_counts() {
         &tool(TOOLS[2], dir.path()).args(["--backend", "in-process", "-m", m, "unload"]).output().unwrap(),
         "cannot unload",
     );
+    // A prompt longer than the context is refused in one line, before any generation.
+    let cfg = dir.path().join("small.toml");
+    std::fs::write(&cfg, "[limits]\nn_ctx = 64\n").unwrap();
+    let long = "the quick brown fox ".repeat(50);
+    let out = tool(TOOLS[1], dir.path())
+        .env("LLAMUX_CONFIG", &cfg)
+        .args(["--backend", "in-process", "-m", m, &long])
+        .output()
+        .unwrap();
+    refused(&out, "but the context holds 64");
 }
 
 fn llamux_bin() -> Option<PathBuf> {

@@ -266,7 +266,7 @@ impl Backend for InProcess {
             seed: req.sampling.seed,
         };
         cfg.validate().map_err(|e| ClientError::BadInput(e.to_string()))?;
-        let mut session = self.session.take();
+        let session = self.session.take();
         let mut cached = std::mem::take(&mut self.cached);
         let (_g, model, tok) = bind(&self.file, &self.path)?;
         let tokens = tok.encode(text.as_bytes(), true, true);
@@ -280,7 +280,7 @@ impl Backend for InProcess {
                 self.n_ctx
             )));
         }
-        let mut sess = match session.take() {
+        let mut sess = match session {
             Some(s) => s,
             None => Session::try_with_options(&model, self.n_ctx, KvType::F16, DEFAULT_MAX_BATCH)
                 .map_err(|_| err(format!("out of memory for a session of {} tokens", self.n_ctx)))?,
