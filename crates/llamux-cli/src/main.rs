@@ -1,22 +1,20 @@
 //! `llamux`: inspect, fetch and synthesize GGUF models for the Llamux engine.
 
 mod bench;
-mod cache;
 mod chat;
 mod info;
-mod mapped;
 mod perplexity;
-mod pool;
 mod pull;
 mod quantize;
-mod registry;
 mod run;
 mod serve;
 mod synth;
 mod tokenize;
 
 use anyhow::Result;
+// Model names, the cache, mapping and the thread pool are shared with the tools.
 use clap::{Parser, Subcommand};
+pub(crate) use llamux_client::models::{mapped, pool, registry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -4,7 +4,6 @@
 
 use super::engine::{Event, Job, Msg};
 use super::metrics::Metrics;
-use super::text::TextOut;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
@@ -14,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use llamux_client::text::TextOut;
 use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::sample::SamplerConfig;
 use llamux_core::session::Stop;

@@ -5,7 +5,6 @@
 mod api;
 mod engine;
 mod metrics;
-mod text;
 
 use crate::run::{context_len, Loaded, ModelArgs};
 use anyhow::{bail, Context, Result};

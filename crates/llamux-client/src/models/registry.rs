@@ -1,6 +1,6 @@
 //! Models and assets known by name, and resolution of `-m NAME|PATH`.
 
-use crate::{cache, pull};
+use super::{cache, pull};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 

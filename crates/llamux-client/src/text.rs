@@ -1,8 +1,9 @@
 //! A response's text as the engine's token pieces arrive: released once no stop string can
 //! still begin in it and its UTF-8 is complete, and cut where a stop string begins (OpenAI does
 //! not return the stop sequence). Streamed and whole responses both go through it, so their
-//! texts are the same.
+//! texts are the same. `llamux serve` and every client backend use it, so all hosts cut alike.
 
+/// Text released as pieces arrive, cut at the first stop string.
 pub struct TextOut {
     bytes: Vec<u8>,
     /// Bytes already released.
@@ -15,6 +16,7 @@ pub struct TextOut {
 }
 
 impl TextOut {
+    /// A text that ends where any of `stops` begins.
     pub fn new(stops: Vec<Vec<u8>>) -> Self {
         let stops: Vec<Vec<u8>> = stops.into_iter().filter(|s| !s.is_empty()).collect();
         let hold = stops.iter().map(Vec::len).max().unwrap_or(0).saturating_sub(1);
@@ -40,6 +42,11 @@ impl TextOut {
             return self.release(self.bytes.len(), true);
         }
         self.release(self.bytes.len().saturating_sub(self.hold).max(self.sent), false)
+    }
+
+    /// Whether a stop string was found (later pieces are ignored).
+    pub fn stopped(&self) -> bool {
+        self.cut
     }
 
     /// The rest of the text, once generation has ended.
