@@ -331,7 +331,11 @@ fn tokenize_and_detokenize_round_trip() {
 }
 
 /// Perplexity against llama.cpp's on the same text and context (fixture from
-/// `tools/oracle.py perplexity`), within 0.5%.
+/// `tools/oracle.py perplexity`, all 29 chunks of 256 tokens): within 0.5% with the matrices as
+/// stored; with interleaved matrices (another summation order in every product) within 0.75%.
+/// Rounding differences grow through the layers: over this text the engine's own variants spread
+/// from -0.53% (interleaved, AVX-512) to +0.29% (stored, AVX2), while interleaving only the output
+/// matrix leaves the perplexity unchanged to five digits.
 #[test]
 fn perplexity_matches_llama_cpp_within_half_a_percent() {
     let Some(gemma) = gemma() else { return };
@@ -343,19 +347,22 @@ fn perplexity_matches_llama_cpp_within_half_a_percent() {
     use sha2::Digest;
     let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(digest, fx["text_sha256"].as_str().unwrap(), "{text} differs from the one the fixture used");
-    let out = llamux()
-        .args(["perplexity", "--json", "-c", &fx["n_ctx"].to_string(), "--chunks", &fx["chunks"].to_string(), "-m"])
-        .arg(&gemma)
-        .arg("-f")
-        .arg(text)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ours = json_of(&out.stdout);
-    let (a, b) = (ours["ppl"].as_f64().unwrap(), fx["ppl"].as_f64().unwrap());
-    eprintln!("perplexity: llamux {a:.4}, llama.cpp {b:.4} ({:+.3}%)", (a / b - 1.0) * 100.0);
-    assert_eq!(ours["tokens_scored"], fx["tokens_scored"]);
-    assert!((a / b - 1.0).abs() < 0.005);
+    for (layout, bound) in [("rows", 0.005), ("interleaved", 0.0075)] {
+        let out = llamux()
+            .env("LLAMUX_LAYOUT", layout)
+            .args(["perplexity", "--json", "-c", &fx["n_ctx"].to_string(), "--chunks", &fx["chunks"].to_string(), "-m"])
+            .arg(&gemma)
+            .arg("-f")
+            .arg(text)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ours = json_of(&out.stdout);
+        let (a, b) = (ours["ppl"].as_f64().unwrap(), fx["ppl"].as_f64().unwrap());
+        eprintln!("perplexity ({layout}): llamux {a:.4}, llama.cpp {b:.4} ({:+.3}%)", (a / b - 1.0) * 100.0);
+        assert_eq!(ours["tokens_scored"], fx["tokens_scored"]);
+        assert!((a / b - 1.0).abs() < bound, "{layout}: {a} vs {b}");
+    }
 }
 
 #[test]
