@@ -289,7 +289,7 @@ pub unsafe extern "C" fn llamux_session_new(
         }
     };
     // Sizes follow the configured context: allocation failure is an error, never a panic.
-    let Ok(sess) = Session::try_with_options(&e.model, n_ctx, KvType::F16, DEFAULT_MAX_BATCH) else {
+    let Ok(sess) = Session::with_options(&e.model, n_ctx, KvType::F16, DEFAULT_MAX_BATCH) else {
         write_err(err, err_len, format_args!("out of memory for a session of {n_ctx} positions"));
         return core::ptr::null_mut();
     };

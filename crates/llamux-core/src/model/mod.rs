@@ -10,4 +10,4 @@ mod weights;
 pub use arch::{Activation, ArchKind, ArchOptions};
 pub use file_type::{FileType, TensorRole};
 pub use hparams::{HParams, ModelError};
-pub use weights::{Layer, Model};
+pub use weights::{Layer, Model, MAX_LAYERS};
