@@ -22,6 +22,7 @@ use llamux_core::sample::{Sampler, SamplerConfig, SamplerError};
 use llamux_core::session::{BatchScratch, GenerateError, Generation, KvType, Session, SessionError, Step};
 use llamux_core::tokenizer::{Tokenizer, VocabError};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -31,8 +32,11 @@ const MIN_FAIL: usize = 256;
 /// Fails allocations of at least [`MIN_FAIL`] bytes on command.
 struct Failing;
 
-/// Whether failures are armed.
-static ARMED: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Whether failures are armed on this thread (other threads, such as the test harness's,
+    /// allocate freely).
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
 /// Large allocations still allowed before the first failure.
 static ALLOW: AtomicUsize = AtomicUsize::new(0);
 /// After the first failure: fail every later large allocation too (memory exhausted), or only
@@ -44,7 +48,7 @@ static INJECTED: AtomicBool = AtomicBool::new(false);
 static LOCK: Mutex<()> = Mutex::new(());
 
 fn fail(size: usize) -> bool {
-    if size < MIN_FAIL || !ARMED.load(Ordering::SeqCst) {
+    if size < MIN_FAIL || !ARMED.with(Cell::get) {
         return false;
     }
     if INJECTED.load(Ordering::SeqCst) {
@@ -153,9 +157,9 @@ fn each_allocation_fails(bytes: &[u8], tokenizer_only: bool) -> Vec<Oom> {
             STICKY.store(sticky, Ordering::SeqCst);
             INJECTED.store(false, Ordering::SeqCst);
             ALLOW.store(n, Ordering::SeqCst);
-            ARMED.store(true, Ordering::SeqCst);
+            ARMED.with(|a| a.set(true));
             let r = sequence(bytes, &prompt, tokenizer_only);
-            ARMED.store(false, Ordering::SeqCst);
+            ARMED.with(|a| a.set(false));
             let injected = INJECTED.load(Ordering::SeqCst);
             match r {
                 Ok(()) if !injected => break,

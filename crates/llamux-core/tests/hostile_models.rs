@@ -88,13 +88,13 @@ fn every_hostile_model_gives_its_error_or_runs() {
 }
 
 /// Models from random hyper-parameters and perturbations (what the fuzz target does, with a
-/// fixed seed): never a panic.
+/// fixed seed, 300 of them): never a panic.
 #[test]
 fn random_models_never_panic() {
     let mut rng = llamux_core::sample::Rng::new(12);
     let mut loaded = 0;
     let par = Threads::new(2);
-    for _ in 0..150 {
+    for _ in 0..300 {
         let bytes: Vec<u8> = (0..48).map(|_| rng.next_u64() as u8).collect();
         let Some(m) = hostile::from_fuzz_bytes(&bytes) else { continue };
         let Some(file) = m.bytes() else { continue };
@@ -103,7 +103,7 @@ fn random_models_never_panic() {
             loaded += 1;
         }
     }
-    assert!(loaded > 10, "only {loaded} random models loaded");
+    assert!(loaded > 20, "only {loaded} random models loaded");
 }
 
 /// A model's weights as f32, by name.

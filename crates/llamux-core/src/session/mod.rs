@@ -165,33 +165,26 @@ impl KvCache {
         self.v.layer(layer.checked_mul(self.n_ctx)?.checked_mul(self.kv_dim)?, self.n_ctx * self.kv_dim)
     }
 
-    /// `q · key[at .. at + q.len()]`.
+    /// `q · key[at .. at + q.len()]`, or `None` when that range is not in the cache.
     #[inline]
-    pub fn key_dot(&self, at: usize, q: &[f32]) -> f32 {
-        match &self.k {
-            KvStore::F16(buf) => {
-                buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum())
-            }
-            KvStore::F32(buf) => buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b).sum()),
-        }
+    pub fn key_dot(&self, at: usize, q: &[f32]) -> Option<f32> {
+        let end = at.checked_add(q.len())?;
+        Some(match &self.k {
+            KvStore::F16(buf) => q.iter().zip(buf.get(at..end)?).map(|(a, b)| a * b.to_f32()).sum(),
+            KvStore::F32(buf) => q.iter().zip(buf.get(at..end)?).map(|(a, b)| a * b).sum(),
+        })
     }
 
-    /// `out += a · value[at .. at + out.len()]`.
+    /// `out += a · value[at .. at + out.len()]`, or `None` (and `out` unchanged) when that range
+    /// is not in the cache.
     #[inline]
-    pub fn add_value(&self, at: usize, a: f32, out: &mut [f32]) {
-        let n = out.len();
+    pub fn add_value(&self, at: usize, a: f32, out: &mut [f32]) -> Option<()> {
+        let end = at.checked_add(out.len())?;
         match &self.v {
-            KvStore::F16(buf) => {
-                if let Some(v) = buf.get(at..at + n) {
-                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v.to_f32());
-                }
-            }
-            KvStore::F32(buf) => {
-                if let Some(v) = buf.get(at..at + n) {
-                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v);
-                }
-            }
+            KvStore::F16(buf) => out.iter_mut().zip(buf.get(at..end)?).for_each(|(o, v)| *o += a * v.to_f32()),
+            KvStore::F32(buf) => out.iter_mut().zip(buf.get(at..end)?).for_each(|(o, v)| *o += a * v),
         }
+        Some(())
     }
 
     /// Bytes held.
