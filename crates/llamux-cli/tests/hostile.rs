@@ -1,7 +1,7 @@
 //! Every hostile model of `llamux-core/tests/common/hostile.rs` through the binary: `llamux run`
 //! either runs normally (exit 0) or fails with exit status 1 and one line on stderr naming the
-//! error the core gives; `llamux info` never panics; `tokenize` and `detokenize` need only a
-//! vocabulary.
+//! error the core gives; `llamux info`, `tokenize` and `detokenize` never panic (the last two
+//! need only a vocabulary, and fail exactly when the tokenizer is refused).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -51,16 +51,25 @@ fn hostile_models_fail_with_one_line_or_run() {
         if !ok {
             wrong.push(format!("{}: want {want:?}, got {:?}: {stderr}", c.name, out.status.code()));
         }
-        // `info` reports what it can: exit 0, or 1 with one line.
-        let out = llamux().arg("info").arg(&path).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let ok = match out.status.code() {
-            Some(0) => !stderr.contains("panicked"),
-            Some(1) => stderr.lines().count() == 1 && stderr.starts_with("llamux: error:"),
-            _ => false,
-        };
-        if !ok {
-            wrong.push(format!("{} (info): {:?}: {stderr}", c.name, out.status.code()));
+        // `info`, `tokenize` and `detokenize` report what they can: exit 0, or 1 with one line
+        // (the tokenizer's error exactly, for a tokenizer that is refused).
+        for args in
+            [&["info"][..], &["tokenize", "--json", "Once upon a time", "-m"], &["detokenize", "1", "2", "300", "-m"]]
+        {
+            let out = llamux().args(args).arg(&path).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let ok = match (out.status.code(), &c.expect) {
+                (Some(1), Expect::Vocab(e)) if args[0] != "info" => {
+                    stderr.lines().count() == 1 && stderr.contains(e.to_string().as_str())
+                }
+                (_, Expect::Vocab(_)) if args[0] != "info" => false,
+                (Some(0), _) => !stderr.contains("panicked"),
+                (Some(1), _) => stderr.lines().count() == 1 && stderr.starts_with("llamux: error:"),
+                _ => false,
+            };
+            if !ok {
+                wrong.push(format!("{} ({}): {:?}: {stderr}", c.name, args[0], out.status.code()));
+            }
         }
     }
     assert!(wrong.is_empty(), "{} of {} cases:\n{}", wrong.len(), all.len(), wrong.join("\n"));
