@@ -66,16 +66,22 @@ fn outcome(g: &Gguf<'_>, par: &Threads) -> Expect {
     }
 }
 
+/// Every case of `common/hostile.rs` gives exactly its error, or runs without a panic.
 #[test]
 fn every_hostile_model_gives_its_error_or_runs() {
     let all = cases();
     assert!(all.len() > 100, "{} cases", all.len());
     let par = Threads::new(2);
+    // LLAMUX_HOSTILE_DIR=DIR writes every case's file there (to load them elsewhere: llama.cpp).
+    let dump = std::env::var_os("LLAMUX_HOSTILE_DIR").map(std::path::PathBuf::from);
     let mut names = std::collections::HashSet::new();
     let mut wrong = Vec::new();
     for c in &all {
         assert!(names.insert(c.name), "case {} twice", c.name);
         let bytes = c.model.bytes().unwrap_or_else(|| panic!("{}: the writer refused the model", c.name));
+        if let Some(dir) = &dump {
+            std::fs::write(dir.join(format!("{}.gguf", c.name)), &bytes).unwrap();
+        }
         let g = Gguf::parse(&bytes).unwrap_or_else(|e| panic!("{}: does not parse: {e}", c.name));
         let got = outcome(&g, &par);
         match (&c.expect, &got) {
