@@ -48,6 +48,9 @@ pub struct Layer<'a> {
     pub is_swa: bool,
     /// RoPE base of this layer.
     pub rope_base: f32,
+    /// RoPE frequency scale of this layer: `1 / rope.scaling.factor` (linear scaling), except
+    /// on Gemma 3's sliding-window layers, which llama.cpp leaves unscaled.
+    pub rope_freq_scale: f32,
 }
 
 /// A loaded model: hyper-parameters, architecture options and borrowed weights.
@@ -157,6 +160,7 @@ impl<'a> Model<'a> {
             let n = |s: &str| Name::new(format_args!("blk.{il}.{s}"));
             let is_swa = arch.is_swa(il);
             let rope_base = if is_swa { hp.rope_freq_base_swa.unwrap_or(10_000.0) } else { hp.rope_freq_base };
+            let rope_freq_scale = if is_swa { 1.0 } else { 1.0 / hp.rope_scaling_factor };
             let (m, v, o) = (
                 |s: &str, rows, cols| matrix(g, n(s).as_str(), rows, cols),
                 |s: &str, len| vector(g, n(s).as_str(), len),
@@ -181,6 +185,7 @@ impl<'a> Model<'a> {
                 post_ffn_norm: o("post_ffw_norm.weight", hp.n_embd)?,
                 is_swa,
                 rope_base,
+                rope_freq_scale,
             });
         }
         let gelu = match arch.activation {

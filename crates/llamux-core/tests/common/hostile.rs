@@ -565,6 +565,15 @@ pub fn cases() -> Vec<Case> {
         }),
         Expect::Runs,
     );
+    // Gemma 3 scales RoPE on its global layers only (every sixth), as llama.cpp does.
+    case(
+        "rope_scaling_linear_8_gemma3",
+        variant(Arch::Gemma3, Dims { n_layer: 6, ..TINY }, |m| {
+            m.set_hp("rope.scaling.type", "linear".into());
+            m.set_hp("rope.scaling.factor", f32v(8.0))
+        }),
+        Expect::Runs,
+    );
     case(
         "rope_scaling_yarn",
         llama(|m| m.set_hp("rope.scaling.type", "yarn".into())),
