@@ -51,9 +51,10 @@ impl std::error::Error for ModelError {}
 pub struct HParams {
     /// `general.architecture` (`llama`, `qwen2`, `gemma3`, …).
     pub arch: String,
-    /// Vocabulary size.
+    /// Vocabulary size: the length of `tokenizer.ggml.tokens` (`{arch}.vocab_size` is read only
+    /// without a token list, as llama.cpp does).
     pub n_vocab: u32,
-    /// Training context length.
+    /// Training context length (0 when the file does not say).
     pub n_ctx_train: u32,
     /// Embedding (residual stream) width.
     pub n_embd: u32,
@@ -187,13 +188,12 @@ impl HParams {
         };
         let n_embd = positive("embedding_length", req_u32("embedding_length")?)?;
         let n_head = positive("attention.head_count", req_u32("attention.head_count")?)?;
-        let n_vocab = match opt_u32("vocab_size")? {
-            Some(v) => v,
-            None => g
-                .get("tokenizer.ggml.tokens")
-                .and_then(|v| v.as_array())
-                .and_then(|a| u32::try_from(a.len()).ok())
-                .ok_or_else(|| ModelError::MissingKey("tokenizer.ggml.tokens".to_string()))?,
+        // The token list's length, as llama.cpp takes it (`vocab_size` only without a list).
+        let n_vocab = match g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()) {
+            Some(a) => u32::try_from(a.len()).map_err(|_| ModelError::BadValue("tokenizer.ggml.tokens".to_string()))?,
+            None => {
+                opt_u32("vocab_size")?.ok_or_else(|| ModelError::MissingKey("tokenizer.ggml.tokens".to_string()))?
+            }
         };
         let head_dim = opt_u32("attention.key_length")?.unwrap_or(n_embd / n_head);
         if opt_u32("attention.value_length")?.is_some_and(|v| v != head_dim) {
@@ -209,7 +209,8 @@ impl HParams {
         let rope_scaling_factor = match g.get(at("rope.scaling.type").as_str()) {
             None => 1.0,
             Some(v) => match v.as_str() {
-                Some("linear") => opt_f32("rope.scaling.factor", |f| f > 0.0)?.unwrap_or(1.0),
+                // A factor of 0 is no scaling, as in llama.cpp.
+                Some("linear") => opt_f32("rope.scaling.factor", |f| f >= 0.0)?.filter(|f| *f > 0.0).unwrap_or(1.0),
                 Some(t) if ROPE_SCALING_TYPES.contains(&t) => 1.0,
                 Some(t) => return Err(ModelError::Unsupported(format!("{} {t}", key("rope.scaling.type")))),
                 None => return Err(ModelError::BadValue(key("rope.scaling.type"))),
@@ -217,7 +218,8 @@ impl HParams {
         };
         Ok(HParams {
             n_vocab,
-            n_ctx_train: positive("context_length", req_u32("context_length")?)?,
+            // 0 is legal (llama.cpp runs it): hosts choose their context.
+            n_ctx_train: req_u32("context_length")?,
             n_embd,
             n_layer: req_u32("block_count")?,
             n_ff: req_u32("feed_forward_length")?,

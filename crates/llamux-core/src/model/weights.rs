@@ -82,7 +82,9 @@ fn tensor<'g, 'a>(g: &'g Gguf<'a>, name: &str) -> Result<&'g TensorInfo<'a>, Mod
 
 fn matrix<'a>(g: &Gguf<'a>, name: &str, rows: u32, cols: u32) -> Result<Matrix<'a>, ModelError> {
     let t = tensor(g, name)?;
-    if t.n_dims != 2 || t.ne[0] != u64::from(cols) || t.ne[1] != u64::from(rows) {
+    // Dimensions past the second must be 1 (llama.cpp takes such tensors as matrices).
+    let extra = t.ne.get(2..t.n_dims).unwrap_or(&[]);
+    if t.n_dims < 2 || t.ne[0] != u64::from(cols) || t.ne[1] != u64::from(rows) || extra.iter().any(|&d| d != 1) {
         return Err(ModelError::BadTensor(name.to_string()));
     }
     Matrix::new(t.ggml_type, rows as usize, cols as usize, g.tensor_data(t))
@@ -136,12 +138,12 @@ impl<'a> Model<'a> {
         if hp.n_ff == 0 {
             return Err(bad("feed_forward_length"));
         }
-        // The vocabulary, the embedding rows and the logits have one size.
-        let tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len());
-        if hp.n_vocab == 0 || tokens.is_some_and(|n| n != hp.n_vocab as usize) {
-            return Err(match g.get(&format!("{}.vocab_size", hp.arch)) {
-                Some(_) => bad("vocab_size"),
-                None => ModelError::BadValue("tokenizer.ggml.tokens".to_string()),
+        // The vocabulary (the token list's length), the embedding rows and the logits have one
+        // size: the tensors are checked against it below.
+        if hp.n_vocab == 0 {
+            return Err(match g.get("tokenizer.ggml.tokens") {
+                Some(_) => ModelError::BadValue("tokenizer.ggml.tokens".to_string()),
+                None => bad("vocab_size"),
             });
         }
         let q_dim = hp.n_head.checked_mul(hp.head_dim).ok_or_else(|| bad("attention.head_count"))?;

@@ -555,7 +555,7 @@ pub fn cases() -> Vec<Case> {
             m.set_hp("rope.scaling.type", "linear".into());
             m.set_hp("rope.scaling.factor", f32v(0.0))
         }),
-        bad("llama.rope.scaling.factor"),
+        Expect::Runs,
     );
     case(
         "rope_scaling_linear_4",
@@ -622,7 +622,7 @@ pub fn cases() -> Vec<Case> {
         llama(|m| m.set_hp("feed_forward_length", u32v(256))),
         bad_tensor("blk.0.ffn_gate.weight"),
     );
-    case("context_length_zero", llama(|m| m.set_hp("context_length", u32v(0))), bad("llama.context_length"));
+    case("context_length_zero", llama(|m| m.set_hp("context_length", u32v(0))), Expect::Runs);
     case("context_length_huge", llama(|m| m.set_hp("context_length", u32v(u32::MAX))), Expect::Runs);
     case(
         "architecture_unknown",
@@ -646,10 +646,11 @@ pub fn cases() -> Vec<Case> {
     );
     case("expert_count_zero", llama(|m| m.set_hp("expert_count", u32v(0))), Expect::Runs);
 
-    // Vocabulary against the embedding rows and the logits.
-    case("vocab_size_below_tokens", llama(|m| m.set_hp("vocab_size", u32v(100))), bad("llama.vocab_size"));
-    case("vocab_size_above_tokens", llama(|m| m.set_hp("vocab_size", u32v(vocab_size() + 1))), bad("llama.vocab_size"));
-    case("vocab_size_zero", llama(|m| m.set_hp("vocab_size", u32v(0))), bad("llama.vocab_size"));
+    // Vocabulary against the embedding rows and the logits: the token list decides, as in
+    // llama.cpp (which ignores vocab_size when there is a list).
+    case("vocab_size_below_tokens", llama(|m| m.set_hp("vocab_size", u32v(100))), Expect::Runs);
+    case("vocab_size_above_tokens", llama(|m| m.set_hp("vocab_size", u32v(vocab_size() + 1))), Expect::Runs);
+    case("vocab_size_zero", llama(|m| m.set_hp("vocab_size", u32v(0))), Expect::Runs);
     case(
         "tokens_fewer_than_rows",
         llama(|m| {
@@ -659,6 +660,17 @@ pub fn cases() -> Vec<Case> {
             m.remove("tokenizer.ggml.token_type")
         }),
         bad_tensor("token_embd.weight"),
+    );
+    // vocab_size is read only without a token list (then the tokenizer is refused).
+    case(
+        "vocab_size_without_tokens",
+        llama(|m| {
+            m.set_hp("vocab_size", u32v(vocab_size()));
+            m.remove("tokenizer.ggml.tokens");
+            m.remove("tokenizer.ggml.scores");
+            m.remove("tokenizer.ggml.token_type");
+        }),
+        Expect::Vocab(VocabError::NoTokens),
     );
     case(
         "tokens_missing",
@@ -729,9 +741,10 @@ pub fn cases() -> Vec<Case> {
         llama(|m| m.get_tensor("blk.0.attn_output.weight").unwrap().ne = vec![32, 64]),
         bad_tensor("blk.0.attn_output.weight"),
     );
+    case("down_3d", llama(|m| m.get_tensor("blk.0.ffn_down.weight").unwrap().ne = vec![128, 64, 1]), Expect::Runs);
     case(
-        "down_3d",
-        llama(|m| m.get_tensor("blk.0.ffn_down.weight").unwrap().ne = vec![128, 64, 1]),
+        "down_3d_not_1",
+        llama(|m| m.get_tensor("blk.0.ffn_down.weight").unwrap().ne = vec![128, 32, 2]),
         bad_tensor("blk.0.ffn_down.weight"),
     );
     case(
