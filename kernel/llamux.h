@@ -19,6 +19,10 @@ struct lx_config {
 	u64 seed;
 };
 
+/*
+ * Constructors return a live object or ERR_PTR(-EINVAL) (refused input) / ERR_PTR(-ENOMEM)
+ * (memory ran out), with a message in err: test with IS_ERR, read with PTR_ERR.
+ */
 struct lx_engine *llamux_engine_new(const u8 *data, size_t len, char *err, size_t err_len);
 void llamux_engine_free(struct lx_engine *e);
 void llamux_engine_info(const struct lx_engine *e, u32 *n_vocab, u32 *n_ctx_train, u32 *n_layer);

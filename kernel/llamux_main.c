@@ -15,6 +15,7 @@
  * one per CPU.
  */
 #include <linux/module.h>
+#include <linux/err.h>
 #include <linux/kernel.h>
 #include <linux/init.h>
 #include <linux/fs.h>
@@ -547,9 +548,11 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	kernel_fpu_begin();
 	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, &cfg, text, len, f->err, sizeof(f->err));
 	kernel_fpu_end();
-	if (!f->session) {
+	/* ERR_PTR(-EINVAL) for a refused prompt, ERR_PTR(-ENOMEM) when memory ran out. */
+	if (IS_ERR_OR_NULL(f->session)) {
+		ret = f->session ? PTR_ERR(f->session) : -EINVAL;
+		f->session = NULL;
 		pr_info("llamux: prompt refused: %s\n", f->err);
-		ret = -EINVAL;
 		goto out;
 	}
 	f->started = true;
@@ -843,6 +846,7 @@ static int lx_engine_start(void)
 {
 	char err[160] = "";
 	struct task_struct *t;
+	int ret;
 
 	mutex_init(&lx_eng.lock);
 	INIT_LIST_HEAD(&lx_eng.active);
@@ -858,10 +862,12 @@ static int lx_engine_start(void)
 	lx_eng.batch = (struct lx_batch *)LX_CALL(llamux_batch_new, lx_engine, max_sessions, LX_MAX_CTX, err,
 						 sizeof(err), 0);
 	kernel_fpu_end();
-	if (!lx_eng.batch) {
+	if (IS_ERR_OR_NULL(lx_eng.batch)) {
+		ret = lx_eng.batch ? PTR_ERR(lx_eng.batch) : -ENOMEM;
+		lx_eng.batch = NULL;
 		pr_err("llamux: %s\n", err);
 		lx_engine_stop();
-		return -ENOMEM;
+		return ret;
 	}
 	t = kthread_run(lx_engine_thread, NULL, "llamux-engine");
 	if (IS_ERR(t)) {
@@ -896,12 +902,14 @@ static int __init lx_init(void)
 	}
 	kernel_fpu_begin();
 	lx_engine = (struct lx_engine *)LX_CALL(llamux_engine_new, lx_model_data, lx_model_size, err, sizeof(err), 0, 0);
-	if (lx_engine)
+	if (!IS_ERR_OR_NULL(lx_engine))
 		LX_CALL(llamux_engine_info, lx_engine, &lx_n_vocab, &lx_n_ctx_train, &lx_n_layer, 0, 0);
 	kernel_fpu_end();
-	if (!lx_engine) {
+	/* ERR_PTR(-EINVAL) for an unusable model, ERR_PTR(-ENOMEM) when memory ran out. */
+	if (IS_ERR_OR_NULL(lx_engine)) {
+		ret = lx_engine ? PTR_ERR(lx_engine) : -EINVAL;
+		lx_engine = NULL;
 		pr_err("llamux: %s is not a usable model: %s\n", model, err);
-		ret = -EINVAL;
 		goto free_data;
 	}
 	ret = lx_engine_start();

@@ -69,7 +69,7 @@ pub fn checked_session(model: &Model<'_>, n_ctx: usize, kv_type: KvTypeArg, hint
             MAX_KV_BYTES >> 30
         );
     }
-    Ok(Session::with_kv_type(model, n_ctx, ty))
+    Ok(Session::with_kv_type(model, n_ctx, ty)?)
 }
 
 impl KvTypeArg {
@@ -215,6 +215,12 @@ impl Loaded {
             }
         }
         Ok((model, tok))
+    }
+
+    /// Parses the file and binds its tokenizer only (a vocabulary-only file is enough).
+    pub fn tokenizer(&self) -> Result<Tokenizer<'_>> {
+        let g = Gguf::parse(self.file.bytes())?;
+        Ok(Tokenizer::from_gguf(&g)?)
     }
 }
 

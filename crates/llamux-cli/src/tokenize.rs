@@ -49,7 +49,7 @@ fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
 /// Runs `llamux tokenize`.
 pub fn tokenize(a: TokenizeArgs) -> Result<()> {
     let loaded = Loaded::open(&a.model)?;
-    let (_, tok) = loaded.bind_as(crate::run::Layout::Rows)?;
+    let tok = loaded.tokenizer()?;
     let ids = tok.encode(&os_bytes(&a.text), !a.no_special, !a.no_parse_special);
     let pieces: Vec<String> =
         ids.iter().map(|&id| String::from_utf8_lossy(&tok.piece(id, true)).into_owned()).collect();
@@ -66,10 +66,10 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
 /// Runs `llamux detokenize`.
 pub fn detokenize(a: DetokenizeArgs) -> Result<()> {
     let loaded = Loaded::open(&a.model)?;
-    let (model, tok) = loaded.bind_as(crate::run::Layout::Rows)?;
-    if let Some(bad) = a.ids.iter().find(|&&id| id >= model.hp.n_vocab) {
-        return Err(anyhow::anyhow!("token id {bad} is outside the vocabulary of {}", model.hp.n_vocab))
-            .context("detokenize");
+    let tok = loaded.tokenizer()?;
+    let n_vocab = tok.vocab.len();
+    if let Some(bad) = a.ids.iter().find(|&&id| id as usize >= n_vocab) {
+        return Err(anyhow::anyhow!("token id {bad} is outside the vocabulary of {n_vocab}")).context("detokenize");
     }
     let bytes = tok.decode(&a.ids, a.special);
     println!("{}", String::from_utf8_lossy(&bytes));

@@ -15,7 +15,7 @@ fn main() {
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::load(&g).unwrap();
     let kv = if std::env::var("LLAMUX_KV").as_deref() == Ok("f32") { KvType::F32 } else { KvType::F16 };
-    let mut sess = Session::with_kv_type(&model, 512, kv);
+    let mut sess = Session::with_kv_type(&model, 512, kv).expect("memory for a session");
     let par = Threads::new(0);
     let mut logits = Vec::new();
     for t in &args[2..] {

@@ -55,7 +55,7 @@ fn generation(model: &Model<'_>, tok: &Tokenizer<'_>, c: &Case) -> Generation {
 type Outcome = (Vec<u32>, Vec<Vec<u8>>, Option<Stop>, usize);
 
 fn alone(model: &Model<'_>, tok: &Tokenizer<'_>, par: &dyn Parallel, c: &Case) -> Outcome {
-    let mut sess = Session::with_options(model, c.n_ctx, KvType::F16, CHUNK);
+    let mut sess = Session::with_options(model, c.n_ctx, KvType::F16, CHUNK).unwrap();
     let mut gen = generation(model, tok, c);
     let (mut ids, mut pieces) = (Vec::new(), Vec::new());
     loop {
@@ -85,7 +85,7 @@ fn sessions_stepped_together_equal_each_alone() {
         // Shared buffers for every session, with contexts of up to 96 positions.
         let mut scratch = BatchScratch::try_new(&model, n, 96).unwrap();
         let mut sessions: Vec<Session> =
-            CASES.iter().map(|c| Session::with_options(&model, c.n_ctx, KvType::F16, CHUNK)).collect();
+            CASES.iter().map(|c| Session::with_options(&model, c.n_ctx, KvType::F16, CHUNK).unwrap()).collect();
         let mut gens: Vec<Option<Generation>> = (0..n).map(|_| None).collect();
         let mut got: Vec<Outcome> = (0..n).map(|_| (Vec::new(), Vec::new(), None, 0)).collect();
         let (mut shared_steps, mut alone_feeds, mut prompt_steps_while_decoding) = (0, 0, 0);

@@ -45,7 +45,7 @@ fn run(
 /// The loop hosts used to write for themselves: feed the prompt, then sample from a copy of
 /// the logits and feed each token, `n` tokens or until end of generation.
 fn reference(model: &Model<'_>, tok: &Tokenizer<'_>, par: &dyn Parallel, temp: f32, n: usize) -> Vec<u32> {
-    let mut sess = Session::new(model, 256);
+    let mut sess = Session::new(model, 256).unwrap();
     let mut s = sampler(model, temp);
     let mut history = tok.encode(PROMPT, true, true);
     let mut logits = Vec::new();
@@ -83,7 +83,7 @@ fn matches_the_plain_loop_greedy_and_sampled() {
         let pool = Threads::new(2);
         for (par, temp) in [(&pool as &dyn Parallel, 0.0), (&Serial as &dyn Parallel, 0.9)] {
             let want = reference(&model, &tok, par, temp, 40);
-            let mut sess = Session::new(&model, 256);
+            let mut sess = Session::new(&model, 256).unwrap();
             let prompt = tok.encode(PROMPT, true, true);
             let mut gen = Generation::new(sampler(&model, temp), prompt.clone(), 0, 40, &[]).unwrap();
             let (ids, pieces, stop) = run(&model, &tok, &mut sess, par, &mut gen);
@@ -112,7 +112,7 @@ fn stops_on_the_token_that_completes_a_stop_string() {
         let g = Gguf::parse(&bytes).unwrap();
         let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
         let prompt = tok.encode(PROMPT, true, true);
-        let mut sess = Session::new(&model, 256);
+        let mut sess = Session::new(&model, 256).unwrap();
         let mut gen = Generation::new(sampler(&model, 0.0), prompt.clone(), 0, 30, &[]).unwrap();
         let (_, pieces, _) = run(&model, &tok, &mut sess, &Serial, &mut gen);
         let text: Vec<u8> = pieces.concat();
@@ -139,7 +139,7 @@ fn a_full_context_ends_the_generation() {
         let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
         let prompt = tok.encode(PROMPT, true, true);
         let n_ctx = prompt.len() + 3;
-        let mut sess = Session::new(&model, n_ctx);
+        let mut sess = Session::new(&model, n_ctx).unwrap();
         // Greedy with a repetition penalty of 1: SmolLM2 does not end this prompt within 4 tokens.
         let cfg = SamplerConfig { temperature: 0.0, ..SamplerConfig::default() };
         let s = Sampler::new(cfg, model.hp.n_vocab as usize).unwrap();
@@ -156,12 +156,12 @@ fn a_cached_prefix_continues_as_if_fed_in_one_go() {
         let g = Gguf::parse(&bytes).unwrap();
         let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
         let whole = tok.encode(b"The quick brown fox jumps over the lazy dog. Then", true, true);
-        let mut sess = Session::new(&model, 256);
+        let mut sess = Session::new(&model, 256).unwrap();
         let mut gen = Generation::new(sampler(&model, 0.0), whole.clone(), 0, 12, &[]).unwrap();
         let (want, _, _) = run(&model, &tok, &mut sess, &Serial, &mut gen);
 
         // First a turn on a prefix, then the whole text with that prefix reused from the cache.
-        let mut sess = Session::new(&model, 256);
+        let mut sess = Session::new(&model, 256).unwrap();
         let mut gen = Generation::new(sampler(&model, 0.0), whole[..5].to_vec(), 0, 3, &[]).unwrap();
         run(&model, &tok, &mut sess, &Serial, &mut gen);
         let (_, cached) = gen.finish();
@@ -203,7 +203,7 @@ fn generations_decoding_together_equal_each_alone() {
                 let (max, _, stop, _) = cases[i];
                 Generation::new(sampler(&model, temp), tok.encode(prompts[i], true, true), 0, max, &[stop]).unwrap()
             };
-            let session = |i: usize| Session::with_options(&model, cases[i].1, KvType::F16, 8);
+            let session = |i: usize| Session::with_options(&model, cases[i].1, KvType::F16, 8).unwrap();
             let want: Vec<_> = (0..5)
                 .map(|i| {
                     let (mut sess, mut gen) = (session(i), new_gen(i));
@@ -287,11 +287,11 @@ fn step_feeds_what_sample_left_pending() {
         let g = Gguf::parse(&bytes).unwrap();
         let (model, tok) = (Model::load(&g).unwrap(), Tokenizer::from_gguf(&g).unwrap());
         let prompt = tok.encode(PROMPT, true, true);
-        let mut sess = Session::new(&model, 256);
+        let mut sess = Session::new(&model, 256).unwrap();
         let mut gen = Generation::new(sampler(&model, 0.0), prompt.clone(), 0, 12, &[]).unwrap();
         let (want, _, _) = run(&model, &tok, &mut sess, &Serial, &mut gen);
 
-        let mut sess = Session::new(&model, 256);
+        let mut sess = Session::new(&model, 256).unwrap();
         let mut gen = Generation::new(sampler(&model, 0.0), prompt, 0, 12, &[]).unwrap();
         assert!(gen.sample(&tok, &mut sess).is_none(), "{var}: nothing to sample before the prompt");
         assert_eq!(gen.pending(&sess), None);

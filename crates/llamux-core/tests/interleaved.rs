@@ -19,7 +19,7 @@ const TEXT: &[u8] = b"Interleaving eight rows of a matrix block by block lets on
 /// Logits after each token fed in batches of `chunk` (the last batch's final token only when
 /// `chunk` > 1).
 fn run(model: &Model<'_>, par: &dyn Parallel, tokens: &[u32], chunk: usize) -> Vec<Vec<f32>> {
-    let mut sess = Session::with_options(model, 128, KvType::F16, chunk.max(1));
+    let mut sess = Session::with_options(model, 128, KvType::F16, chunk.max(1)).unwrap();
     let mut out = Vec::new();
     for c in tokens.chunks(chunk) {
         out.push(model.forward_batch(&mut sess, c, par).unwrap().to_vec());

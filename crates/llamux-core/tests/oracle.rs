@@ -61,7 +61,7 @@ fn teacher_force(model_path: &PathBuf, fixture: &str) -> Stats {
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let par = Threads::new(0);
     let n_ctx = fx["n_ctx"].as_u64().unwrap() as usize;
-    let mut sess = Session::new(&model, n_ctx);
+    let mut sess = Session::new(&model, n_ctx).unwrap();
     let mut st = Stats::default();
     for case in fx["prompts"].as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
@@ -166,8 +166,8 @@ fn f32_and_f16_caches_agree_closely() {
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::load(&g).unwrap();
     let par = Threads::new(0);
-    let mut a = Session::with_kv_type(&model, 64, llamux_core::session::KvType::F16);
-    let mut b = Session::with_kv_type(&model, 64, llamux_core::session::KvType::F32);
+    let mut a = Session::with_kv_type(&model, 64, llamux_core::session::KvType::F16).unwrap();
+    let mut b = Session::with_kv_type(&model, 64, llamux_core::session::KvType::F32).unwrap();
     assert!(b.kv.bytes() == 2 * a.kv.bytes());
     for t in [9707u32, 1879, 11, 419, 374, 264, 1273] {
         let la = model.forward(&mut a, t, &par).unwrap().to_vec();

@@ -54,7 +54,7 @@ fn allocations_while_decoding(path: &std::path::Path, par: &dyn Parallel, temp: 
     let g = Gguf::parse(&bytes).unwrap();
     let model = Model::load(&g).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
-    let mut sess = Session::new(&model, 256);
+    let mut sess = Session::new(&model, 256).unwrap();
     let cfg = SamplerConfig { temperature: temp, ..SamplerConfig::default() };
     let sampler = Sampler::new(cfg, model.hp.n_vocab as usize).unwrap();
     let prompt = tok.encode(b"The quick brown fox", true, true);

@@ -13,12 +13,14 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
-use llamux_core::gguf::Gguf;
-use llamux_core::model::Model;
+use llamux_core::gguf::{Gguf, GgufErrorKind};
+use llamux_core::model::{Model, ModelError};
 use llamux_core::platform::Parallel;
-use llamux_core::sample::{Sampler, SamplerConfig};
-use llamux_core::session::{BatchScratch, Generation, KvType, Session, Step, DEFAULT_MAX_BATCH};
-use llamux_core::tokenizer::Tokenizer;
+use llamux_core::sample::{Sampler, SamplerConfig, SamplerError};
+use llamux_core::session::{
+    BatchScratch, GenerateError, Generation, KvType, Session, SessionError, Step, DEFAULT_MAX_BATCH,
+};
+use llamux_core::tokenizer::{Tokenizer, VocabError};
 
 extern "C" {
     fn llamux_shim_alloc(size: usize) -> *mut u8;
@@ -126,6 +128,18 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { llamux_shim_panic(w.buf.as_ptr(), w.len) }
 }
 
+/// Linux's `ENOMEM`: memory ran out.
+const ENOMEM: isize = 12;
+/// Linux's `EINVAL`: the input (model, prompt, configuration) was refused.
+const EINVAL: isize = 22;
+
+/// The kernel's `ERR_PTR(-errno)`: constructors return null never, a live object or an error
+/// pointer the shim reads with `IS_ERR`/`PTR_ERR`.
+fn err_ptr<T>(errno: isize) -> *mut T {
+    // The last page of the address space is never a valid object: -4095..-1 encode errors.
+    (-errno) as usize as *mut T
+}
+
 /// A loaded model and its tokenizer, borrowing the model bytes the shim keeps alive.
 pub struct Engine {
     model: Model<'static>,
@@ -153,7 +167,8 @@ fn write_err(err: *mut u8, err_len: usize, msg: core::fmt::Arguments<'_>) {
 }
 
 /// Parses a GGUF model held in `data[..len]`, which must stay valid until
-/// [`llamux_engine_free`]. Returns null and a message in `err` on failure.
+/// [`llamux_engine_free`]. On failure returns `ERR_PTR(-EINVAL)` (an unusable model) or
+/// `ERR_PTR(-ENOMEM)`, with a message in `err`.
 ///
 /// # Safety
 /// `data` points to `len` readable bytes; `err` to `err_len` writable bytes (or is null).
@@ -161,7 +176,7 @@ fn write_err(err: *mut u8, err_len: usize, msg: core::fmt::Arguments<'_>) {
 pub unsafe extern "C" fn llamux_engine_new(data: *const u8, len: usize, err: *mut u8, err_len: usize) -> *mut Engine {
     if data.is_null() {
         write_err(err, err_len, format_args!("no model data"));
-        return core::ptr::null_mut();
+        return err_ptr(EINVAL);
     }
     // SAFETY: the shim guarantees `data[..len]` is readable until the engine is freed.
     let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(data, len) };
@@ -169,24 +184,30 @@ pub unsafe extern "C" fn llamux_engine_new(data: *const u8, len: usize, err: *mu
         Ok(g) => g,
         Err(e) => {
             write_err(err, err_len, format_args!("{e}"));
-            return core::ptr::null_mut();
+            return err_ptr(if e.kind == GgufErrorKind::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
     let model = match Model::load(&g) {
         Ok(m) => m,
         Err(e) => {
             write_err(err, err_len, format_args!("{e}"));
-            return core::ptr::null_mut();
+            return err_ptr(if e == ModelError::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
     let tok = match Tokenizer::from_gguf(&g) {
         Ok(t) => t,
         Err(e) => {
             write_err(err, err_len, format_args!("{e}"));
-            return core::ptr::null_mut();
+            return err_ptr(if e == VocabError::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
-    Box::into_raw(Box::new(Engine { model, tok }))
+    match Box::try_new(Engine { model, tok }) {
+        Ok(b) => Box::into_raw(b),
+        Err(_) => {
+            write_err(err, err_len, format_args!("out of memory for the engine"));
+            err_ptr(ENOMEM)
+        }
+    }
 }
 
 /// Frees an engine (all its sessions must be freed first).
@@ -238,8 +259,9 @@ pub struct LxConfig {
     pub seed: u64,
 }
 
-/// Starts a session for `prompt[..len]` (tokenized with BOS as the model asks). Returns null
-/// and a message on failure (empty after tokenization, longer than the context).
+/// Starts a session for `prompt[..len]` (tokenized with BOS as the model asks). On failure
+/// returns `ERR_PTR(-EINVAL)` (empty after tokenization, longer than the context, a refused
+/// configuration) or `ERR_PTR(-ENOMEM)`, with a message in `err`.
 ///
 /// # Safety
 /// `e` is a live engine; `prompt` points to `len` bytes; `err` as in [`llamux_engine_new`].
@@ -259,11 +281,11 @@ pub unsafe extern "C" fn llamux_session_new(
     let n_ctx = cfg.n_ctx.max(1) as usize;
     if prompt.is_empty() {
         write_err(err, err_len, format_args!("empty prompt"));
-        return core::ptr::null_mut();
+        return err_ptr(EINVAL);
     }
     if prompt.len() >= n_ctx {
         write_err(err, err_len, format_args!("prompt has {} tokens, context is {n_ctx}", prompt.len()));
-        return core::ptr::null_mut();
+        return err_ptr(EINVAL);
     }
     let sc = SamplerConfig {
         temperature: cfg.temp_milli as f32 / 1000.0,
@@ -278,26 +300,29 @@ pub unsafe extern "C" fn llamux_session_new(
         Ok(s) => s,
         Err(er) => {
             write_err(err, err_len, format_args!("{er}"));
-            return core::ptr::null_mut();
+            return err_ptr(if er == SamplerError::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
     let gen = match Generation::new(sampler, prompt, 0, cfg.max_tokens as usize, &[]) {
         Ok(g) => g,
         Err(er) => {
             write_err(err, err_len, format_args!("{er}"));
-            return core::ptr::null_mut();
+            return err_ptr(if er == GenerateError::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
     // Sizes follow the configured context: allocation failure is an error, never a panic.
-    let Ok(sess) = Session::try_with_options(&e.model, n_ctx, KvType::F16, DEFAULT_MAX_BATCH) else {
-        write_err(err, err_len, format_args!("out of memory for a session of {n_ctx} positions"));
-        return core::ptr::null_mut();
+    let sess = match Session::with_options(&e.model, n_ctx, KvType::F16, DEFAULT_MAX_BATCH) {
+        Ok(s) => s,
+        Err(er) => {
+            write_err(err, err_len, format_args!("{er} ({n_ctx} positions)"));
+            return err_ptr(if er == SessionError::OutOfMemory { ENOMEM } else { EINVAL });
+        }
     };
     match Box::try_new(LxSession { sess, gen }) {
         Ok(b) => Box::into_raw(b),
         Err(_) => {
             write_err(err, err_len, format_args!("out of memory for a session"));
-            core::ptr::null_mut()
+            err_ptr(ENOMEM)
         }
     }
 }
@@ -365,8 +390,8 @@ pub struct LxBatch {
 }
 
 /// Buffers for steps of up to `max_sessions` sessions with contexts of up to `n_ctx` positions
-/// (a session with a longer context decodes on its own). Returns null and a message in `err`
-/// when memory runs out.
+/// (a session with a longer context decodes on its own). Returns `ERR_PTR(-ENOMEM)` and a
+/// message in `err` when memory runs out.
 ///
 /// # Safety
 /// `e` is a live engine; `err` as in [`llamux_engine_new`].
@@ -383,7 +408,7 @@ pub unsafe extern "C" fn llamux_batch_new(
     let nb = max_sessions.max(1);
     let oom = || {
         write_err(err, err_len, format_args!("out of memory for decoding {nb} sessions together"));
-        core::ptr::null_mut()
+        err_ptr(ENOMEM)
     };
     let Ok(scratch) = BatchScratch::try_new(&e.model, nb, n_ctx) else { return oom() };
     let (mut rows, mut tokens, mut slot_of) = (Vec::new(), Vec::new(), Vec::new());

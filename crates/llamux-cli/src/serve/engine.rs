@@ -149,8 +149,7 @@ impl<'m> Engine<'m> {
         let oom = || anyhow::anyhow!("not enough memory for {} sessions of {} tokens", cfg.parallel, cfg.n_ctx);
         let mut slots = Vec::with_capacity(cfg.parallel);
         for _ in 0..cfg.parallel {
-            let sess =
-                Session::try_with_options(model, cfg.n_ctx, cfg.kv_type, DEFAULT_MAX_BATCH).map_err(|_| oom())?;
+            let sess = Session::with_options(model, cfg.n_ctx, cfg.kv_type, DEFAULT_MAX_BATCH).map_err(|_| oom())?;
             slots.push(Slot { sess, req: None });
         }
         let scratch = BatchScratch::try_new(model, cfg.parallel, cfg.n_ctx).map_err(|_| oom())?;

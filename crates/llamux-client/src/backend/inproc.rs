@@ -282,7 +282,7 @@ impl Backend for InProcess {
         }
         let mut sess = match session {
             Some(s) => s,
-            None => Session::try_with_options(&model, self.n_ctx, KvType::F16, DEFAULT_MAX_BATCH)
+            None => Session::with_options(&model, self.n_ctx, KvType::F16, DEFAULT_MAX_BATCH)
                 .map_err(|_| err(format!("out of memory for a session of {} tokens", self.n_ctx)))?,
         };
         let n_layer = model.hp.n_layer as usize;

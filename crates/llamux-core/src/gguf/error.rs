@@ -63,6 +63,8 @@ pub enum GgufErrorKind {
     },
     /// Two tensors have the same name.
     DuplicateTensorName,
+    /// Memory for the file's tables (metadata, tensor list) ran out.
+    OutOfMemory,
     /// A tensor's data offset is not a multiple of the alignment.
     MisalignedTensor {
         /// Offset relative to the data section.
@@ -113,6 +115,7 @@ impl fmt::Display for GgufErrorKind {
                 write!(f, "row length {ne0} is not a multiple of the {ggml_type} block size {}", ggml_type.block_size())
             }
             DuplicateTensorName => f.write_str("duplicate tensor name"),
+            OutOfMemory => f.write_str("out of memory for the file's tables"),
             MisalignedTensor { offset } => write!(f, "tensor data offset {offset} is misaligned"),
             TensorOutOfBounds { index } => write!(f, "tensor {index} data runs past the end of the file"),
             OverlappingTensors { a, b } => write!(f, "tensors {a} and {b} overlap"),

@@ -101,8 +101,8 @@ impl<'a> Gguf<'a> {
             .filter(|&n| n <= cur.remaining() / MIN_TENSOR_INFO_BYTES)
             .ok_or(GgufError::at(8, GgufErrorKind::TooManyTensors(n_tensors)))?;
 
-        let mut metadata = Vec::with_capacity(n_kv_usize);
-        let mut key_offsets = Vec::with_capacity(n_kv_usize);
+        let mut metadata = with_capacity(n_kv_usize)?;
+        let mut key_offsets = with_capacity(n_kv_usize)?;
         let mut alignment = DEFAULT_ALIGNMENT;
         for _ in 0..n_kv_usize {
             let at = cur.pos();
@@ -123,11 +123,12 @@ impl<'a> Gguf<'a> {
             metadata.push(MetadataKv { key, value });
             key_offsets.push(at);
         }
-        check_unique(&metadata, |kv| kv.key)
+        let mut order: Vec<usize> = with_capacity(metadata.len())?;
+        check_unique(&metadata, |kv| kv.key, &mut order)
             .map_err(|i| GgufError::at(key_offsets.get(i).copied().unwrap_or(0), GgufErrorKind::DuplicateKey))?;
 
-        let mut tensors = Vec::with_capacity(n_tensors_usize);
-        let mut info_offsets = Vec::with_capacity(n_tensors_usize);
+        let mut tensors = with_capacity(n_tensors_usize)?;
+        let mut info_offsets = with_capacity(n_tensors_usize)?;
         for _ in 0..n_tensors_usize {
             let at = cur.pos();
             tensors.push(parse_tensor_info(&mut cur, alignment)?);
@@ -149,7 +150,8 @@ impl<'a> Gguf<'a> {
             }
         }
         // ... and no two overlap.
-        let mut order: Vec<u32> = (0..tensors.len() as u32).collect();
+        let mut order: Vec<u32> = with_capacity(tensors.len())?;
+        order.extend(0..tensors.len() as u32);
         order.sort_unstable_by_key(|&i| tensors.get(i as usize).map(|t| t.offset));
         for w in order.windows(2) {
             let (a, b) = (w[0] as usize, w[1] as usize);
@@ -161,7 +163,8 @@ impl<'a> Gguf<'a> {
             }
         }
 
-        let mut by_name: Vec<u32> = (0..tensors.len() as u32).collect();
+        let mut by_name: Vec<u32> = with_capacity(tensors.len())?;
+        by_name.extend(0..tensors.len() as u32);
         by_name.sort_unstable_by_key(|&i| tensors.get(i as usize).map(|t| t.name));
         for w in by_name.windows(2) {
             let name = |i: u32| tensors.get(i as usize).map(|t| t.name);
@@ -277,9 +280,17 @@ fn parse_tensor_info<'a>(cur: &mut Cursor<'a>, alignment: usize) -> Result<Tenso
     Ok(TensorInfo { name, ggml_type, n_dims: n_dims as usize, ne, offset, size })
 }
 
-/// `Err(i)` with the index of a repeated key, if any.
-fn check_unique<T>(items: &[T], key: impl Fn(&T) -> &str) -> Result<(), usize> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
+/// An empty vector with room for `n` items, or [`GgufErrorKind::OutOfMemory`].
+fn with_capacity<T>(n: usize) -> Result<Vec<T>, GgufError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| GgufError::at(0, GgufErrorKind::OutOfMemory))?;
+    Ok(v)
+}
+
+/// `Err(i)` with the index of a repeated key, if any (`order`: room for one index per item).
+fn check_unique<T>(items: &[T], key: impl Fn(&T) -> &str, order: &mut Vec<usize>) -> Result<(), usize> {
+    order.clear();
+    order.extend(0..items.len());
     order.sort_unstable_by(|&a, &b| items.get(a).map(&key).cmp(&items.get(b).map(&key)));
     for w in order.windows(2) {
         if items.get(w[0]).map(&key) == items.get(w[1]).map(&key) {

@@ -15,6 +15,18 @@ pub enum ArchKind {
     Gemma3,
 }
 
+impl ArchKind {
+    /// The architecture called `name` (`general.architecture`), if the engine implements it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llama" => Some(ArchKind::Llama),
+            "qwen2" => Some(ArchKind::Qwen2),
+            "gemma3" => Some(ArchKind::Gemma3),
+            _ => None,
+        }
+    }
+}
+
 /// The feed-forward activation (gated: `act(gate · x) * (up · x)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

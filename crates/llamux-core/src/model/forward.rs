@@ -180,14 +180,13 @@ impl Model<'_> {
                     buf.chunks_exact_mut(head_dim).for_each(|h| rms_norm_in_place(h, w, eps));
                 }
             }
-            let freq_scale = 1.0 / hp.rope_scaling_factor;
             for (b, (qr, kr)) in q.chunks_exact_mut(q_dim).zip(k.chunks_exact_mut(kv_dim)).enumerate() {
                 let rope = Rope::new(
                     &mut s.rope,
                     rows.pos(b),
                     hp.n_rot as usize,
                     l.rope_base,
-                    freq_scale,
+                    l.rope_freq_scale,
                     self.rope_freqs.as_deref(),
                     self.arch.rope_mode,
                 );

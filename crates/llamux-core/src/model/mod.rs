@@ -12,4 +12,4 @@ pub use arch::{Activation, ArchKind, ArchOptions};
 pub use file_type::{FileType, TensorRole};
 pub use hparams::{HParams, ModelError};
 pub use interleave::{InterleaveError, InterleavedWeights, PIECE_BYTES};
-pub use weights::{Layer, Model};
+pub use weights::{Layer, Model, MAX_LAYERS};

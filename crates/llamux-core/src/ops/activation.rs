@@ -4,6 +4,8 @@
 use crate::isa::Isa;
 use crate::isa::{self, Simd};
 use crate::quant::F16;
+use alloc::boxed::Box;
+use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -42,32 +44,50 @@ pub fn silu_mul_with(simd: Simd, g: &mut [f32], u: &[f32]) {
 /// ggml's GELU on the CPU: the input rounded to f16 indexes a table of f16 results
 /// (`ggml_table_gelu_f16`), with the tails clamped.
 pub struct GeluTable {
-    table: Vec<F16>,
+    table: Box<GeluEntries>,
 }
 
-/// GELU of `x` from `table` (65 536 entries indexed by f16 bits).
+/// The table's entries: one for every f16 bit pattern, so that every index is in range.
+pub(crate) type GeluEntries = [F16; 1 << 16];
+
+/// GELU of `x` from `table` (indexed by the f16 bits of `x`).
 #[inline]
-fn gelu_lookup(table: &[F16], x: f32) -> f32 {
+fn gelu_lookup(table: &GeluEntries, x: f32) -> f32 {
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let idx = u16::from_le_bytes(F16::from_f32(x).0) as usize;
-        table.get(idx).map_or(0.0, |v| v.to_f32())
+        table[usize::from(u16::from_le_bytes(F16::from_f32(x).0))].to_f32()
     }
 }
 
 /// `g[i] = gelu(g[i]) · u[i]` from `table`, one element at a time.
-pub(crate) fn gelu_mul_scalar(table: &[F16], g: &mut [f32], u: &[f32]) {
+pub(crate) fn gelu_mul_scalar(table: &GeluEntries, g: &mut [f32], u: &[f32]) {
     g.iter_mut().zip(u).for_each(|(g, u)| *g = gelu_lookup(table, *g) * u);
 }
 
 impl GeluTable {
-    /// Builds the 65 536-entry table (128 KiB).
+    /// Builds the 65 536-entry table (128 KiB); aborts when memory runs out, as `Vec` does
+    /// (hosts that must not use [`GeluTable::try_new`]).
     pub fn new() -> Self {
-        let table = (0..=u16::MAX).map(|bits| F16::from_f32(gelu_tanh(F16(bits.to_le_bytes()).to_f32()))).collect();
-        GeluTable { table }
+        match Self::try_new() {
+            Ok(t) => t,
+            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<GeluEntries>()),
+        }
+    }
+
+    /// Builds the table, or reports that its memory could not be allocated.
+    pub fn try_new() -> Result<Self, TryReserveError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(1 << 16)?;
+        v.extend((0..=u16::MAX).map(|bits| F16::from_f32(gelu_tanh(F16(bits.to_le_bytes()).to_f32()))));
+        // Exactly 65 536 entries: the conversion cannot fail (and does not reallocate).
+        let table: Box<GeluEntries> = match v.into_boxed_slice().try_into() {
+            Ok(t) => t,
+            Err(_) => unreachable!("65 536 entries"),
+        };
+        Ok(GeluTable { table })
     }
 
     /// GELU of `x` as ggml computes it.

@@ -299,12 +299,12 @@ fn attend_reference(kv: &KvCache, w: Window, q: &[f32], kq_scale: f32, out: &mut
     let q: Vec<f32> = q.iter().map(|&v| if half { crate::quant::F16::from_f32(v).to_f32() } else { v }).collect();
     let base = kv.index(w.layer, 0);
     let mut att: Vec<f32> =
-        (w.first..=w.pos).map(|t| kv.key_dot(base + t * kv.kv_dim + w.kv_head * hd, &q) * kq_scale).collect();
+        (w.first..=w.pos).map(|t| kv.key_dot(base + t * kv.kv_dim + w.kv_head * hd, &q).unwrap() * kq_scale).collect();
     softmax_with(Simd::SCALAR, &mut att);
     out.fill(0.0);
     for (t, &a) in (w.first..=w.pos).zip(&att) {
         let a = if half { crate::quant::F16::from_f32(a).to_f32() } else { a };
-        kv.add_value(base + t * kv.kv_dim + w.kv_head * hd, a, out);
+        kv.add_value(base + t * kv.kv_dim + w.kv_head * hd, a, out).unwrap();
     }
     att
 }
@@ -357,7 +357,7 @@ fn check_attention(ty: KvType, hd: usize, n_ctx: usize, seed: u64, amp: f32) {
                 .zip(&p)
                 .map(|(t, &pt)| {
                     vals[0] = 0.0;
-                    kv.add_value(kv.index(w.layer, t) + w.kv_head * hd + d, 1.0, &mut vals);
+                    kv.add_value(kv.index(w.layer, t) + w.kv_head * hd + d, 1.0, &mut vals).unwrap();
                     pt * vals[0].abs()
                 })
                 .sum();

@@ -32,6 +32,8 @@ pub enum SessionError {
         /// Largest batch the session holds.
         max: usize,
     },
+    /// Memory for a session's cache or buffers ran out (or their size overflowed).
+    OutOfMemory,
 }
 
 impl fmt::Display for SessionError {
@@ -43,12 +45,19 @@ impl fmt::Display for SessionError {
             SessionError::BatchSize { got, max } => {
                 write!(f, "a batch of {got} tokens (this session takes 1 to {max})")
             }
+            SessionError::OutOfMemory => f.write_str("out of memory for the session's cache and buffers"),
         }
     }
 }
 
 #[cfg(feature = "std")]
 impl std::error::Error for SessionError {}
+
+impl From<TryReserveError> for SessionError {
+    fn from(_: TryReserveError) -> Self {
+        SessionError::OutOfMemory
+    }
+}
 
 impl From<QuantError> for SessionError {
     fn from(e: QuantError) -> Self {
@@ -156,33 +165,26 @@ impl KvCache {
         self.v.layer(layer.checked_mul(self.n_ctx)?.checked_mul(self.kv_dim)?, self.n_ctx * self.kv_dim)
     }
 
-    /// `q · key[at .. at + q.len()]`.
+    /// `q · key[at .. at + q.len()]`, or `None` when that range is not in the cache.
     #[inline]
-    pub fn key_dot(&self, at: usize, q: &[f32]) -> f32 {
-        match &self.k {
-            KvStore::F16(buf) => {
-                buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum())
-            }
-            KvStore::F32(buf) => buf.get(at..at + q.len()).map_or(0.0, |k| q.iter().zip(k).map(|(a, b)| a * b).sum()),
-        }
+    pub fn key_dot(&self, at: usize, q: &[f32]) -> Option<f32> {
+        let end = at.checked_add(q.len())?;
+        Some(match &self.k {
+            KvStore::F16(buf) => q.iter().zip(buf.get(at..end)?).map(|(a, b)| a * b.to_f32()).sum(),
+            KvStore::F32(buf) => q.iter().zip(buf.get(at..end)?).map(|(a, b)| a * b).sum(),
+        })
     }
 
-    /// `out += a · value[at .. at + out.len()]`.
+    /// `out += a · value[at .. at + out.len()]`, or `None` (and `out` unchanged) when that range
+    /// is not in the cache.
     #[inline]
-    pub fn add_value(&self, at: usize, a: f32, out: &mut [f32]) {
-        let n = out.len();
+    pub fn add_value(&self, at: usize, a: f32, out: &mut [f32]) -> Option<()> {
+        let end = at.checked_add(out.len())?;
         match &self.v {
-            KvStore::F16(buf) => {
-                if let Some(v) = buf.get(at..at + n) {
-                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v.to_f32());
-                }
-            }
-            KvStore::F32(buf) => {
-                if let Some(v) = buf.get(at..at + n) {
-                    out.iter_mut().zip(v).for_each(|(o, v)| *o += a * v);
-                }
-            }
+            KvStore::F16(buf) => out.iter_mut().zip(buf.get(at..end)?).for_each(|(o, v)| *o += a * v.to_f32()),
+            KvStore::F32(buf) => out.iter_mut().zip(buf.get(at..end)?).for_each(|(o, v)| *o += a * v),
         }
+        Some(())
     }
 
     /// Bytes held.
@@ -283,8 +285,9 @@ pub struct BatchScratch {
 }
 
 impl BatchScratch {
-    /// Buffers for steps of up to `max_batch` (at least 1) sessions of up to `n_ctx` positions.
-    pub fn try_new(model: &Model<'_>, max_batch: usize, n_ctx: usize) -> Result<Self, TryReserveError> {
+    /// Buffers for steps of up to `max_batch` (at least 1) sessions of up to `n_ctx` positions,
+    /// or [`SessionError::OutOfMemory`].
+    pub fn try_new(model: &Model<'_>, max_batch: usize, n_ctx: usize) -> Result<Self, SessionError> {
         let nb = max_batch.max(1);
         Ok(BatchScratch {
             s: Activations::try_new(model, nb, n_ctx)?,
@@ -314,34 +317,25 @@ pub struct Session {
 
 impl Session {
     /// Allocates everything a model needs for `n_ctx` positions, with an f16 cache and room for
-    /// batches of [`DEFAULT_MAX_BATCH`] tokens.
-    pub fn new(model: &Model<'_>, n_ctx: usize) -> Self {
+    /// batches of [`DEFAULT_MAX_BATCH`] tokens. Every allocation is fallible: memory running out
+    /// (or a size that overflows) is [`SessionError::OutOfMemory`].
+    pub fn new(model: &Model<'_>, n_ctx: usize) -> Result<Self, SessionError> {
         Self::with_kv_type(model, n_ctx, KvType::F16)
     }
 
     /// As [`Session::new`], with the cache's element type chosen.
-    pub fn with_kv_type(model: &Model<'_>, n_ctx: usize, kv_type: KvType) -> Self {
+    pub fn with_kv_type(model: &Model<'_>, n_ctx: usize, kv_type: KvType) -> Result<Self, SessionError> {
         Self::with_options(model, n_ctx, kv_type, DEFAULT_MAX_BATCH)
     }
 
     /// As [`Session::new`], with the cache's element type and the largest batch (at least 1)
-    /// chosen. Panics when memory runs out, as `vec!` does: hosts that must not (the kernel
-    /// module) use [`Session::try_with_options`].
-    pub fn with_options(model: &Model<'_>, n_ctx: usize, kv_type: KvType, max_batch: usize) -> Self {
-        match Self::try_with_options(model, n_ctx, kv_type, max_batch) {
-            Ok(s) => s,
-            Err(_) => alloc::alloc::handle_alloc_error(core::alloc::Layout::new::<Session>()),
-        }
-    }
-
-    /// As [`Session::with_options`], reporting a failed allocation (or a size that overflows)
-    /// instead of aborting.
-    pub fn try_with_options(
+    /// chosen.
+    pub fn with_options(
         model: &Model<'_>,
         n_ctx: usize,
         kv_type: KvType,
         max_batch: usize,
-    ) -> Result<Self, TryReserveError> {
+    ) -> Result<Self, SessionError> {
         let nb = max_batch.max(1);
         Ok(Session {
             pos: 0,

@@ -4,7 +4,6 @@
 use super::merge::{merge, survivors};
 use super::unicode::{byte_to_char, code_points, flags, Flags};
 use super::vocab::Vocab;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
@@ -267,22 +266,29 @@ fn split_words(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
 
 /// Merge ranks: `"left right"` pairs from `tokenizer.ggml.merges`.
 pub(crate) struct Merges<'a> {
-    ranks: BTreeMap<(&'a str, &'a str), u32>,
+    /// `(left, right, rank)` sorted by the pair, the lowest rank of each pair only: lookups by
+    /// binary search.
+    ranks: Vec<(&'a str, &'a str, u32)>,
 }
 
 impl<'a> Merges<'a> {
-    pub(crate) fn new(merges: impl Iterator<Item = &'a str>) -> Self {
-        let mut ranks = BTreeMap::new();
-        for (i, m) in merges.enumerate() {
-            if let Some((a, b)) = m.split_once(' ') {
-                ranks.entry((a, b)).or_insert(i as u32);
-            }
-        }
-        Merges { ranks }
+    /// The ranks of `merges` (at most `n` of them), or the allocation failure.
+    pub(crate) fn new(
+        merges: impl Iterator<Item = &'a str>,
+        n: usize,
+    ) -> Result<Self, alloc::collections::TryReserveError> {
+        let mut ranks = Vec::new();
+        ranks.try_reserve_exact(n)?;
+        ranks.extend(merges.take(n).enumerate().filter_map(|(i, m)| m.split_once(' ').map(|(a, b)| (a, b, i as u32))));
+        // On duplicate pairs the first (lowest) rank wins.
+        ranks.sort_unstable();
+        ranks.dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
+        Ok(Merges { ranks })
     }
 
     fn rank(&self, a: &str, b: &str) -> Option<u32> {
-        self.ranks.get(&(a, b)).copied()
+        let at = self.ranks.binary_search_by(|&(x, y, _)| (x, y).cmp(&(a, b))).ok()?;
+        self.ranks.get(at).map(|r| r.2)
     }
 }
 

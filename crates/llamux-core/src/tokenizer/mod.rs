@@ -59,7 +59,8 @@ impl<'a> Tokenizer<'a> {
                     .get("tokenizer.ggml.merges")
                     .and_then(|v| v.as_array())
                     .ok_or(VocabError::Inconsistent("byte-level BPE without tokenizer.ggml.merges"))?;
-                let merges = bpe::Merges::new(merges.strings().map(|m| m.unwrap_or("")));
+                let merges = bpe::Merges::new(merges.strings().map(|m| m.unwrap_or("")), merges.len())
+                    .map_err(|_| VocabError::OutOfMemory)?;
                 Ok(Tokenizer {
                     vocab: Vocab::from_gguf(g, false, pre.add_bos)?,
                     kind: TokenizerKind::BytePairEncoding(pre.rules),

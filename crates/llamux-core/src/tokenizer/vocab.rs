@@ -1,7 +1,6 @@
 //! The vocabulary: token texts, scores, types and special ids, borrowed from GGUF metadata.
 
 use crate::gguf::Gguf;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -50,6 +49,8 @@ pub enum VocabError {
     UnsupportedPreTokenizer(String),
     /// An array's length differs from the number of tokens, or a special id is out of range.
     Inconsistent(&'static str),
+    /// Memory for the vocabulary's tables ran out.
+    OutOfMemory,
 }
 
 impl fmt::Display for VocabError {
@@ -65,6 +66,7 @@ impl fmt::Display for VocabError {
                 Ok(())
             }
             VocabError::Inconsistent(what) => write!(f, "inconsistent tokenizer metadata: {what}"),
+            VocabError::OutOfMemory => f.write_str("out of memory while loading the tokenizer"),
         }
     }
 }
@@ -80,7 +82,8 @@ pub struct Vocab<'a> {
     pub scores: Vec<f32>,
     /// Types.
     pub types: Vec<TokenType>,
-    by_text: BTreeMap<&'a [u8], u32>,
+    /// Token ids sorted by text (the first id of each text only): lookups by binary search.
+    by_text: Vec<u32>,
     /// Control, user-defined and unknown tokens, longest first (matched before tokenizing).
     pub specials: Vec<u32>,
     /// Beginning of sequence.
@@ -117,26 +120,37 @@ impl<'a> Vocab<'a> {
     /// default of adding BOS (metadata flags override both).
     pub fn from_gguf(g: &Gguf<'a>, spm: bool, bos_default: bool) -> Result<Self, VocabError> {
         let arr = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).ok_or(VocabError::NoTokens)?;
-        let tokens: Vec<&'a str> = arr.strings().map(|s| s.unwrap_or("")).collect();
+        let oom = |_| VocabError::OutOfMemory;
+        let mut tokens: Vec<&'a str> = Vec::new();
+        tokens.try_reserve_exact(arr.len()).map_err(oom)?;
+        tokens.extend(arr.strings().map(|s| s.unwrap_or("")));
         if tokens.is_empty() {
             return Err(VocabError::NoTokens);
         }
         let n = tokens.len();
-        let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
-            Some(a) if a.len() == n => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+        let mut scores: Vec<f32> = Vec::new();
+        scores.try_reserve_exact(n).map_err(oom)?;
+        match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
+            Some(a) if a.len() == n => scores.extend(a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32)),
             Some(_) => return Err(VocabError::Inconsistent("tokenizer.ggml.scores length")),
-            None => alloc::vec![0.0; n],
-        };
-        let types: Vec<TokenType> = match g.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) {
-            Some(a) if a.len() == n => a.iter().map(|v| TokenType::from_i64(v.as_i64().unwrap_or(1))).collect(),
-            Some(_) => return Err(VocabError::Inconsistent("tokenizer.ggml.token_type length")),
-            None => alloc::vec![TokenType::Normal; n],
-        };
-        let mut by_text = BTreeMap::new();
-        for (i, t) in tokens.iter().enumerate() {
-            // On duplicate texts the first id wins.
-            by_text.entry(t.as_bytes()).or_insert(i as u32);
+            None => scores.resize(n, 0.0),
         }
+        let mut types: Vec<TokenType> = Vec::new();
+        types.try_reserve_exact(n).map_err(oom)?;
+        match g.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) {
+            Some(a) if a.len() == n => types.extend(a.iter().map(|v| TokenType::from_i64(v.as_i64().unwrap_or(1)))),
+            Some(_) => return Err(VocabError::Inconsistent("tokenizer.ggml.token_type length")),
+            None => types.resize(n, TokenType::Normal),
+        }
+        let mut by_text: Vec<u32> = Vec::new();
+        by_text.try_reserve_exact(n).map_err(oom)?;
+        by_text.extend(0..n as u32);
+        let text = |i: &u32| tokens.get(*i as usize).map_or(&[][..], |t| t.as_bytes());
+        // On duplicate texts the first id wins: sorted by text then id, the first of each run is kept.
+        by_text.sort_unstable_by(|a, b| text(a).cmp(text(b)).then(a.cmp(b)));
+        by_text.dedup_by(|later, first| text(later) == text(first));
+        let lookup =
+            |s: &[u8]| by_text.binary_search_by(|i| text(i).cmp(s)).ok().and_then(|at| by_text.get(at)).copied();
         let id = |key: &str| -> Result<Option<u32>, VocabError> {
             match g.get_u64(key) {
                 None => Ok(None),
@@ -147,24 +161,26 @@ impl<'a> Vocab<'a> {
         let flag = |key: &str, default: bool| g.get(key).and_then(|v| v.as_bool()).unwrap_or(default);
         let bos = id("tokenizer.ggml.bos_token_id")?;
         let eos = id("tokenizer.ggml.eos_token_id")?;
-        let mut eog: Vec<u32> = [eos, id("tokenizer.ggml.eot_token_id")?, id("tokenizer.ggml.eom_token_id")?]
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut eog: Vec<u32> = Vec::new();
+        eog.try_reserve_exact(3 + EOG_TEXTS.len()).map_err(oom)?;
+        eog.extend([eos, id("tokenizer.ggml.eot_token_id")?, id("tokenizer.ggml.eom_token_id")?].into_iter().flatten());
         for text in EOG_TEXTS {
-            if let Some(&t) = by_text.get(text.as_bytes()) {
+            if let Some(t) = lookup(text.as_bytes()) {
                 if !eog.contains(&t) && types.get(t as usize) != Some(&TokenType::Normal) {
                     eog.push(t);
                 }
             }
         }
-        let mut specials: Vec<u32> = (0..n as u32)
-            .filter(|&i| {
-                matches!(types.get(i as usize), Some(TokenType::Control | TokenType::UserDefined | TokenType::Unknown))
-                    && tokens.get(i as usize).is_some_and(|t| !t.is_empty())
-            })
-            .collect();
-        specials.sort_by_key(|&i| core::cmp::Reverse(tokens.get(i as usize).map_or(0, |t| t.len())));
+        let is_special = |i: &u32| {
+            matches!(types.get(*i as usize), Some(TokenType::Control | TokenType::UserDefined | TokenType::Unknown))
+                && tokens.get(*i as usize).is_some_and(|t| !t.is_empty())
+        };
+        let mut specials: Vec<u32> = Vec::new();
+        specials.try_reserve_exact((0..n as u32).filter(is_special).count()).map_err(oom)?;
+        specials.extend((0..n as u32).filter(is_special));
+        // Longest first, then by id (an unstable sort: it allocates nothing).
+        let len = |i: &u32| tokens.get(*i as usize).map_or(0, |t| t.len());
+        specials.sort_unstable_by(|a, b| len(b).cmp(&len(a)).then(a.cmp(b)));
         Ok(Vocab {
             scores,
             types,
@@ -193,7 +209,9 @@ impl<'a> Vocab<'a> {
 
     /// The id of the token whose text is exactly `text`.
     pub fn id(&self, text: &[u8]) -> Option<u32> {
-        self.by_text.get(text).copied()
+        let of = |i: &u32| self.tokens.get(*i as usize).map_or(&[][..], |t| t.as_bytes());
+        let at = self.by_text.binary_search_by(|i| of(i).cmp(text)).ok()?;
+        self.by_text.get(at).copied()
     }
 
     /// The stored text of token `id`.

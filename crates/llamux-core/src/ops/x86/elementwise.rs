@@ -4,7 +4,7 @@
 //! (f64 in RMSNorm and softmax) are reordered, and `expf` is [`super::common::exp256`].
 
 use super::common::{exp256, exp512, hsum256_pd};
-use crate::quant::F16;
+use crate::ops::activation::GeluEntries;
 use core::arch::x86_64::*;
 
 /// All lanes up to `n` (< 16) set.
@@ -316,10 +316,7 @@ pub(crate) unsafe fn silu_mul_avx512(g: &mut [f32], u: &[f32]) {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gelu_mul_avx2(table: &[F16], g: &mut [f32], u: &[f32]) {
-    if table.len() != 1 << 16 {
-        return crate::ops::activation::gelu_mul_scalar(table, g, u);
-    }
+pub(crate) unsafe fn gelu_mul_avx2(table: &GeluEntries, g: &mut [f32], u: &[f32]) {
     let n = g.len().min(u.len());
     let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
     let base = table.as_ptr().cast::<i32>();
@@ -350,10 +347,7 @@ pub(crate) unsafe fn gelu_mul_avx2(table: &[F16], g: &mut [f32], u: &[f32]) {
 /// # Safety
 /// The CPU must support the AVX-512 tier's features.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn gelu_mul_avx512(table: &[F16], g: &mut [f32], u: &[f32]) {
-    if table.len() != 1 << 16 {
-        return crate::ops::activation::gelu_mul_scalar(table, g, u);
-    }
+pub(crate) unsafe fn gelu_mul_avx512(table: &GeluEntries, g: &mut [f32], u: &[f32]) {
     let n = g.len().min(u.len());
     let (lo, hi) = (_mm512_set1_ps(-10.0), _mm512_set1_ps(10.0));
     let base = table.as_ptr().cast::<i32>();
