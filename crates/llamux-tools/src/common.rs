@@ -84,6 +84,15 @@ pub fn fail(tool: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// A tool's `main`: quiet on a closed stdout, `run`'s error as one line and a failure.
+pub fn main<E: std::fmt::Display>(tool: &str, run: impl FnOnce() -> Result<(), E>) -> ExitCode {
+    quiet_on_closed_stdout();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(tool, e),
+    }
+}
+
 /// A reader that went away (`llminfer … | head -1`) ends the program quietly, as Unix tools do.
 pub fn quiet_on_closed_stdout() {
     // SAFETY: sets the default disposition of one signal, before any thread is started.

@@ -3,7 +3,7 @@
 //! request's system prompt kept on disk (`prompt-cache/` in the model cache), so that a tool's
 //! fixed system prompt is computed once, not by every command.
 
-use super::{Backend, BackendKind, Finish, Info, Message, Outcome, Request, Role, Sink};
+use super::{core_message, Backend, BackendKind, Finish, Info, Outcome, Request, Sink};
 use crate::config::Config;
 use crate::error::{ClientError, Result};
 use crate::models::{cache, mapped::MappedFile, pool, registry};
@@ -141,15 +141,6 @@ fn cache_file(dir: Option<&PathBuf>, path: &Path, model: &Model<'_>, tokens: &[u
     }
     let name: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
     Some(dir.join(format!("{name}.kv")))
-}
-
-fn core_message(m: &Message) -> chat::Message {
-    let role = match m.role {
-        Role::System => chat::Role::System,
-        Role::User => chat::Role::User,
-        Role::Assistant => chat::Role::Assistant,
-    };
-    chat::Message { role, content: m.content.clone() }
 }
 
 const MAGIC: &[u8; 8] = b"LXKVST01";

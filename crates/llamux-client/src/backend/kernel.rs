@@ -6,11 +6,11 @@
 //! requests are formatted with the chat template of the module's model file when it is readable
 //! here, else the configured `template`.
 
-use super::{Backend, BackendKind, Finish, Info, Message, Outcome, Request, Role, Sink};
+use super::{core_message, Backend, BackendKind, Finish, Info, Outcome, Request, Sink};
 use crate::config::Config;
 use crate::error::{ClientError, Result};
 use crate::text::TextOut;
-use llamux_core::chat::{self, ChatTemplate};
+use llamux_core::chat::ChatTemplate;
 use llamux_core::gguf::Gguf;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -103,15 +103,6 @@ fn template_of(path: &Path) -> Option<ChatTemplate> {
     let map = crate::models::mapped::MappedFile::open(path).ok()?;
     let g = Gguf::parse(map.bytes()).ok()?;
     g.get_str("tokenizer.chat_template").and_then(ChatTemplate::detect)
-}
-
-fn core_message(m: &Message) -> chat::Message {
-    let role = match m.role {
-        Role::System => chat::Role::System,
-        Role::User => chat::Role::User,
-        Role::Assistant => chat::Role::Assistant,
-    };
-    chat::Message { role, content: m.content.clone() }
 }
 
 impl Backend for Kernel {

@@ -261,6 +261,17 @@ pub fn connect(cfg: &Config) -> Result<Box<dyn Backend>> {
     }
 }
 
+/// A message as the core's chat templates take it.
+pub(crate) fn core_message(m: &Message) -> llamux_core::chat::Message {
+    use llamux_core::chat;
+    let role = match m.role {
+        Role::System => chat::Role::System,
+        Role::User => chat::Role::User,
+        Role::Assistant => chat::Role::Assistant,
+    };
+    chat::Message { role, content: m.content.clone() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

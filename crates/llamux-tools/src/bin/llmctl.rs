@@ -66,11 +66,7 @@ enum ConfigCmd {
 }
 
 fn main() -> ExitCode {
-    common::quiet_on_closed_stdout();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => common::fail("llmctl", e),
-    }
+    common::main("llmctl", || run(Args::parse()))
 }
 
 fn run(a: Args) -> Result<(), ClientError> {

@@ -39,11 +39,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    common::quiet_on_closed_stdout();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => common::fail("llminfer", e),
-    }
+    common::main("llminfer", || run(Args::parse()))
 }
 
 fn run(a: Args) -> Result<(), ClientError> {

@@ -19,11 +19,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    common::quiet_on_closed_stdout();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => common::fail("llmstats", e),
-    }
+    common::main("llmstats", || run(Args::parse()))
 }
 
 fn run(a: Args) -> Result<(), ClientError> {
