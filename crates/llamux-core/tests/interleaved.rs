@@ -69,6 +69,9 @@ fn interleaved_models_match_stored_ones() {
             q.quantize_rows(&x, a.cols, a.input_type()).unwrap();
             let (mut ya, mut yb) = (vec![0f32; 3 * a.rows], vec![f32::NAN; 3 * a.rows]);
             a.matvec(&Serial, &q, &mut ya).unwrap();
+            // Interleaved matrices need the block sums: refused without them.
+            assert!(b.matvec(&Serial, &q, &mut yb).is_err());
+            q.summarize().unwrap();
             b.matvec(&Serial, &q, &mut yb).unwrap();
             let scale = ya.iter().fold(0f32, |m, v| m.max(v.abs()));
             let diff = ya.iter().zip(&yb).fold(0f32, |m, (x, y)| m.max((x - y).abs()));

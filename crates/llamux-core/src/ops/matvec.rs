@@ -116,7 +116,8 @@ impl<'a> Matrix<'a> {
         self.data
     }
 
-    /// `out[r] = row_r · x` for every row, rows split across `par`.
+    /// `out[r] = row_r · x` for every row, rows split across `par` (for an interleaved matrix, `x`
+    /// must carry its block sums: [`QuantizedInput::summarize`]).
     pub fn matvec(&self, par: &dyn Parallel, x: &QuantizedInput, out: &mut [f32]) -> Result<(), QuantError> {
         matvec_fused(par, &mut [Product { w: self, x, out }])
     }
@@ -124,6 +125,10 @@ impl<'a> Matrix<'a> {
     fn check(&self, x: &QuantizedInput, out: &[f32]) -> Result<(), QuantError> {
         if x.ggml_type != self.input_type() || x.n != self.cols || x.rows == 0 {
             return Err(QuantError::LengthMismatch { expected: self.cols, got: x.n });
+        }
+        if self.is_interleaved() && x.summed.is_none() {
+            // QuantizedInput::summarize was not called.
+            return Err(QuantError::LengthMismatch { expected: x.rows * (x.n / 32), got: 0 });
         }
         if out.len() != self.rows * x.rows {
             return Err(QuantError::LengthMismatch { expected: self.rows * x.rows, got: out.len() });
@@ -360,6 +365,12 @@ pub fn project<const N: usize>(
             }
         }
     }
+    // Interleaved matrices also read the activations' block sums.
+    for (m, &j) in mats.iter().zip(&slot) {
+        if m.is_interleaved() {
+            bufs[j].summarize()?;
+        }
+    }
     let bufs: &[QuantizedInput; 3] = bufs;
     let mut i = 0;
     let mut list = outs.map(|out| {
@@ -448,14 +459,6 @@ impl QuantizedInput {
         (self.n, self.rows, self.row_len) = (n, rows, row_len);
         self.tiled = None;
         self.summed = None;
-        if matches!(ggml_type, GgmlType::Q8_0 | GgmlType::Q8_1) && rows * (n / 32) <= self.sums.len() {
-            let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
-            let src = bytes.get(..len).ok_or(QuantError::LengthMismatch { expected: len, got: 0 })?;
-            let dst =
-                self.sums.get_mut(..rows * (n / 32)).ok_or(QuantError::LengthMismatch { expected: len, got: 0 })?;
-            interleaved::summarize(ggml_type, src, dst)?;
-            self.summed = Some(n / 32);
-        }
         let fits = tiles::lines_for(rows, n) <= self.tiles.len();
         if rows >= MIN_TILE_ROWS && fits && tiles::tiled_type(ggml_type) && tiles::kernels(crate::isa::current()) {
             let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
@@ -481,6 +484,23 @@ impl QuantizedInput {
                 tokens: self.rows,
             },
         })
+    }
+
+    /// Works out the block sums interleaved matrices read with these activations (`Q8_0`/`Q8_1`;
+    /// once per quantization, whatever the number of matrices).
+    pub fn summarize(&mut self) -> Result<(), QuantError> {
+        if self.summed.is_some() {
+            return Ok(());
+        }
+        let nb = self.n / 32;
+        let (len, blocks) = (self.rows * self.row_len, self.rows * nb);
+        let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
+        let src = bytes.get(..len).ok_or(QuantError::LengthMismatch { expected: len, got: bytes.len() })?;
+        let have = self.sums.len();
+        let dst = self.sums.get_mut(..blocks).ok_or(QuantError::LengthMismatch { expected: blocks, got: have })?;
+        interleaved::summarize(self.ggml_type, src, dst)?;
+        self.summed = Some(nb);
+        Ok(())
     }
 
     /// Row `b`'s block sums (empty where they were not worked out).
