@@ -170,8 +170,8 @@ impl Layout {
             Some("rows") => Ok(Layout::Rows),
             Some("interleaved") => Ok(Layout::Interleaved),
             Some(other) => bail!("LLAMUX_LAYOUT={other}: expected rows or interleaved"),
-            None if llamux_core::isa::current().isa() == llamux_core::isa::Isa::Scalar => Ok(Layout::Rows),
-            None => Ok(Layout::Interleaved),
+            None if llamux_core::quant::interleaved::kernels(llamux_core::isa::current()) => Ok(Layout::Interleaved),
+            None => Ok(Layout::Rows),
         }
     }
 }
@@ -195,11 +195,7 @@ impl Loaded {
 
     /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`].
     pub fn bind(&self) -> Result<(Model<'_>, Tokenizer<'_>)> {
-        self.bind_as(Layout::chosen()?)
-    }
-
-    /// [`bind`](Self::bind) with the matrices in `layout`.
-    pub fn bind_as(&self, layout: Layout) -> Result<(Model<'_>, Tokenizer<'_>)> {
+        let layout = Layout::chosen()?;
         let g = Gguf::parse(self.file.bytes())?;
         let mut model = Model::load(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;

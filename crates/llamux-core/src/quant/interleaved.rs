@@ -393,6 +393,12 @@ impl Interleave for BlockQ8_0 {
     }
 }
 
+/// Whether `simd`'s tier has interleaved kernels (elsewhere the scalar twin runs: correct, but
+/// far slower than the stored layout's kernels).
+pub fn kernels(simd: Simd) -> bool {
+    matches!(simd.isa(), crate::isa::Isa::Avx512 | crate::isa::Isa::Avx2)
+}
+
 /// `out[c][r]` = row `r` of interleaved weights against token `c`, over byte slices: `w` holds
 /// groups of eight rows (`nb` interleaved blocks each), `ys[c]` a token's activation blocks and
 /// `sums[c]` their [`BlockSums`]; the first `out[c].len()` rows are written (at most the groups'
