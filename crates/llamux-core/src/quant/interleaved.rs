@@ -682,6 +682,17 @@ mod tests {
         assert!((t.dot)(simd, &w, 2, &[y], &[s], &mut [&mut o9]).is_err());
         assert!((t.dot)(simd, &w, 2, &[&y[..34]], &[s], &mut [&mut o]).is_err());
         assert!(interleaved(GgmlType::Q4_K).is_none());
+        // Matrices over interleaved bytes: exactly the padded size, and only formats with the layout.
+        use crate::ops::Matrix;
+        let bytes = vec![0u8; 16 * 68];
+        assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes).is_ok());
+        assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes[..9 * 68]).is_err());
+        assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 48, &bytes).is_err());
+        assert!(Matrix::new_interleaved(GgmlType::Q4_K, 8, 256, &bytes).is_err());
+        assert!(Matrix::new_interleaved(GgmlType::Q8_0, usize::MAX, 64, &bytes).is_err());
+        let m = Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes).unwrap();
+        assert!(m.dequantize_row(9, &mut [0f32; 64]).is_err() && m.dequantize_row(8, &mut [0f32; 64]).is_ok());
+        assert!(m.interleave_into(&mut [0u8; 16 * 68]).is_err(), "already interleaved");
         assert_eq!(interleaved_bytes(GgmlType::Q8_0, 9, 64), Some(16 * 68));
     }
 }
