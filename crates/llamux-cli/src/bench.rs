@@ -96,7 +96,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let model_arg = a.model.as_deref().context("-m MODEL is required (or --mem-bw)")?;
     let loaded = Loaded::open(model_arg)?;
     let g = Gguf::parse(loaded.bytes())?;
-    let (model, tok) = loaded.bind()?;
+    // --sessions N: N sessions decode together, the layout for batched steps.
+    let workload = if a.sessions > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };
+    let (model, tok) = loaded.bind(workload)?;
     let info = ModelInfo::of(model_arg, &g, &model);
 
     let n_train = model.hp.n_ctx_train as usize;
@@ -206,7 +208,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
             a.reps
         )?;
         match loaded.interleaved_bytes() {
-            0 => writeln!(out, "layout: as stored (LLAMUX_LAYOUT=rows, or no format with an interleaved layout)")?,
+            0 => writeln!(
+                out,
+                "layout: as stored (LLAMUX_LAYOUT=rows, or no format whose interleaved layout pays for this workload)"
+            )?,
             n => writeln!(
                 out,
                 "layout: interleaved, a {:.2} MiB copy of those matrices (the file's pages of them released)",

@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use llamux_core::gguf::Gguf;
 use llamux_core::model::{InterleavedWeights, Model};
 use llamux_core::platform::Threads;
+pub use llamux_core::quant::interleaved::Workload;
 use llamux_core::sample::{Sampler, SamplerConfig};
 use llamux_core::session::{Generation, KvType, Session, Step, Stop};
 use llamux_core::tokenizer::Tokenizer;
@@ -193,18 +194,19 @@ impl Loaded {
         self.file.bytes()
     }
 
-    /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`].
-    pub fn bind(&self) -> Result<(Model<'_>, Tokenizer<'_>)> {
+    /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`]
+    /// (interleaved where that pays for `workload`).
+    pub fn bind(&self, workload: Workload) -> Result<(Model<'_>, Tokenizer<'_>)> {
         let layout = Layout::chosen()?;
         let g = Gguf::parse(self.file.bytes())?;
         let mut model = Model::load(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;
-        if layout == Layout::Interleaved && model.interleaved_bytes() > 0 {
+        if layout == Layout::Interleaved && model.interleaved_bytes(workload) > 0 {
             if self.interleaved.get().is_none() {
                 // Reading the norms and the vocabulary mapped whole folios of the file around
                 // them: let the matrices' pages go before copying them, and each piece after.
                 model.matrices().for_each(|m| self.file.release(m.data()));
-                let _ = self.interleaved.set(model.interleave(|piece| self.file.release(piece))?);
+                let _ = self.interleaved.set(model.interleave(workload, |piece| self.file.release(piece))?);
             }
             if let Some(w) = self.interleaved.get() {
                 model.use_interleaved(w)?;
@@ -313,7 +315,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     cfg.validate()?;
     let prompt = prompt_bytes(&a)?;
     let loaded = Loaded::open(&a.model.model)?;
-    let (model, tok) = loaded.bind()?;
+    let (model, tok) = loaded.bind(Workload::Decode)?;
     let mut sess = a.model.session(&model)?;
     let n_ctx = sess.n_ctx();
     let par = a.model.pool()?;

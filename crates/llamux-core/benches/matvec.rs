@@ -41,15 +41,27 @@ fn products(c: &mut Criterion) {
             let rows = (bytes / row_bytes).next_multiple_of(seed_rows);
             let data: Vec<u8> = seed.iter().copied().cycle().take(rows * row_bytes).collect();
             let m = Matrix::new(ty, rows, cols, &data).unwrap();
-            for tokens in [1usize, 8] {
-                let x: Vec<f32> = (0..tokens * cols).map(|_| rng.normal()).collect();
-                let mut q = QuantizedInput::try_new(tokens, cols).unwrap();
-                q.quantize_rows(&x, cols, m.input_type()).unwrap();
-                let mut out = vec![0f32; rows * tokens];
-                g.throughput(Throughput::Bytes(data.len() as u64));
-                g.bench_function(BenchmarkId::new(format!("{ty}/{name}"), format!("x{tokens}")), |b| {
-                    b.iter(|| m.matvec(&Serial, &q, &mut out).unwrap())
-                });
+            // The same rows interleaved eight by eight, where the format has that layout.
+            let mut inter = vec![0u8; m.interleaved_bytes().unwrap_or(0)];
+            let mi = match m.interleave_into(&mut inter) {
+                Ok(()) => Some(Matrix::new_interleaved(ty, rows, cols, &inter).unwrap()),
+                Err(_) => None,
+            };
+            for (layout, m) in [("rows", Some(m)), ("r8", mi)] {
+                let Some(m) = m else { continue };
+                for tokens in [1usize, 8] {
+                    let x: Vec<f32> = (0..tokens * cols).map(|_| rng.normal()).collect();
+                    let mut q = QuantizedInput::try_new(tokens, cols).unwrap();
+                    q.quantize_rows(&x, cols, m.input_type()).unwrap();
+                    if m.is_interleaved() {
+                        q.summarize().unwrap();
+                    }
+                    let mut out = vec![0f32; rows * tokens];
+                    g.throughput(Throughput::Bytes(data.len() as u64));
+                    g.bench_function(BenchmarkId::new(format!("{ty}/{name}/{layout}"), format!("x{tokens}")), |b| {
+                        b.iter(|| m.matvec(&Serial, &q, &mut out).unwrap())
+                    });
+                }
             }
         }
     }

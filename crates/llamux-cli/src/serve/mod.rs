@@ -64,7 +64,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     // The model lives as long as the process: handlers and the engine borrow it for 'static.
     let loaded: &'static Loaded = Box::leak(Box::new(Loaded::open(&a.model.model)?));
-    let (model, tok) = loaded.bind()?;
+    // Several requests decode together when --parallel allows it: the layout for batched steps.
+    let workload = if a.parallel > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };
+    let (model, tok) = loaded.bind(workload)?;
     let template = match &a.template {
         Some(name) => {
             Some(ChatTemplate::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown chat template {name}"))?)

@@ -5,7 +5,7 @@
 
 use super::Model;
 use crate::ops::Matrix;
-use crate::quant::interleaved::ROWS;
+use crate::quant::interleaved::{self, Workload, ROWS};
 use crate::quant::QuantError;
 use crate::GgmlType;
 use alloc::vec::Vec;
@@ -76,22 +76,27 @@ impl<'a> Model<'a> {
         f(&mut self.output)
     }
 
-    /// Bytes [`interleave`](Self::interleave) would allocate: every matrix, interleaved where
-    /// its format has the layout, else as stored; 0 when no format has it.
-    pub fn interleaved_bytes(&self) -> usize {
-        if self.matrices().all(|m| m.interleaved_bytes().is_none()) {
+    /// Bytes [`interleave`](Self::interleave) would allocate for `workload`: every matrix,
+    /// interleaved where its format has the layout and it pays for the workload, else as stored;
+    /// 0 when no matrix would be interleaved.
+    pub fn interleaved_bytes(&self, workload: Workload) -> usize {
+        if self.matrices().all(|m| wanted(m, workload).is_none()) {
             return 0;
         }
-        self.matrices().map(|m| m.interleaved_bytes().unwrap_or(m.bytes())).fold(0usize, usize::saturating_add)
+        self.matrices().map(|m| wanted(m, workload).unwrap_or(m.bytes())).fold(0usize, usize::saturating_add)
     }
 
     /// A copy of the model's matrices in memory of its own: interleaved where their formats
-    /// have the layout, the others as stored (so that nothing of the matrices is read from the
+    /// have the layout and it pays for `workload`, the others as stored (so that nothing of the matrices is read from the
     /// model's bytes again). Made a piece of about [`PIECE_BYTES`] at a time; each piece's
     /// original bytes are handed to `done` once copied (a host may let their pages go, so that
     /// the copy does not double the memory in use).
-    pub fn interleave(&self, mut done: impl FnMut(&'a [u8])) -> Result<InterleavedWeights, InterleaveError> {
-        let bytes = self.interleaved_bytes();
+    pub fn interleave(
+        &self,
+        workload: Workload,
+        mut done: impl FnMut(&'a [u8]),
+    ) -> Result<InterleavedWeights, InterleaveError> {
+        let bytes = self.interleaved_bytes(workload);
         let mut buf = Vec::new();
         buf.try_reserve_exact(bytes).map_err(|_| InterleaveError::OutOfMemory { bytes })?;
         buf.resize(bytes, 0u8);
@@ -99,7 +104,7 @@ impl<'a> Model<'a> {
         parts.try_reserve_exact(self.matrices().count()).map_err(|_| InterleaveError::OutOfMemory { bytes })?;
         let mut at = 0usize;
         for m in self.matrices() {
-            let (n, interleaved) = match m.interleaved_bytes() {
+            let (n, interleaved) = match wanted(m, workload) {
                 Some(n) => (n, true),
                 None if !m.is_interleaved() => (m.bytes(), false),
                 None => return Err(InterleaveError::Mismatch),
@@ -107,7 +112,11 @@ impl<'a> Model<'a> {
             let range = at..at + n;
             let dst = buf.get_mut(range.clone()).ok_or(InterleaveError::Mismatch)?;
             // Whole groups of eight rows per piece.
-            let group = m.row_bytes() * ROWS;
+            let group = match interleaved {
+                true => crate::quant::interleaved::interleaved_bytes(m.ggml_type, ROWS, m.cols),
+                false => m.row_bytes().checked_mul(ROWS),
+            }
+            .ok_or(InterleaveError::Mismatch)?;
             let per_piece = (PIECE_BYTES / group.max(1)).max(1) * ROWS;
             for (k, d) in dst.chunks_mut(per_piece / ROWS * group).enumerate() {
                 let (r0, r1) = (k * per_piece, ((k + 1) * per_piece).min(m.rows));
@@ -159,4 +168,10 @@ impl<'a> Model<'a> {
         }
         Ok(())
     }
+}
+
+/// Bytes of `m` interleaved, where its format has the layout and it pays for `workload`.
+fn wanted(m: &Matrix<'_>, workload: Workload) -> Option<usize> {
+    interleaved::interleaved(m.ggml_type).filter(|t| t.pays(workload))?;
+    m.interleaved_bytes()
 }

@@ -18,9 +18,14 @@
 //! with a minimum) — the scalar twin here and every SIMD kernel compute exactly this, so they
 //! agree bit for bit, and a token's result does not depend on the batch it is in.
 
-use super::{BlockFormat, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, GgmlType, QuantError, F16};
+use super::{
+    BlockFormat, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType, QuantError, F16,
+};
 use crate::isa::Simd;
 use bytemuck::{Pod, Zeroable};
+
+mod q4_k;
+pub use q4_k::{dot_scalar as dot_r8q4k_scalar, R8Q4K};
 
 /// Rows interleaved in one block.
 pub const ROWS: usize = 8;
@@ -78,8 +83,8 @@ impl ActBlock for BlockQ8_1 {
     }
 }
 
-/// The [`BlockSums`] of activation blocks of type `act` (`Q8_0` or `Q8_1`) in `src`, into `dst`
-/// (one per block).
+/// The [`BlockSums`] of activation blocks of type `act` in `src`, into `dst`: one per block of
+/// `Q8_0` or `Q8_1`; one per 32 quants of `Q8_K` (its `d`, `s` = `d` times their sum, and the sum).
 pub fn summarize(act: GgmlType, src: &[u8], dst: &mut [BlockSums]) -> Result<(), QuantError> {
     fn go<A: ActBlock>(src: &[u8], dst: &mut [BlockSums]) -> Result<(), QuantError> {
         let ys: &[A] = bytemuck::try_cast_slice(src)
@@ -92,9 +97,24 @@ pub fn summarize(act: GgmlType, src: &[u8], dst: &mut [BlockSums]) -> Result<(),
         }
         Ok(())
     }
+    fn go_k(src: &[u8], dst: &mut [BlockSums]) -> Result<(), QuantError> {
+        let ys: &[BlockQ8K] = bytemuck::try_cast_slice(src)
+            .map_err(|_| QuantError::NotWholeBlocks { ggml_type: GgmlType::Q8_K, len: src.len() })?;
+        if ys.len() * 8 != dst.len() {
+            return Err(QuantError::LengthMismatch { expected: ys.len() * 8, got: dst.len() });
+        }
+        for (y, s) in ys.iter().zip(dst.chunks_exact_mut(8)) {
+            for (q, s) in y.qs.chunks_exact(32).zip(s) {
+                let sum: i32 = q.iter().map(|&q| i32::from(q)).sum();
+                *s = BlockSums { d: y.d, s: y.d * sum as f32, sum };
+            }
+        }
+        Ok(())
+    }
     match act {
         GgmlType::Q8_0 => go::<BlockQ8_0>(src, dst),
         GgmlType::Q8_1 => go::<BlockQ8_1>(src, dst),
+        GgmlType::Q8_K => go_k(src, dst),
         t => Err(QuantError::Unsupported(t)),
     }
 }
@@ -425,6 +445,12 @@ pub type InterleavedRowToFloat = fn(w: &[u8], cols: usize, r: usize, dst: &mut [
 pub struct InterleavedTraits {
     /// The weight type.
     pub ggml_type: GgmlType,
+    /// Elements of a row in one interleaved block.
+    pub block_elems: usize,
+    /// Bytes of one interleaved block (eight rows' blocks).
+    pub block_bytes: usize,
+    /// Worth interleaving only for [`Workload::Batched`].
+    pub batched_only: bool,
     /// Interleaves `rows` rows of `cols` elements (`src`, the rows one after another) into
     /// `dst` ([`interleaved_bytes`] long); the last group is padded with zero rows.
     pub interleave: InterleaveRows,
@@ -499,25 +525,63 @@ fn dot<B: Interleave>(
 const fn entry<B: Interleave>() -> InterleavedTraits {
     InterleavedTraits {
         ggml_type: B::TYPE,
+        block_elems: B::BLCK_SIZE,
+        block_bytes: core::mem::size_of::<B::R8>(),
+        batched_only: false,
         interleave: interleave::<B>,
         row_to_float: row_to_float::<B>,
         dot: dot::<B>,
     }
 }
 
-static TABLE: [InterleavedTraits; 5] =
-    [entry::<BlockQ4_0>(), entry::<BlockQ4_1>(), entry::<BlockQ5_0>(), entry::<BlockQ5_1>(), entry::<BlockQ8_0>()];
+static TABLE: [InterleavedTraits; 6] = [
+    entry::<BlockQ4_0>(),
+    entry::<BlockQ4_1>(),
+    entry::<BlockQ5_0>(),
+    entry::<BlockQ5_1>(),
+    entry::<BlockQ8_0>(),
+    q4_k::TRAITS,
+];
 
 /// The interleaved layout of `ty`, where it has one.
 pub fn interleaved(ty: GgmlType) -> Option<&'static InterleavedTraits> {
     TABLE.iter().find(|t| t.ggml_type == ty)
 }
 
+/// What a model's weights will mostly do, which decides the formats worth interleaving.
+///
+/// Measured (`llamux bench`, AMD EPYC, AVX-512): the 32-element formats' stored-layout kernels are
+/// compute-bound below the memory's bandwidth, so interleaving them speeds up decoding itself
+/// (SmolLM2's Q4_1, gemma3's Q5_0/Q8_0). `Q4_K`'s stored-layout kernel already decodes near the
+/// bandwidth: interleaved, one session's decoding is no faster (TinyLlama-shaped, 2 threads,
+/// 49–51 tok/s either way) and prompts are slower (pp128 260 against 320 tok/s, the stored
+/// layout's tile kernels take more tokens a pass), but eight sessions decoding together go from
+/// about 109 to 155 tok/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// One session: prompts, then one token a step.
+    Decode,
+    /// Several sessions decoding together, one token each a step (a server).
+    Batched,
+}
+
+impl InterleavedTraits {
+    /// Whether interleaving this format pays for `workload`.
+    pub fn pays(&self, workload: Workload) -> bool {
+        !self.batched_only || workload == Workload::Batched
+    }
+
+    /// Bytes of one group of eight interleaved rows of `cols` elements (`None` if `cols` is not
+    /// a whole number of blocks).
+    pub fn group_bytes(&self, cols: usize) -> Option<usize> {
+        let blocks = cols / self.block_elems.max(1);
+        (blocks * self.block_elems == cols).then(|| blocks.checked_mul(self.block_bytes)).flatten()
+    }
+}
+
 /// Bytes of `rows` rows of `cols` elements of `ty` interleaved (rows padded to groups of eight).
 pub fn interleaved_bytes(ty: GgmlType, rows: usize, cols: usize) -> Option<usize> {
-    interleaved(ty)?;
-    let row = usize::try_from(ty.bytes_for(cols as u64)?).ok()?;
-    rows.div_ceil(ROWS).checked_mul(ROWS)?.checked_mul(row)
+    rows.div_ceil(ROWS).checked_mul(interleaved(ty)?.group_bytes(cols)?)
 }
 
 #[cfg(test)]
@@ -671,24 +735,25 @@ mod tests {
         let s = [BlockSums::default(); 2];
         let (y, s): (&[u8], &[BlockSums]) = (&y, &s);
         let mut o = [0f32; 8];
-        // Two blocks per row: fine; three: not a whole group; five tokens: too many.
+        // Two blocks per row: fine; three: not a whole group; MAX_TOKENS + 1 tokens: too many.
         assert!((t.dot)(simd, &w, 2, &[y], &[s], &mut [&mut o]).is_ok());
         assert!((t.dot)(simd, &w, 3, &[y], &[s], &mut [&mut o]).is_err());
-        let mut o5 = [[0f32; 8]; 5];
-        let [a, b, c, d, e] = &mut o5;
-        assert!((t.dot)(simd, &w, 2, &[y; 5], &[s; 5], &mut [a, b, c, d, e]).is_err());
+        let mut many = [[0f32; 8]; MAX_TOKENS + 1];
+        let mut outs: Vec<&mut [f32]> = many.iter_mut().map(|o| o.as_mut_slice()).collect();
+        assert!((t.dot)(simd, &w, 2, &[y; MAX_TOKENS], &[s; MAX_TOKENS], &mut outs[..MAX_TOKENS]).is_ok());
+        assert!((t.dot)(simd, &w, 2, &[y; MAX_TOKENS + 1], &[s; MAX_TOKENS + 1], &mut outs).is_err());
         // More outputs than rows, activations of another length.
         let mut o9 = [0f32; 9];
         assert!((t.dot)(simd, &w, 2, &[y], &[s], &mut [&mut o9]).is_err());
         assert!((t.dot)(simd, &w, 2, &[&y[..34]], &[s], &mut [&mut o]).is_err());
-        assert!(interleaved(GgmlType::Q4_K).is_none());
+        assert!(interleaved(GgmlType::Q6_K).is_none());
         // Matrices over interleaved bytes: exactly the padded size, and only formats with the layout.
         use crate::ops::Matrix;
         let bytes = vec![0u8; 16 * 68];
         assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes).is_ok());
         assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes[..9 * 68]).is_err());
         assert!(Matrix::new_interleaved(GgmlType::Q8_0, 9, 48, &bytes).is_err());
-        assert!(Matrix::new_interleaved(GgmlType::Q4_K, 8, 256, &bytes).is_err());
+        assert!(Matrix::new_interleaved(GgmlType::Q6_K, 8, 256, &bytes).is_err());
         assert!(Matrix::new_interleaved(GgmlType::Q8_0, usize::MAX, 64, &bytes).is_err());
         let m = Matrix::new_interleaved(GgmlType::Q8_0, 9, 64, &bytes).unwrap();
         assert!(m.dequantize_row(9, &mut [0f32; 64]).is_err() && m.dequantize_row(8, &mut [0f32; 64]).is_ok());

@@ -7,6 +7,7 @@ pub(crate) mod blocks32;
 pub(crate) mod common;
 pub(crate) mod float;
 pub(crate) mod interleaved;
+pub(crate) mod interleaved_q4k;
 pub(crate) mod q2_k;
 pub(crate) mod q3_k;
 pub(crate) mod q4_0;
