@@ -324,25 +324,16 @@ fn interleaved_rows<'o>(
     if !start.is_multiple_of(ROWS) {
         return None;
     }
-    // Batches larger than one pass: a few groups at a time, kept in the L1 cache while every
-    // input row passes over them.
-    let tile = match x.rows > MAX_TOKENS {
-        true => (BATCH_TILE_BYTES * 4 / group_bytes.max(1)).max(1) * ROWS,
-        false => end - start,
-    };
-    for t0 in (start..end).step_by(tile.max(1)) {
-        let t1 = (t0 + tile).min(end);
-        let rows = w.data.get(t0 / ROWS * group_bytes..t1.div_ceil(ROWS) * group_bytes)?;
-        for b0 in (0..x.rows).step_by(MAX_TOKENS) {
-            let n = (x.rows - b0).min(MAX_TOKENS);
-            let ys: [&[u8]; MAX_TOKENS] = core::array::from_fn(|c| x.row(b0 + c));
-            let sums: [&[BlockSums]; MAX_TOKENS] = core::array::from_fn(|c| x.sums(b0 + c));
-            let mut outs: [&mut [f32]; MAX_TOKENS] = Default::default();
-            for (c, o) in outs.iter_mut().enumerate().take(n) {
-                *o = piece(b0 + c, t0, t1)?;
-            }
-            (layout.dot)(simd, rows, nb, &ys[..n], &sums[..n], &mut outs[..n]).ok()?;
+    let rows = w.data.get(start / ROWS * group_bytes..end.div_ceil(ROWS) * group_bytes)?;
+    for b0 in (0..x.rows).step_by(MAX_TOKENS) {
+        let n = (x.rows - b0).min(MAX_TOKENS);
+        let ys: [&[u8]; MAX_TOKENS] = core::array::from_fn(|c| x.row(b0 + c));
+        let sums: [&[BlockSums]; MAX_TOKENS] = core::array::from_fn(|c| x.sums(b0 + c));
+        let mut outs: [&mut [f32]; MAX_TOKENS] = Default::default();
+        for (c, o) in outs.iter_mut().enumerate().take(n) {
+            *o = piece(b0 + c, start, end)?;
         }
+        (layout.dot)(simd, rows, nb, &ys[..n], &sums[..n], &mut outs[..n]).ok()?;
     }
     Some(())
 }
