@@ -12,7 +12,7 @@
 //! bandwidth a run achieved (for pp, whose batches read the weights once each, per batch);
 //! compare it with `--mem-bw` for the roofline.
 
-use crate::run::{KvTypeArg, Loaded};
+use crate::run::KvTypeArg;
 use anyhow::{bail, Context, Result};
 use llamux_core::gguf::Gguf;
 use llamux_core::isa;
@@ -94,7 +94,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let threads = if a.threads.is_empty() { vec![default_threads()] } else { a.threads.clone() };
     let model_arg = a.model.as_deref().context("-m MODEL is required (or --mem-bw)")?;
-    let loaded = Loaded::open(model_arg)?;
+    let loaded = crate::run::open_model(model_arg)?;
     let g = Gguf::parse(loaded.bytes())?;
     // --sessions N: N sessions decode together, the layout for batched steps.
     let workload = if a.sessions > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };

@@ -2,7 +2,7 @@
 //! one (`tokenizer.chat_template`), as plain continuation otherwise. The KV cache is reused
 //! across turns; when the context fills up, the oldest turns are dropped.
 
-use crate::run::{generate, Loaded, ModelArgs, SampleArgs, Utf8Stream};
+use crate::run::{generate, ModelArgs, SampleArgs, Utf8Stream};
 use anyhow::{bail, Result};
 use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::gguf::Gguf;
@@ -32,7 +32,7 @@ pub struct ChatArgs {
 pub fn run(a: ChatArgs) -> Result<()> {
     let cfg = a.sample.config();
     cfg.validate()?;
-    let loaded = Loaded::open(&a.model.model)?;
+    let loaded = crate::run::open_model(&a.model.model)?;
     let (model, tok) = loaded.bind(crate::run::Workload::Decode)?;
     let template = match &a.template {
         Some(name) => {

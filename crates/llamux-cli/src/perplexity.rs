@@ -2,7 +2,7 @@
 //! does: the text is tokenized once (with BOS), cut into chunks of `-c` tokens whose first token
 //! is replaced by BOS, and the second half of each chunk is scored.
 
-use crate::run::{Loaded, ModelArgs};
+use crate::run::ModelArgs;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
@@ -33,7 +33,7 @@ fn nll(logits: &[f32], target: u32) -> f64 {
 /// Runs `llamux perplexity`.
 pub fn run(a: PerplexityArgs) -> Result<()> {
     let text = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let loaded = Loaded::open(&a.model.model)?;
+    let loaded = crate::run::open_model(&a.model.model)?;
     let (model, tok) = loaded.bind(crate::run::Workload::Decode)?;
     let n_ctx = a.model.ctx.unwrap_or(512);
     if !(16..=1 << 20).contains(&n_ctx) {

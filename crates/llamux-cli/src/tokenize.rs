@@ -1,6 +1,5 @@
 //! `llamux tokenize` and `llamux detokenize`.
 
-use crate::run::Loaded;
 use anyhow::{Context, Result};
 
 /// Arguments of `llamux tokenize`.
@@ -48,7 +47,7 @@ fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
 
 /// Runs `llamux tokenize`.
 pub fn tokenize(a: TokenizeArgs) -> Result<()> {
-    let loaded = Loaded::open(&a.model)?;
+    let loaded = crate::run::open_model(&a.model)?;
     let tok = loaded.tokenizer()?;
     let ids = tok.encode(&os_bytes(&a.text), !a.no_special, !a.no_parse_special);
     let pieces: Vec<String> =
@@ -65,7 +64,7 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
 
 /// Runs `llamux detokenize`.
 pub fn detokenize(a: DetokenizeArgs) -> Result<()> {
-    let loaded = Loaded::open(&a.model)?;
+    let loaded = crate::run::open_model(&a.model)?;
     let tok = loaded.tokenizer()?;
     let n_vocab = tok.vocab.len();
     if let Some(bad) = a.ids.iter().find(|&&id| id as usize >= n_vocab) {

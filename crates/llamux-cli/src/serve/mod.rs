@@ -63,7 +63,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         bail!("--max-body must be at least 1024 bytes");
     }
     // The model lives as long as the process: handlers and the engine borrow it for 'static.
-    let loaded: &'static Loaded = Box::leak(Box::new(Loaded::open(&a.model.model)?));
+    let loaded: &'static Loaded = Box::leak(Box::new(crate::run::open_model(&a.model.model)?));
     // Several requests decode together when --parallel allows it: the layout for batched steps.
     let workload = if a.parallel > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };
     let (model, tok) = loaded.bind(workload)?;

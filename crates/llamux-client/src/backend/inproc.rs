@@ -6,7 +6,8 @@
 use super::{core_message, Backend, BackendKind, Finish, Info, Outcome, Request, Sink};
 use crate::config::Config;
 use crate::error::{ClientError, Result};
-use crate::models::{cache, mapped::MappedFile, pool, registry};
+use crate::models::loaded::{Loaded, Workload};
+use crate::models::{cache, pool, registry};
 use crate::state::Counters;
 use crate::text::TextOut;
 use llamux_core::chat::{self, ChatTemplate};
@@ -30,7 +31,8 @@ fn err(e: impl std::fmt::Display) -> ClientError {
 /// The in-process backend.
 pub struct InProcess {
     path: PathBuf,
-    file: MappedFile,
+    /// The model file, with its matrices interleaved where that pays.
+    loaded: Loaded,
     threads: Threads,
     n_threads: usize,
     n_ctx: usize,
@@ -48,7 +50,7 @@ impl InProcess {
     /// that it loads.
     pub fn open(cfg: &Config) -> Result<Self> {
         let path = registry::resolve(&cfg.model).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
-        let file = MappedFile::open(&path).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
+        let loaded = Loaded::open(&path).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
         let template = match &cfg.template {
             Some(name) => Some(
                 ChatTemplate::from_name(name)
@@ -59,7 +61,7 @@ impl InProcess {
         let n_threads = if cfg.threads == 0 { pool::physical_cores() } else { cfg.threads };
         let mut me = InProcess {
             path,
-            file,
+            loaded,
             threads: Threads::new(n_threads),
             n_threads,
             n_ctx: cfg.limits.n_ctx,
@@ -70,7 +72,7 @@ impl InProcess {
             prompt_cache: cache::dir("prompt-cache").ok(),
         };
         {
-            let (g, model, _tok) = bind(&me.file, &me.path)?;
+            let (g, model, _tok) = bind(&me.loaded, &me.path)?;
             me.n_ctx = me.n_ctx.min(model.hp.n_ctx_train.max(1) as usize);
             if me.template.is_none() {
                 me.template = g.get_str("tokenizer.chat_template").and_then(ChatTemplate::detect);
@@ -90,7 +92,7 @@ impl InProcess {
     }
 
     fn bind(&self) -> Result<(Gguf<'_>, Model<'_>, Tokenizer<'_>)> {
-        bind(&self.file, &self.path)
+        bind(&self.loaded, &self.path)
     }
 
     /// The text a request becomes, and its fixed start (a system prompt and the messages after it
@@ -116,12 +118,12 @@ impl InProcess {
     }
 }
 
-/// Parses the mapped file and binds model and tokenizer.
-fn bind<'a>(file: &'a MappedFile, path: &Path) -> Result<(Gguf<'a>, Model<'a>, Tokenizer<'a>)> {
+/// Parses the mapped file and binds model and tokenizer (the matrices interleaved once, at the
+/// first call, where that pays for one session's decoding).
+fn bind<'a>(loaded: &'a Loaded, path: &Path) -> Result<(Gguf<'a>, Model<'a>, Tokenizer<'a>)> {
     let bad = |e: &dyn std::fmt::Display| ClientError::NoModel(format!("{}: {e}", path.display()));
-    let g = Gguf::parse(file.bytes()).map_err(|e| bad(&e))?;
-    let model = Model::load(&g).map_err(|e| bad(&e))?;
-    let tok = Tokenizer::from_gguf(&g).map_err(|e| bad(&e))?;
+    let g = Gguf::parse(loaded.bytes()).map_err(|e| bad(&e))?;
+    let (model, tok) = loaded.bind(Workload::Decode).map_err(|e| bad(&format_args!("{e:#}")))?;
     Ok((g, model, tok))
 }
 
@@ -259,7 +261,7 @@ impl Backend for InProcess {
         cfg.validate().map_err(|e| ClientError::BadInput(e.to_string()))?;
         let session = self.session.take();
         let mut cached = std::mem::take(&mut self.cached);
-        let (_g, model, tok) = bind(&self.file, &self.path)?;
+        let (_g, model, tok) = bind(&self.loaded, &self.path)?;
         let tokens = tok.encode(text.as_bytes(), true, true);
         if tokens.is_empty() {
             return Err(ClientError::BadInput("the prompt is empty".into()));
@@ -371,7 +373,7 @@ impl Backend for InProcess {
             ("backend".into(), B.name().into()),
             ("model".into(), self.path.display().to_string()),
             ("name".into(), name),
-            ("bytes".into(), self.file.bytes().len().to_string()),
+            ("bytes".into(), self.loaded.bytes().len().to_string()),
             ("vocab".into(), model.hp.n_vocab.to_string()),
             ("layers".into(), model.hp.n_layer.to_string()),
             ("context_train".into(), model.hp.n_ctx_train.to_string()),
@@ -393,7 +395,7 @@ impl Backend for InProcess {
             ("decode_us".into(), c.decode_us.to_string()),
             ("tokens_per_s".into(), per_s(c.tokens, c.decode_us)),
             ("first_token_ms".into(), (c.first_token_us.checked_div(c.requests).unwrap_or(0) / 1000).to_string()),
-            ("model_bytes".into(), self.file.bytes().len().to_string()),
+            ("model_bytes".into(), self.loaded.bytes().len().to_string()),
         ])
     }
 

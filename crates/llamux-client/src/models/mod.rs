@@ -2,6 +2,7 @@
 //! the thread pool a host runs the engine on. Shared by the `llamux` CLI and the tools.
 
 pub mod cache;
+pub mod loaded;
 pub mod mapped;
 pub mod pool;
 pub mod pull;
