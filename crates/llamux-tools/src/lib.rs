@@ -12,3 +12,4 @@ pub mod findings;
 pub mod guard;
 pub mod intent;
 pub mod probe;
+pub mod shell;
