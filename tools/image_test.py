@@ -77,7 +77,8 @@ class Boot:
     def command(self, line, timeout):
         """Runs `line` at the prompt; its output (without the echoed command), or None."""
         self.p.sendline(line)
-        if self.expect(re.escape(line[-20:]) + r"\r*\n", timeout=20) is None:
+        # The echo, then (lsh's line editor) the end of bracketed paste mode, then the newline.
+        if self.expect(re.escape(line[-20:]) + r"(\x1b\[[0-9;?]*[A-Za-z])*\r*\n", timeout=20) is None:
             return None
         if self.expect(PROMPT, timeout=timeout) is None:
             return None
