@@ -215,6 +215,9 @@ fn test(model: Option<&str>) -> Result<()> {
     let (path, chat) = if kvm {
         (model_path(model.unwrap_or(DEFAULT_MODEL))?, true)
     } else {
+        if let Some(m) = model {
+            eprintln!("image --test: under TCG the tiny synthetic model is used, not {m} (--model counts under KVM)");
+        }
         run(super::cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
         (synth("llama", "tiny")?, false)
     };
