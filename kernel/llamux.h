@@ -26,6 +26,9 @@ struct lx_config {
 struct lx_engine *llamux_engine_new(const u8 *data, size_t len, char *err, size_t err_len);
 void llamux_engine_free(struct lx_engine *e);
 void llamux_engine_info(const struct lx_engine *e, u32 *n_vocab, u32 *n_ctx_train, u32 *n_layer);
+/* One user message in the model's chat format, NUL-terminated in out: its length, 0 when the
+ * model has no known chat format, -E2BIG when out is too small, -EINVAL for text not UTF-8. */
+long llamux_engine_chat(const struct lx_engine *e, const u8 *user, size_t len, char *out, size_t out_len);
 struct lx_session *llamux_session_new(const struct lx_engine *e, const struct lx_config *cfg,
 				      const u8 *prompt, size_t len, char *err, size_t err_len);
 int llamux_session_prompt(const struct lx_engine *e, struct lx_session *s, u32 *fed);

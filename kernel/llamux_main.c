@@ -12,7 +12,8 @@
  * session: each step decodes one token for all decoding sessions together, in one pass over the
  * weights (continuous batching), and feeds prompt chunks to new sessions; one FPU section per
  * engine call, yielding in between. Matrix products are shared with a pool of kernel threads,
- * one per CPU.
+ * one per CPU. After load a kernel thread asks the model for a few haiku (module parameter
+ * "haikus"), which a panic notifier prints (fixed ones when none was generated).
  */
 #include <linux/module.h>
 #include <linux/err.h>
@@ -35,6 +36,8 @@
 #include <linux/ktime.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/panic_notifier.h>
+#include <linux/delay.h>
 #include <crypto/hash.h>
 #include <asm/fpu/api.h>
 #include "llamux.h"
@@ -496,64 +499,58 @@ static int lx_engine_thread(void *arg)
 	return 0;
 }
 
-static int lx_prompt_open(struct inode *inode, struct file *file)
+/* A new session's file state, counted against max_sessions: ERR_PTR(-EBUSY) beyond them. */
+static struct lx_file *lx_file_new(void)
 {
 	struct lx_file *f;
 
 	if (atomic_inc_return(&lx_live) > max_sessions) {
 		atomic_dec(&lx_live);
-		return -EBUSY;
+		return ERR_PTR(-EBUSY);
 	}
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f) {
 		atomic_dec(&lx_live);
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	}
 	mutex_init(&f->lock);
 	INIT_LIST_HEAD(&f->node);
 	INIT_KFIFO(f->out);
 	init_waitqueue_head(&f->readable);
+	return f;
+}
+
+static int lx_prompt_open(struct inode *inode, struct file *file)
+{
+	struct lx_file *f = lx_file_new();
+
+	if (IS_ERR(f))
+		return PTR_ERR(f);
 	file->private_data = f;
 	return 0;
 }
 
-static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t len, loff_t *ppos)
+/*
+ * Under f->lock: starts @f's generation of @text (a kernel buffer) with @cfg, the session
+ * timing out after @timeout seconds, and hands it to the engine. 0 or a negative errno.
+ */
+static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigned int timeout, const char *text,
+			 size_t len)
 {
-	struct lx_file *f = file->private_data;
-	struct lx_config cfg;
-	unsigned int timeout;
-	char *text;
-	ssize_t ret = len;
+	int ret;
 
-	if (len == 0)
-		return 0;
-	if (len > LX_MAX_PROMPT)
-		return -E2BIG;
-	text = memdup_user(buf, len);
-	if (IS_ERR(text))
-		return PTR_ERR(text);
-	/* A trailing newline from `echo` is not part of the prompt. */
-	if (len > 0 && text[len - 1] == '\n')
-		len--;
-	mutex_lock(&f->lock);
-	if (f->started) {
-		ret = -EBUSY;	/* one prompt per open file */
-		goto out;
-	}
-	mutex_lock(&lx_config_lock);
-	cfg = lx_cfg;
-	timeout = lx_timeout_s;
-	mutex_unlock(&lx_config_lock);
+	if (f->started)
+		return -EBUSY;	/* one prompt per open file */
 	/* Tokenizing and allocating the session happen here, in the writer's time. */
 	kernel_fpu_begin();
-	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, &cfg, text, len, f->err, sizeof(f->err));
+	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, cfg, text, len, f->err, sizeof(f->err));
 	kernel_fpu_end();
 	/* ERR_PTR(-EINVAL) for a refused prompt, ERR_PTR(-ENOMEM) when memory ran out. */
 	if (IS_ERR_OR_NULL(f->session)) {
 		ret = f->session ? PTR_ERR(f->session) : -EINVAL;
 		f->session = NULL;
 		pr_info("llamux: prompt refused: %s\n", f->err);
-		goto out;
+		return ret;
 	}
 	f->started = true;
 	f->t_start = ktime_get();
@@ -565,7 +562,36 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	list_add_tail(&f->node, &lx_eng.active);
 	mutex_unlock(&lx_eng.lock);
 	lx_engine_kick();
-out:
+	return 0;
+}
+
+static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t len, loff_t *ppos)
+{
+	struct lx_file *f = file->private_data;
+	struct lx_config cfg;
+	unsigned int timeout;
+	char *text;
+	ssize_t ret = len;
+	int err;
+
+	if (len == 0)
+		return 0;
+	if (len > LX_MAX_PROMPT)
+		return -E2BIG;
+	text = memdup_user(buf, len);
+	if (IS_ERR(text))
+		return PTR_ERR(text);
+	/* A trailing newline from `echo` is not part of the prompt. */
+	if (len > 0 && text[len - 1] == '\n')
+		len--;
+	mutex_lock(&lx_config_lock);
+	cfg = lx_cfg;
+	timeout = lx_timeout_s;
+	mutex_unlock(&lx_config_lock);
+	mutex_lock(&f->lock);
+	err = lx_file_start(f, &cfg, timeout, text, len);
+	if (err)
+		ret = err;
 	mutex_unlock(&f->lock);
 	kfree(text);
 	return ret;
@@ -656,6 +682,224 @@ static const struct proc_ops lx_prompt_ops = {
 	.proc_lseek = noop_llseek,
 };
 
+/*
+ * ---- kernel-panic haiku ----
+ *
+ * Nothing can be generated once the kernel panics, so a kernel thread asks the model for a few
+ * haiku right after load, one at a time through the engine like any session, and keeps the
+ * cleaned text; a panic notifier prints one of them, or one of the fixed ones when none was
+ * generated (generation off, the model too slow, or its text unusable). The notifier only reads
+ * buffers published before the count that covers them.
+ */
+#define LX_HAIKUS 3
+#define LX_HAIKU_MAX 240	/* bytes of one haiku, cleaned */
+#define LX_HAIKU_TOKENS 48
+#define LX_HAIKU_TIMEOUT 300	/* seconds a haiku may take */
+
+static unsigned int haikus = LX_HAIKUS;
+module_param(haikus, uint, 0444);
+MODULE_PARM_DESC(haikus, "Panic haiku to generate at load (0 to 3; 0: fixed ones only)");
+
+static const char *const lx_fixed_haiku[] = {
+	"Silent registers\nthe stack unwinds into night\nno process remains",
+	"A null pointer falls\nthrough the cold pages of RAM\nthe kernel lies still",
+	"Interrupts grow still\nthe scheduler dreams no more\nreboot, and begin",
+};
+
+static char lx_haiku[LX_HAIKUS][LX_HAIKU_MAX];
+static atomic_t lx_haiku_ready = ATOMIC_INIT(0);	/* generated and cleaned, in order */
+static const char *lx_haiku_why = "not generated yet";	/* why fewer than asked, for status */
+static struct task_struct *lx_haiku_task;
+
+/*
+ * The model's text as a haiku: control characters dropped, at most three non-empty lines,
+ * each trimmed; false when nothing printable is left.
+ */
+static bool lx_haiku_clean(const char *in, size_t len, char *out)
+{
+	size_t i, n = 0, line_start = 0;
+	int lines = 0;
+
+	for (i = 0; i < len && lines < 3; i++) {
+		u8 c = in[i];
+
+		if (c == '\n' || c == '\r') {
+			while (n > line_start && out[n - 1] == ' ')
+				n--;
+			if (n > line_start) {
+				lines++;
+				if (lines < 3 && n < LX_HAIKU_MAX - 1)
+					out[n++] = '\n';
+				line_start = n;
+			}
+			continue;
+		}
+		if (c == '\t')
+			c = ' ';
+		if (c < 0x20 || c == 0x7f)
+			continue;
+		if (c == ' ' && n == line_start)
+			continue;	/* leading blanks */
+		if (n < LX_HAIKU_MAX - 1)
+			out[n++] = c;
+	}
+	while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\n'))
+		n--;
+	/* Never end inside a UTF-8 sequence that was cut at LX_HAIKU_MAX. */
+	if (n > 0 && (u8)out[n - 1] >= 0x80) {
+		size_t k = n;
+
+		while (k > 0 && ((u8)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (u8)out[k - 1] >= 0xc0) {
+			u8 lead = out[k - 1];
+			size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+
+			if (n - (k - 1) < want)
+				n = k - 1;
+		}
+	}
+	out[n] = 0;
+	return n > 0;
+}
+
+/* Generates an answer to @user (in the model's chat format) into @out; its length or an errno. */
+static long lx_generate(const char *user, u64 seed, char *out, size_t out_len)
+{
+	struct lx_config cfg = { .n_ctx = 256, .max_tokens = LX_HAIKU_TOKENS, .temp_milli = 800, .top_k = 40,
+				 .top_p_milli = 950, .seed = seed };
+	char *prompt;
+	struct lx_file *f;
+	long len, got = 0;
+	int ret;
+
+	prompt = kmalloc(1024, GFP_KERNEL);
+	if (!prompt)
+		return -ENOMEM;
+	kernel_fpu_begin();
+	len = LX_CALL(llamux_engine_chat, lx_engine, user, strlen(user), prompt, 1024, 0);
+	kernel_fpu_end();
+	if (len == 0)	/* no chat format: a plain continuation */
+		len = scnprintf(prompt, 1024, "%s\n\n", user);
+	if (len < 0) {
+		kfree(prompt);
+		return len;
+	}
+	f = lx_file_new();
+	if (IS_ERR(f)) {
+		kfree(prompt);
+		return PTR_ERR(f);
+	}
+	f->was_read = true;
+	mutex_lock(&f->lock);
+	ret = lx_file_start(f, &cfg, LX_HAIKU_TIMEOUT, prompt, len);
+	mutex_unlock(&f->lock);
+	kfree(prompt);
+	while (!ret) {
+		bool done;
+
+		wait_event_interruptible(f->readable,
+					 !kfifo_is_empty(&f->out) || smp_load_acquire(&f->done) || kthread_should_stop());
+		done = smp_load_acquire(&f->done);	/* before taking what is left */
+		if (!kfifo_is_empty(&f->out)) {
+			got += kfifo_out(&f->out, out + got, out_len - 1 - got);
+			lx_engine_kick();	/* the session may have been waiting for room */
+		}
+		if (got >= (long)out_len - 1 || kthread_should_stop())
+			break;
+		if (done) {
+			ret = f->error;
+			break;
+		}
+	}
+	lx_file_free(f);
+	if (ret)
+		return ret;
+	out[got] = 0;
+	return got;
+}
+
+static int lx_haiku_thread(void *arg)
+{
+	static const char *const ask[] = {
+		"Write a haiku about a computer crashing. Reply with the haiku only.",
+		"Write a haiku about the kernel of an operating system dying. Reply with the haiku only.",
+		"Write a haiku about lost data and a cold machine. Reply with the haiku only.",
+	};
+	char *buf = kmalloc(LX_HAIKU_MAX * 2, GFP_KERNEL);
+	unsigned int i, want = min_t(unsigned int, haikus, LX_HAIKUS);
+	int ready = 0;
+
+	lx_haiku_why = want ? "generating" : "generation off (haikus=0)";
+	/* The haiku come second: they wait for the sessions of the boot (its greeting) to end. */
+	msleep_interruptible(2000);
+	for (i = 0; buf && i < want && !kthread_should_stop(); i++) {
+		long n;
+
+		while (atomic_read(&lx_live) > 0 && !kthread_should_stop())
+			msleep_interruptible(200);
+		if (kthread_should_stop())
+			break;
+		n = lx_generate(ask[i], 1000 + i, buf, LX_HAIKU_MAX * 2);
+
+		if (n == -ETIMEDOUT) {
+			lx_haiku_why = "the model was too slow";
+			break;
+		}
+		if (n < 0) {
+			pr_info("llamux: panic haiku %u not generated: error %ld\n", i + 1, n);
+			lx_haiku_why = "generation failed";
+			break;
+		}
+		if (!lx_haiku_clean(buf, n, lx_haiku[ready]))
+			continue;
+		ready++;
+		smp_wmb();	/* the text before the count that covers it */
+		atomic_set(&lx_haiku_ready, ready);
+	}
+	if (!buf)
+		lx_haiku_why = "out of memory";
+	else if (ready == (int)want && want)
+		lx_haiku_why = "all generated";
+	else if (ready < (int)want && !strcmp(lx_haiku_why, "generating"))
+		lx_haiku_why = kthread_should_stop() ? "stopped" : "the model gave no usable text";
+	kfree(buf);
+	if (want)
+		pr_info("llamux: %d of %u panic haiku generated (%s)\n", ready, want, lx_haiku_why);
+	/* kthread_stop() needs the thread alive: wait for it. */
+	while (!kthread_should_stop()) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (!kthread_should_stop())
+			schedule();
+		__set_current_state(TASK_RUNNING);
+	}
+	return 0;
+}
+
+/* Prints one haiku, line by line; only reads memory published before the panic. */
+static int lx_panic_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	int ready = atomic_read(&lx_haiku_ready);
+	const char *h, *end;
+	unsigned int pick;
+
+	smp_rmb();
+	pick = (unsigned int)(jiffies % (ready ? ready : ARRAY_SIZE(lx_fixed_haiku)));
+	h = ready ? lx_haiku[pick] : lx_fixed_haiku[pick];
+	pr_emerg("llamux: a haiku for this panic (%s):\n",
+		 ready ? "written by the model at load" : "a fixed one, none was generated");
+	while (*h) {
+		end = strchrnul(h, '\n');
+		pr_emerg("llamux:     %.*s\n", (int)(end - h), h);
+		h = *end ? end + 1 : end;
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block lx_panic_nb = {
+	.notifier_call = lx_panic_notify,
+};
+
 /* ---- status, stats, config ---- */
 
 static int lx_status_show(struct seq_file *m, void *v)
@@ -665,6 +909,7 @@ static int lx_status_show(struct seq_file *m, void *v)
 		   lx_pool.n + 1);
 	seq_printf(m, "engine: one step decodes up to %u sessions together, plus %d prompt tokens\n", max_sessions,
 		   LX_PROMPT_BUDGET);
+	seq_printf(m, "panic_haiku: %d generated (%s)\n", atomic_read(&lx_haiku_ready), lx_haiku_why);
 	return 0;
 }
 
@@ -926,6 +1171,12 @@ static int __init lx_init(void)
 		goto free_proc;
 	}
 	pr_info("llamux: loaded %s (%zu bytes, %u layers, vocabulary %u)\n", model, lx_model_size, lx_n_layer, lx_n_vocab);
+	atomic_notifier_chain_register(&panic_notifier_list, &lx_panic_nb);
+	lx_haiku_task = kthread_run(lx_haiku_thread, NULL, "llamux-haiku");
+	if (IS_ERR(lx_haiku_task)) {
+		lx_haiku_task = NULL;
+		lx_haiku_why = "no thread to generate them";
+	}
 	return 0;
 
 free_proc:
@@ -943,6 +1194,9 @@ free_data:
 
 static void __exit lx_exit(void)
 {
+	atomic_notifier_chain_unregister(&panic_notifier_list, &lx_panic_nb);
+	if (lx_haiku_task)
+		kthread_stop(lx_haiku_task);	/* its session, if any, is freed before it returns */
 	proc_remove(lx_dir);	/* releases every open file, so every session */
 	if (lx_detached)
 		lx_file_free(lx_detached);

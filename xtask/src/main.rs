@@ -24,6 +24,11 @@
 //!   any error, mismatch or session left behind.
 //! * `vm [--interactive]` — build llamux.ko, boot Debian's kernel in QEMU with it and run the
 //!   in-kernel test (KVM when it works, TCG otherwise); `--interactive` gives a shell instead.
+//! * `image [--model NAME|PATH] [--run | --test]` — build `target/llamux/llamux.iso`, a bootable
+//!   Llamux (BIOS and UEFI) with the model in the kernel; `--run` boots it on this terminal,
+//!   `--test` boots a test image three times and drives its console (see `image.rs`).
+
+mod image;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -211,7 +216,9 @@ fn test() -> Result<()> {
     // The NEON kernels, under qemu-user.
     test_aarch64()?;
     // The engine inside the kernel, booted in QEMU.
-    vm(false)
+    vm(false)?;
+    // The bootable image: three boots driven through the serial console.
+    image::image(&["--test".to_string()])
 }
 
 /// Cross sysroot of Debian's `libc6-dev-arm64-cross` (qemu-user's `-L`).
@@ -439,10 +446,41 @@ fn cpio(dir: &Path, out: &Path) -> Result<()> {
     )))
 }
 
+/// QEMU's accelerator and CPU: KVM with the host's CPU, or TCG emulating every feature it can.
+fn qemu_accel(kvm: bool) -> &'static [&'static str] {
+    if kvm {
+        &["-enable-kvm", "-cpu", "host,-arch-capabilities"]
+    } else {
+        &["-accel", "tcg", "-cpu", "max"]
+    }
+}
+
+/// The lowercase hex SHA-256 of a file (coreutils' `sha256sum`).
+fn sha256_hex(path: &Path) -> Result<String> {
+    let out = output(Command::new("sha256sum").arg(path))?;
+    let hex = out.split_whitespace().next().unwrap_or_default();
+    if hex.len() != 64 {
+        bail!("sha256sum printed no digest for {}", path.display());
+    }
+    Ok(hex.to_string())
+}
+
+/// Builds llamux.ko against the kernel headers in `headers`; returns its path.
+fn build_module(headers: &Path) -> Result<PathBuf> {
+    run(Command::new(root().join("kernel/build.sh")).arg(headers))?;
+    Ok(root().join("target/kernel/build/llamux.ko"))
+}
+
+/// Builds `package`'s binaries statically (musl); returns the directory holding them.
+fn build_static(package: &str) -> Result<PathBuf> {
+    rustup(&["target", "add", "x86_64-unknown-linux-musl"])?;
+    run(cargo().args(["build", "--release", "-p", package, "--target", "x86_64-unknown-linux-musl"]))?;
+    Ok(root().join("target/x86_64-unknown-linux-musl/release"))
+}
+
 /// QEMU's arguments for booting `kernel` with `initrd` on a serial console.
 fn qemu_args(kernel: &Path, initrd: &Path, kvm: bool, memory: &str) -> Vec<std::ffi::OsString> {
-    let accel: &[&str] =
-        if kvm { &["-enable-kvm", "-cpu", "host,-arch-capabilities"] } else { &["-accel", "tcg", "-cpu", "max"] };
+    let accel = qemu_accel(kvm);
     let mut a: Vec<std::ffi::OsString> =
         ["-m", memory, "-smp", "2", "-nographic", "-no-reboot"].iter().map(Into::into).collect();
     a.extend(["-kernel".into(), kernel.into(), "-initrd".into(), initrd.into()]);
@@ -502,11 +540,8 @@ fn vm(interactive: bool) -> Result<()> {
         need(cmd, pkg)?;
     }
     let (kernel, headers) = kernel()?;
-    run(Command::new(root().join("kernel/build.sh")).arg(&headers))?;
-    let ko = root().join("target/kernel/build/llamux.ko");
-    rustup(&["target", "add", "x86_64-unknown-linux-musl"])?;
-    run(cargo().args(["build", "--release", "-p", "llamux-cli", "--target", "x86_64-unknown-linux-musl"]))?;
-    let llamux_static = root().join("target/x86_64-unknown-linux-musl/release/llamux");
+    let ko = build_module(&headers)?;
+    let llamux_static = build_static("llamux-cli")?.join("llamux");
     run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
 
     let work = root().join("target/vm");
@@ -533,9 +568,7 @@ fn vm(interactive: bool) -> Result<()> {
     std::fs::write(dir.join("lib/firmware/llamux/model.gguf"), &bytes)?;
     std::fs::write(dir.join("models/truncated.gguf"), &bytes[..bytes.len() / 2])?;
     std::fs::write(dir.join("models/garbage.gguf"), b"GGUF\x03\x00\x00\x00 this is not a model".repeat(100))?;
-    let digest = Command::new("sha256sum").arg(&model).output()?;
-    let digest = String::from_utf8_lossy(&digest.stdout).split_whitespace().next().unwrap_or_default().to_string();
-    std::fs::write(dir.join("models/model.sha256"), &digest)?;
+    std::fs::write(dir.join("models/model.sha256"), sha256_hex(&model)?)?;
     std::fs::write(
         dir.join("test.env"),
         format!(
@@ -870,8 +903,9 @@ fn main() -> Result<()> {
         "serve-bench" => serve_bench(&rest),
         "serve-soak" => serve_soak(&rest),
         "vm" => vm(std::env::args().any(|a| a == "--interactive")),
+        "image" => image::image(&rest),
         _ => bail!(
-            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|serve-bench|serve-soak|vm>"
+            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|serve-bench|serve-soak|vm|image>"
         ),
     }
 }

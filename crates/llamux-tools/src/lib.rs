@@ -11,4 +11,6 @@ pub mod confine;
 pub mod findings;
 pub mod guard;
 pub mod intent;
+pub mod monitor;
 pub mod probe;
+pub mod shell;

@@ -13,6 +13,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
+use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::gguf::{Gguf, GgufErrorKind};
 use llamux_core::model::{Model, ModelError};
 use llamux_core::platform::Parallel;
@@ -130,6 +131,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 /// Linux's `ENOMEM`: memory ran out.
 const ENOMEM: isize = 12;
+/// Linux's `E2BIG`: the result does not fit the caller's buffer.
+const E2BIG: isize = 7;
 /// Linux's `EINVAL`: the input (model, prompt, configuration) was refused.
 const EINVAL: isize = 22;
 
@@ -144,6 +147,8 @@ fn err_ptr<T>(errno: isize) -> *mut T {
 pub struct Engine {
     model: Model<'static>,
     tok: Tokenizer<'static>,
+    /// The chat format named by `tokenizer.chat_template`, when it is one the core knows.
+    template: Option<ChatTemplate>,
 }
 
 /// One generation: prompt tokens still to feed, the session and the sampler.
@@ -201,7 +206,8 @@ pub unsafe extern "C" fn llamux_engine_new(data: *const u8, len: usize, err: *mu
             return err_ptr(if e == VocabError::OutOfMemory { ENOMEM } else { EINVAL });
         }
     };
-    match Box::try_new(Engine { model, tok }) {
+    let template = g.get_str("tokenizer.chat_template").and_then(ChatTemplate::detect);
+    match Box::try_new(Engine { model, tok, template }) {
         Ok(b) => Box::into_raw(b),
         Err(_) => {
             write_err(err, err_len, format_args!("out of memory for the engine"));
@@ -240,6 +246,37 @@ pub unsafe extern "C" fn llamux_engine_info(
         *n_ctx_train = e.model.hp.n_ctx_train;
         *n_layer = e.model.hp.n_layer;
     }
+}
+
+/// Formats `user[..len]` as one user message in the model's chat format, opening the model's
+/// turn, into `out` (NUL-terminated). Returns the formatted length; 0 when the model has no
+/// known chat format (the caller uses plain text); `-E2BIG` when it does not fit `out_len - 1`
+/// bytes; `-EINVAL` when `user` is not UTF-8.
+///
+/// # Safety
+/// `e` is a live engine; `user` points to `len` bytes; `out` to `out_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_chat(
+    e: *const Engine,
+    user: *const u8,
+    len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> isize {
+    // SAFETY: the shim passes a live engine and `len` readable bytes.
+    let (e, user) = unsafe { (&*e, core::slice::from_raw_parts(user, len)) };
+    let Some(template) = e.template else { return 0 };
+    let Ok(user) = core::str::from_utf8(user) else { return -EINVAL };
+    let text = template.apply(&[Message { role: Role::User, content: user.into() }], true);
+    if out.is_null() || text.len() >= out_len {
+        return -E2BIG;
+    }
+    // SAFETY: `out` has room for the text and its NUL (checked above).
+    unsafe {
+        core::ptr::copy_nonoverlapping(text.as_ptr(), out, text.len());
+        out.add(text.len()).write(0);
+    }
+    text.len() as isize
 }
 
 /// Sampling and limits of a new session.

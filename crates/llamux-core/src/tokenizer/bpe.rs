@@ -264,6 +264,37 @@ fn split_words(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
     words
 }
 
+/// Sorts `v` in place with constant stack. `sort_unstable` keeps a scratch buffer of 48 elements
+/// on the stack in each level of its recursion (about 2 KiB per level for the merges' tuples),
+/// which overflows a kernel stack of 16 KiB on a vocabulary with some 50 000 merges.
+fn heap_sort<T: Ord>(v: &mut [T]) {
+    // Moves `v[root]` down the max-heap `v[..end]`.
+    fn sift_down<T: Ord>(v: &mut [T], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child] < v[child + 1] {
+                child += 1;
+            }
+            if v[root] >= v[child] {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end);
+    }
+}
+
 /// Merge ranks: `"left right"` pairs from `tokenizer.ggml.merges`.
 pub(crate) struct Merges<'a> {
     /// `(left, right, rank)` sorted by the pair, the lowest rank of each pair only: lookups by
@@ -281,7 +312,7 @@ impl<'a> Merges<'a> {
         ranks.try_reserve_exact(n)?;
         ranks.extend(merges.take(n).enumerate().filter_map(|(i, m)| m.split_once(' ').map(|(a, b)| (a, b, i as u32))));
         // On duplicate pairs the first (lowest) rank wins.
-        ranks.sort_unstable();
+        heap_sort(&mut ranks);
         ranks.dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
         Ok(Merges { ranks })
     }
@@ -356,6 +387,25 @@ fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heap_sort_orders_like_sort() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in [0usize, 1, 2, 3, 7, 100, 1000, 4097] {
+            let v: Vec<(u8, u16)> = (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    ((seed % 7) as u8, (seed >> 20) as u16)
+                })
+                .collect();
+            let (mut ours, mut want) = (v.clone(), v);
+            heap_sort(&mut ours);
+            want.sort();
+            assert_eq!(ours, want, "n = {n}");
+        }
+    }
 
     fn words(text: &str, pre: PreTokenizer) -> Vec<String> {
         let cps: Vec<u32> = text.chars().map(|c| c as u32).collect();
