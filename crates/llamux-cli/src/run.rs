@@ -177,10 +177,13 @@ impl Layout {
 }
 
 impl Loaded {
-    /// Opens and maps `arg` (path or known name).
+    /// Opens and maps `arg` (path or known name); with a trusted key configured, refuses it
+    /// unless it is signed with that key (`llamux_client::models::trust`).
     pub fn open(arg: &str) -> Result<Self> {
         let path = crate::resolve_model(arg)?;
-        Ok(Loaded { file: MappedFile::open(&path)?, interleaved: std::cell::OnceCell::new() })
+        let file = MappedFile::open(&path)?;
+        llamux_client::models::trust::enforce(&path, file.bytes())?;
+        Ok(Loaded { file, interleaved: std::cell::OnceCell::new() })
     }
 
     /// Bytes of interleaved weights held (0 with the stored layout).

@@ -22,7 +22,8 @@
 
 use crate::hex::{self, Hex};
 use core::fmt;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 /// First line of a signature file.
 pub const SIGNATURE_MAGIC: &str = "llamux-signature-v1";

@@ -6,7 +6,7 @@
 use super::{core_message, Backend, BackendKind, Finish, Info, Outcome, Request, Sink};
 use crate::config::Config;
 use crate::error::{ClientError, Result};
-use crate::models::{cache, mapped::MappedFile, pool, registry};
+use crate::models::{cache, mapped::MappedFile, pool, registry, trust};
 use crate::state::Counters;
 use crate::text::TextOut;
 use llamux_core::chat::{self, ChatTemplate};
@@ -49,6 +49,7 @@ impl InProcess {
     pub fn open(cfg: &Config) -> Result<Self> {
         let path = registry::resolve(&cfg.model).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
         let file = MappedFile::open(&path).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
+        trust::enforce(&path, file.bytes()).map_err(|e| ClientError::NoModel(format!("{e:#}")))?;
         let template = match &cfg.template {
             Some(name) => Some(
                 ChatTemplate::from_name(name)
