@@ -8,6 +8,7 @@ mod pull;
 mod quantize;
 mod run;
 mod serve;
+mod sign;
 mod synth;
 mod tokenize;
 
@@ -52,6 +53,12 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// List the known model names and where they are cached.
     Models,
+    /// Make an Ed25519 key pair for signing models (KEY, mode 0600, and KEY.pub).
+    Keygen(sign::KeygenArgs),
+    /// Sign a model: an Ed25519 signature of its SHA-256, written to MODEL.sig.
+    Sign(sign::SignArgs),
+    /// Check a model's signature against the trusted key.
+    Verify(sign::VerifyArgs),
 }
 
 /// Commands whose reader goes away (`llamux info MODEL | head -1`) end quietly, killed by
@@ -84,6 +91,9 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Models => registry::list(),
+        Command::Keygen(a) => sign::keygen(a),
+        Command::Sign(a) => sign::sign(a),
+        Command::Verify(a) => sign::verify(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

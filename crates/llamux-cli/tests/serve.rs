@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 #[path = "../../llamux-core/tests/common/mod.rs"]
 mod common;
+#[path = "../../llamux-core/tests/common/hostile.rs"]
+mod hostile;
 use common::asset;
 
 const CTX: usize = 512;
@@ -527,6 +529,49 @@ fn shutdown(mut server: Server, t0: Instant) {
     assert_eq!(status.code(), Some(0), "{}", server.stderr.lock().unwrap());
     assert!(TcpStream::connect(&server.addr).is_err(), "still accepting after exit");
     eprintln!("serve end to end: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// Per-client quotas: a client over its tokens per minute gets 429 (`quota_exceeded`) while
+/// another address is still served, and every request leaves an audit line. A tiny generated
+/// model, so this runs without downloads.
+#[test]
+fn quota_excess_is_429_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    std::fs::write(&model, hostile::variant(hostile::Arch::Llama, hostile::TINY, |_| {}).bytes().unwrap()).unwrap();
+    let server = Server::start(&model, &["--parallel", "2", "--quota-sessions", "1", "--quota-tokens-per-min", "60"]);
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}).to_string();
+    let from = |ip: &str| {
+        server.curl_with_input(
+            &["--interface", ip, "-H", "Expect:", "-H", "content-type: application/json", "--data-binary", "@-"],
+            "/v1/completions",
+            body.as_bytes(),
+        )
+    };
+    // 60 tokens a minute: two requests of up to 45 tokens take it over, well before it drains.
+    let mut refused = None;
+    for _ in 0..5 {
+        let (code, text) = from("127.0.0.1");
+        if code == 429 {
+            refused = Some((code, text));
+            break;
+        }
+        assert_eq!(code, 200, "{text}");
+    }
+    let refused = refused.expect("no 429 after five requests over a 60 tokens/min quota");
+    let j = assert_error(refused, 429, "quota_exceeded");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("60 tokens per minute") && msg.contains("per client address"), "{msg}");
+    // Another client address is served meanwhile.
+    let (code, text) = from("127.0.0.2");
+    assert_eq!(code, 200, "{text}");
+    let log = server.stderr.lock().unwrap().clone();
+    let audit: Vec<&str> = log.lines().filter(|l| l.starts_with("llamux serve: audit: seq=")).collect();
+    assert!(audit.iter().any(|l| l.contains("client=127.0.0.1 ") && l.contains("outcome=over_token_quota")), "{log}");
+    assert!(audit.iter().any(|l| l.contains("client=127.0.0.2 ") && l.contains("outcome=completed")), "{log}");
+    assert!(audit.iter().all(|l| l.contains(" prompt_sha256=") && l.contains(" tokens_in=")), "{log}");
+    let completed = audit.iter().filter(|l| l.contains("outcome=completed")).count();
+    assert_eq!(completed + 1, audit.len(), "one refusal, every other request completed: {log}");
 }
 
 #[test]

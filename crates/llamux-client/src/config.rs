@@ -9,6 +9,7 @@
 //! serve_url = "http://127.0.0.1:8080"
 //! threads = 0                       # in-process: 0 = one per physical core
 //! template = "chatml"               # chat format instead of the model's own (optional)
+//! trusted_key = "/etc/llamux/models.pub"  # models must be signed by this key (64 hex digits or a file)
 //!
 //! [sampling]
 //! temperature = 0.0
@@ -119,6 +120,9 @@ pub struct Config {
     pub threads: usize,
     /// Chat format overriding the model's own.
     pub template: Option<String>,
+    /// The public key models must be signed with (64 hex digits, or a file holding them); see
+    /// [`crate::models::trust`].
+    pub trusted_key: Option<String>,
     /// Sampling.
     pub sampling: Sampling,
     /// Limits.
@@ -138,6 +142,7 @@ impl Default for Config {
             serve_url: "http://127.0.0.1:8080".into(),
             threads: 0,
             template: None,
+            trusted_key: None,
             sampling: Sampling::default(),
             limits: Limits::default(),
             tools: Tools::default(),
@@ -155,6 +160,7 @@ struct Layer {
     serve_url: Option<String>,
     threads: Option<usize>,
     template: Option<String>,
+    trusted_key: Option<String>,
     #[serde(default)]
     sampling: SamplingLayer,
     #[serde(default)]
@@ -235,6 +241,9 @@ impl Config {
         if l.template.is_some() {
             self.template = l.template;
         }
+        if l.trusted_key.is_some() {
+            self.trusted_key = l.trusted_key;
+        }
         let s = &mut self.sampling;
         set!(s.temperature, l.sampling.temperature);
         set!(s.top_k, l.sampling.top_k);
@@ -288,6 +297,9 @@ impl Config {
         }
         if !(50..=10_000).contains(&self.tools.sample_ms) {
             return Err(format!("tools.sample_ms {} is out of range (50 to 10000)", self.tools.sample_ms));
+        }
+        if self.trusted_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err("trusted_key is empty".into());
         }
         if self.threads > 1024 {
             return Err(format!("threads {} is out of range (0 to 1024)", self.threads));

@@ -22,6 +22,9 @@ const TOOLS: [&str; 4] = [
     env!("CARGO_BIN_EXE_llmstats"),
 ];
 
+/// An Ed25519 public key (made by `llamux keygen`).
+const TRUSTED_KEY: &str = "35488de7071139db4b6dd1c6613d2325690b8a556383f80ff9363c683a486b34";
+
 /// A command with its own state, audit log, prompt cache and no configuration files.
 fn tool(bin: &str, dir: &Path) -> Command {
     let mut c = Command::new(bin);
@@ -98,6 +101,22 @@ fn bad_input_gives_one_line_and_failure() {
     let junk = d.join("junk.gguf");
     std::fs::write(&junk, b"not a model at all").unwrap();
     refused(&run(llminfer, &["--backend", "in-process", "-m", junk.to_str().unwrap(), "hi"]), "no model");
+    // A trusted key configured: an unsigned model is refused before it is read as a model.
+    let cfg = d.join("trust.toml");
+    std::fs::write(&cfg, format!("trusted_key = \"{TRUSTED_KEY}\"\n")).unwrap();
+    let out = tool(llminfer, d)
+        .env("LLAMUX_CONFIG", &cfg)
+        .args(["--backend", "in-process", "-m", junk.to_str().unwrap(), "hi"])
+        .output()
+        .unwrap();
+    refused(&out, "junk.gguf is not signed (no ");
+    std::fs::write(&cfg, "trusted_key = \"1234\"\n").unwrap();
+    let out = tool(llminfer, d)
+        .env("LLAMUX_CONFIG", &cfg)
+        .args(["--backend", "in-process", "-m", junk.to_str().unwrap(), "hi"])
+        .output()
+        .unwrap();
+    refused(&out, "cannot read the public key 1234");
     // Backends that are not there.
     refused(
         &run(llminfer, &["--backend", "serve", "--url", "http://127.0.0.1:9", "hi"]),
@@ -323,4 +342,11 @@ fn kernel_backend_reads_and_sets_the_module_files() {
     assert_eq!(std::fs::read_to_string(proc_dir.join("config")).unwrap(), "max_tokens=64\n");
     refused(&k(TOOLS[2], &["set", "max tokens", "64"]), "not a key=value setting");
     refused(&k(TOOLS[2], &["load", "x.gguf"]), "loaded already");
+    // The audit ring, as the module prints it.
+    refused(&k(TOOLS[2], &["audit"]), "audit");
+    let line = "seq=1 time=1764660000 uid=0 pid=42 comm=cat client=- prompt_sha256=00 tokens_in=5 tokens_out=24 outcome=completed\n";
+    std::fs::write(proc_dir.join("audit"), line).unwrap();
+    let out = k(TOOLS[2], &["audit"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), line);
 }

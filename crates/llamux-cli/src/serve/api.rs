@@ -4,9 +4,10 @@
 
 use super::engine::{Event, Job, Msg};
 use super::metrics::Metrics;
+use super::policy::{Policy, Ticket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -18,10 +19,12 @@ use llamux_core::chat::{ChatTemplate, Message, Role};
 use llamux_core::sample::SamplerConfig;
 use llamux_core::session::Stop;
 use llamux_core::tokenizer::Tokenizer;
+use llamux_trust::audit::Outcome;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +54,8 @@ pub struct App {
     pub capacity: usize,
     pub engine: UnboundedSender<Msg>,
     pub metrics: Arc<Metrics>,
+    /// Per-client quotas and the audit trail.
+    pub policy: Arc<Policy>,
     pub shutting_down: AtomicBool,
     next_id: AtomicU64,
 }
@@ -67,6 +72,7 @@ impl App {
         capacity: usize,
         engine: UnboundedSender<Msg>,
         metrics: Arc<Metrics>,
+        policy: Arc<Policy>,
     ) -> Self {
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         App {
@@ -80,6 +86,7 @@ impl App {
             capacity,
             engine,
             metrics,
+            policy,
             shutting_down: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
         }
@@ -273,15 +280,23 @@ enum PromptInput {
     Tokens(Vec<u32>),
 }
 
-async fn chat_completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
-    respond(app, Kind::Chat, body).await
+async fn chat_completions(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(app, client, Kind::Chat, body).await
 }
 
-async fn completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
-    respond(app, Kind::Completion, body).await
+async fn completions(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(app, client, Kind::Completion, body).await
 }
 
-async fn respond(app: Arc<App>, kind: Kind, body: Result<Bytes, BytesRejection>) -> Response {
+async fn respond(app: Arc<App>, client: SocketAddr, kind: Kind, body: Result<Bytes, BytesRejection>) -> Response {
     let received = Instant::now();
     let prepared = body
         .map_err(|e| {
@@ -290,7 +305,7 @@ async fn respond(app: Arc<App>, kind: Kind, body: Result<Bytes, BytesRejection>)
         })
         .and_then(|b| prepare(&app, kind, &b));
     match prepared {
-        Ok(p) => generate(app, p, received).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(p) => generate(app, client, p, received).await.unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
     }
 }
@@ -557,7 +572,7 @@ impl Drop for Admission {
 }
 
 /// Admits, tokenizes and hands the request to the engine, then answers with its result.
-async fn generate(app: Arc<App>, p: Prepared, received: Instant) -> Result<Response, ApiError> {
+async fn generate(app: Arc<App>, client: SocketAddr, p: Prepared, received: Instant) -> Result<Response, ApiError> {
     if app.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -573,6 +588,12 @@ async fn generate(app: Arc<App>, p: Prepared, received: Instant) -> Result<Respo
             "server_busy",
             format!("the server is busy: {} requests are running or waiting; retry later", app.capacity),
         ));
+    };
+    // The audit record's digest: the prompt as formatted for the model, or its token ids (u32
+    // little-endian).
+    let prompt_sha256 = match &p.prompt {
+        PromptInput::Text(text) => llamux_trust::sha256(text.as_bytes()),
+        PromptInput::Tokens(t) => llamux_trust::sha256(&t.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
     };
     let tokens = match p.prompt {
         PromptInput::Tokens(t) => t,
@@ -605,6 +626,14 @@ async fn generate(app: Arc<App>, p: Prepared, received: Instant) -> Result<Respo
         ));
     }
     let prompt_tokens = tokens.len();
+    let ticket = app.policy.admit(client.ip(), prompt_sha256, prompt_tokens).map_err(|e| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "quota_exceeded",
+            format!("{e} (per client address)"),
+        )
+    })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let job = Job {
         prompt: tokens,
@@ -634,9 +663,9 @@ async fn generate(app: Arc<App>, p: Prepared, received: Instant) -> Result<Respo
     };
     let text = TextOut::new(p.stop.iter().map(|s| s.as_bytes().to_vec()).collect());
     if p.stream {
-        Ok(stream(out, text, rx, p.include_usage, admission).into_response())
+        Ok(stream(out, text, rx, p.include_usage, (admission, ticket)).into_response())
     } else {
-        whole(out, text, rx, admission).await
+        whole(out, text, rx, (admission, ticket)).await
     }
 }
 
@@ -719,7 +748,7 @@ async fn whole(
     out: Output,
     mut text: TextOut,
     mut rx: UnboundedReceiver<Event>,
-    _admission: Admission,
+    (_admission, mut ticket): (Admission, Ticket),
 ) -> Result<Response, ApiError> {
     let mut tokens = Vec::new();
     let mut content = String::new();
@@ -727,14 +756,22 @@ async fn whole(
         match rx.recv().await {
             Some(Event::Token { id, piece }) => {
                 tokens.push(id);
+                ticket.token();
                 content.push_str(&text.push(piece.bytes()));
             }
             Some(Event::End(stop)) => break stop,
-            Some(Event::Error(e)) => return Err(engine_error(e)),
+            Some(Event::Error(e)) => {
+                ticket.end(Outcome::Failed);
+                return Err(engine_error(e));
+            }
             Some(Event::Cancelled) => return Err(cancelled()),
-            None => return Err(engine_error("the engine stopped".into())),
+            None => {
+                ticket.end(Outcome::Failed);
+                return Err(engine_error("the engine stopped".into()));
+            }
         }
     };
+    ticket.end(Outcome::Completed);
     content.push_str(&text.finish());
     let choice = out.choice(&content, Some(finish_reason(stop)), &tokens, false, false);
     let mut body = out.envelope(false, json!([choice]));
@@ -755,7 +792,8 @@ struct Streaming {
     ready: VecDeque<SseEvent>,
     first: bool,
     done: bool,
-    _admission: Admission,
+    /// Dropped with the stream: the place given back, the tokens charged, the request audited.
+    places: (Admission, Ticket),
 }
 
 impl Streaming {
@@ -782,12 +820,14 @@ impl Streaming {
                 Some(Event::Token { id, piece }) => {
                     self.tokens.push(id);
                     self.completion += 1;
+                    self.places.1.token();
                     let t = self.text.push(piece.bytes());
                     if !t.is_empty() {
                         return Some(self.chunk(&t, None));
                     }
                 }
                 Some(Event::End(stop)) => {
+                    self.places.1.end(Outcome::Completed);
                     let rest = self.text.finish();
                     if !rest.is_empty() && self.out.kind == Kind::Chat {
                         let e = self.chunk(&rest, None);
@@ -807,6 +847,7 @@ impl Streaming {
                     self.done = true;
                 }
                 Some(Event::Error(e)) => {
+                    self.places.1.end(Outcome::Failed);
                     self.ready.push_back(SseEvent::default().data(engine_error(e).json().to_string()));
                     self.done = true;
                 }
@@ -815,6 +856,7 @@ impl Streaming {
                     self.done = true;
                 }
                 None => {
+                    self.places.1.end(Outcome::Failed);
                     self.ready.push_back(
                         SseEvent::default().data(engine_error("the engine stopped".into()).json().to_string()),
                     );
@@ -832,7 +874,7 @@ fn stream(
     text: TextOut,
     rx: UnboundedReceiver<Event>,
     include_usage: bool,
-    admission: Admission,
+    places: (Admission, Ticket),
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let state = Streaming {
         out,
@@ -844,7 +886,7 @@ fn stream(
         ready: VecDeque::new(),
         first: true,
         done: false,
-        _admission: admission,
+        places,
     };
     Sse::new(futures_util::stream::unfold(state, |mut s| async move {
         let e = s.next().await?;

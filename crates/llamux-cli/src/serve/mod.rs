@@ -5,6 +5,7 @@
 mod api;
 mod engine;
 mod metrics;
+mod policy;
 
 use crate::run::{context_len, Loaded, ModelArgs};
 use anyhow::{bail, Context, Result};
@@ -40,6 +41,14 @@ pub struct ServeArgs {
     /// Chat format (chatml, gemma, llama3, llama2, phi3) instead of the model's own.
     #[arg(long)]
     template: Option<String>,
+    /// Requests one client address may have running or waiting at once (0: no limit); beyond,
+    /// 429 with code quota_exceeded.
+    #[arg(long = "quota-sessions", default_value_t = 0)]
+    quota_sessions: u32,
+    /// Tokens (prompt and generated) one client address may use per minute (0: no limit);
+    /// beyond, 429 with code quota_exceeded until its count has drained.
+    #[arg(long = "quota-tokens-per-min", default_value_t = 0)]
+    quota_tokens_per_min: u32,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT before they are cancelled.
     #[arg(long = "shutdown-timeout", default_value_t = 10)]
     shutdown_timeout: u64,
@@ -80,6 +89,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let tok: &'static _ = Box::leak(Box::new(tok));
 
     let metrics = Arc::new(metrics::Metrics::new(a.parallel, a.queue));
+    let limits = llamux_trust::quota::Limits { sessions: a.quota_sessions, tokens_per_minute: a.quota_tokens_per_min };
+    // Clients counted at once: those with requests in flight, and as many again still draining.
+    let policy = Arc::new(policy::Policy::new(limits, 2 * (a.parallel + a.queue) + 64)?);
     let cancel = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -115,6 +127,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         a.parallel + a.queue,
         tx.clone(),
         metrics,
+        policy,
     ));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -143,7 +156,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 let _ = stop_tx.send(true);
             }
         };
-        let server = axum::serve(listener, api::router(app.clone(), a.max_body)).with_graceful_shutdown(signal);
+        let routes = api::router(app.clone(), a.max_body).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, routes).with_graceful_shutdown(signal);
         let mut stopped = stop_rx.clone();
         let deadline = async move {
             // In-flight requests get `grace` to finish, then are cancelled (their responses end

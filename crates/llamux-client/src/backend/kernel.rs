@@ -203,6 +203,10 @@ impl Backend for Kernel {
     fn unload(&mut self) -> Result<()> {
         run(&["rmmod", "llamux"])
     }
+
+    fn audit(&mut self) -> Result<String> {
+        self.read("audit")
+    }
 }
 
 fn run(argv: &[&str]) -> Result<()> {

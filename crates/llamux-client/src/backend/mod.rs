@@ -241,6 +241,15 @@ pub trait Backend {
     fn unload(&mut self) -> Result<()> {
         Err(ClientError::Unsupported { backend: self.kind(), what: "unload a model (it has no resident model)".into() })
     }
+
+    /// The engine's audit lines, oldest first (`llamux_trust::audit`'s format): the kernel's
+    /// `/proc/llamux/audit` (root only). `llamux serve` writes its lines to its standard error.
+    fn audit(&mut self) -> Result<String> {
+        Err(ClientError::Unsupported {
+            backend: self.kind(),
+            what: "read an audit ring (llamux serve writes its audit lines to its standard error)".into(),
+        })
+    }
 }
 
 /// The backend `cfg` asks for (`auto`: kernel, then serve, then in-process).

@@ -43,9 +43,12 @@ impl Layout {
 }
 
 impl Loaded {
-    /// Maps the model file at `path`.
+    /// Maps the model file at `path`; with a trusted key configured, refuses it unless it is
+    /// signed with that key ([`super::trust`]).
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(Loaded { file: MappedFile::open(path)?, interleaved: std::cell::OnceCell::new() })
+        let file = MappedFile::open(path)?;
+        super::trust::enforce(path, file.bytes())?;
+        Ok(Loaded { file, interleaved: std::cell::OnceCell::new() })
     }
 
     /// Bytes of interleaved weights held (0 with the stored layout).

@@ -1,6 +1,7 @@
 //! `llmctl`: status of the backend; show and set the configuration and limits (the configuration
 //! file, and the backend's own settings where it has them: the kernel's `/proc/llamux/config`);
-//! load and unload the model where the backend keeps one loaded (the kernel module).
+//! load and unload the model where the backend keeps one loaded (the kernel module); the engine's
+//! audit trail (the kernel module's `/proc/llamux/audit`).
 
 use clap::{Parser, Subcommand};
 use llamux_client::backend::Kernel;
@@ -47,6 +48,8 @@ enum Cmd {
     },
     /// Unload the model (kernel backend: rmmod llamux).
     Unload,
+    /// The engine's audit trail: one line per request (kernel backend: /proc/llamux/audit, root only).
+    Audit,
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,6 +125,10 @@ fn run(a: Args) -> Result<(), ClientError> {
             let mut b = common::connect(&cfg)?;
             b.unload()?;
             println!("unloaded");
+        }
+        Cmd::Audit => {
+            let mut b = common::connect(&cfg)?;
+            print!("{}", b.audit()?);
         }
     }
     Ok(())
