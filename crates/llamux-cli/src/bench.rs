@@ -178,6 +178,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     "kv_type": if ty == KvType::F16 { "f16" } else { "f32" },
                     "n_ctx": need,
                     "interleaved_bytes": loaded.interleaved_bytes(),
+                    "copied_bytes": loaded.copied_bytes(),
                 });
                 writeln!(out, "{j}")?;
             } else {
@@ -207,17 +208,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
             if ty == KvType::F16 { "f16" } else { "f32" },
             a.reps
         )?;
-        match loaded.interleaved_bytes() {
-            0 => writeln!(
-                out,
-                "layout: as stored (LLAMUX_LAYOUT=rows, or no format whose interleaved layout pays for this workload)"
-            )?,
-            n => writeln!(
-                out,
-                "layout: interleaved, a {:.2} MiB copy of those matrices (the file's pages of them released)",
+        let copy = match (loaded.interleaved_bytes(), loaded.copied_bytes()) {
+            (0, 0) => "weights: read in place from the mapped file (LLAMUX_WEIGHTS=mapped, or no huge pages)".to_string(),
+            (0, n) => format!(
+                "weights: a {:.2} MiB copy of the matrices in huge pages, as stored (the file's pages of them released)",
                 n as f64 / 1048576.0
-            )?,
-        }
+            ),
+            (_, n) => format!(
+                "weights: a {:.2} MiB copy of the matrices, interleaved where that pays for this workload (the file's pages of them released)",
+                n as f64 / 1048576.0
+            ),
+        };
+        writeln!(out, "{copy}")?;
     }
     Ok(())
 }

@@ -19,6 +19,11 @@ pub(crate) use llamux_client::models::{mapped, pool, registry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Large buffers (the weights' copy, the KV caches) in transparent huge pages.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOC: llamux_client::models::huge_pages::HugePageAlloc = llamux_client::models::huge_pages::HugePageAlloc;
+
 /// The Llamux command-line tool.
 #[derive(Parser)]
 #[command(name = "llamux", version, about = "Run and inspect quantized GGUF language models")]

@@ -49,7 +49,7 @@ fn interleaved_models_match_stored_ones() {
         let tok = Tokenizer::from_gguf(&g).unwrap();
         let plain = Model::load(&g).unwrap();
         let mut released = 0usize;
-        let weights = plain.interleave(Workload::Batched, |piece| released += piece.len()).unwrap();
+        let weights = plain.interleave(Some(Workload::Batched), |piece| released += piece.len()).unwrap();
         assert!(weights.bytes() > 0, "{var}: nothing to interleave");
         assert_eq!(weights.bytes(), plain.interleaved_bytes(Workload::Batched));
         if var == "LLAMUX_TINYLLAMA" {
@@ -117,5 +117,36 @@ fn interleaved_models_match_stored_ones() {
     }
     if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() {
         assert!(checked >= 2, "no models checked");
+    }
+}
+
+/// A copy of the matrices as stored (`interleave(None)`, what hosts make to hold the weights in
+/// huge pages): nothing is interleaved, every byte is handed back once, and the logits are the
+/// stored model's, bit for bit.
+#[test]
+fn copies_as_stored_are_the_stored_model() {
+    let mut checked = 0;
+    for var in ["LLAMUX_SMOLLM2", "LLAMUX_TINYLLAMA"] {
+        let Some(path) = asset(var) else { continue };
+        let bytes = std::fs::read(path).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        let tok = Tokenizer::from_gguf(&g).unwrap();
+        let plain = Model::load(&g).unwrap();
+        let mut released = 0usize;
+        let weights = plain.interleave(None, |piece| released += piece.len()).unwrap();
+        let stored: usize = plain.matrices().map(|m| m.bytes()).sum();
+        assert_eq!((weights.bytes(), released), (stored, stored), "{var}");
+        assert_eq!(plain.copy_bytes(None), stored);
+        let mut model = Model::load(&g).unwrap();
+        model.use_interleaved(&weights).unwrap();
+        assert!(model.matrices().all(|m| !m.is_interleaved()));
+        assert!(model.matrices().zip(plain.matrices()).all(|(a, b)| !core::ptr::eq(a.data(), b.data())));
+        let tokens = tok.encode(TEXT, true, true);
+        let pool = Threads::new(2);
+        assert!(run(&plain, &pool, &tokens, 1) == run(&model, &pool, &tokens, 1), "{var}");
+        checked += 1;
+    }
+    if std::env::var_os("LLAMUX_REQUIRE_ASSETS").is_some() {
+        assert!(checked >= 1, "no models checked");
     }
 }

@@ -1,6 +1,7 @@
 //! A model file mapped, parsed and bound — with its matrices interleaved where that pays
-//! ([`Layout`], [`Workload`]) — for every host in userspace: the `llamux` CLI and the in-process
-//! backend of the tools.
+//! ([`Layout`], [`Workload`]) and copied into huge pages where they are available
+//! ([`Residence`]) — for every host in userspace: the `llamux` CLI and the in-process backend of
+//! the tools.
 
 use super::mapped::MappedFile;
 use anyhow::{bail, Result};
@@ -11,10 +12,11 @@ use llamux_core::tokenizer::Tokenizer;
 use std::path::Path;
 
 /// A model file mapped and parsed, kept alive for the model and tokenizer that borrow it; with
-/// the interleaved copies of its matrices where the layout is in use ([`Layout`]).
+/// the copy of its matrices where one is made ([`Layout`], [`Residence`]).
 pub struct Loaded {
     file: MappedFile,
-    interleaved: std::cell::OnceCell<InterleavedWeights>,
+    /// The matrices' copy and the workload it was interleaved for (`None`: as stored).
+    copy: std::cell::OnceCell<(Option<Workload>, InterleavedWeights)>,
 }
 
 /// How matrices are laid out in memory: as stored in the file (read in place), or with their rows
@@ -42,18 +44,50 @@ impl Layout {
     }
 }
 
+/// Where the matrices a token reads are kept: in the file's pages (mapped, shared with every
+/// process that maps the file), or copied at load time into the process's memory, which the
+/// binaries' allocator puts in 2 MiB pages ([`super::huge_pages`]): far fewer TLB misses while
+/// the weights stream by, at the price of a copy (about 0.1 s per 500 MiB) and of the page
+/// cache's sharing. `LLAMUX_WEIGHTS=mapped|copied`; by default copied when the kernel has
+/// transparent huge pages and this process's allocator uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residence {
+    /// Read in place from the mapped file.
+    Mapped,
+    /// Copied into huge pages.
+    Copied,
+}
+
+impl Residence {
+    /// The residence chosen by `LLAMUX_WEIGHTS`, else the default for this process.
+    pub fn chosen() -> Result<Residence> {
+        match std::env::var("LLAMUX_WEIGHTS").ok().as_deref() {
+            Some("mapped") => Ok(Residence::Mapped),
+            Some("copied") => Ok(Residence::Copied),
+            Some(other) => bail!("LLAMUX_WEIGHTS={other}: expected mapped or copied"),
+            None if super::huge_pages::available() && super::huge_pages::in_use() => Ok(Residence::Copied),
+            None => Ok(Residence::Mapped),
+        }
+    }
+}
+
 impl Loaded {
     /// Maps the model file at `path`; with a trusted key configured, refuses it unless it is
     /// signed with that key ([`super::trust`]).
     pub fn open(path: &Path) -> Result<Self> {
         let file = MappedFile::open(path)?;
         super::trust::enforce(path, file.bytes())?;
-        Ok(Loaded { file, interleaved: std::cell::OnceCell::new() })
+        Ok(Loaded { file, copy: std::cell::OnceCell::new() })
     }
 
     /// Bytes of interleaved weights held (0 with the stored layout).
     pub fn interleaved_bytes(&self) -> usize {
-        self.interleaved.get().map_or(0, InterleavedWeights::bytes)
+        self.copy.get().map_or(0, |(w, c)| if w.is_some() { c.bytes() } else { 0 })
+    }
+
+    /// Bytes of the matrices' copy, interleaved or not (0 when they are read from the file).
+    pub fn copied_bytes(&self) -> usize {
+        self.copy.get().map_or(0, |(_, c)| c.bytes())
     }
 
     /// The file's bytes.
@@ -62,22 +96,24 @@ impl Loaded {
     }
 
     /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`]
-    /// (interleaved where that pays for `workload`).
+    /// (interleaved where that pays for `workload`) and [`Residence`]. The copy is made once, by
+    /// the first call: later ones use it whatever their workload.
     pub fn bind(&self, workload: Workload) -> Result<(Model<'_>, Tokenizer<'_>)> {
         let layout = Layout::chosen()?;
+        let residence = Residence::chosen()?;
         let g = Gguf::parse(self.file.bytes())?;
         let mut model = Model::load(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;
-        if layout == Layout::Interleaved && model.interleaved_bytes(workload) > 0 {
-            if self.interleaved.get().is_none() {
-                // Reading the norms and the vocabulary mapped whole folios of the file around
-                // them: let the matrices' pages go before copying them, and each piece after.
-                model.matrices().for_each(|m| self.file.release(m.data()));
-                let _ = self.interleaved.set(model.interleave(workload, |piece| self.file.release(piece))?);
-            }
-            if let Some(w) = self.interleaved.get() {
-                model.use_interleaved(w)?;
-            }
+        let interleave = layout == Layout::Interleaved && model.interleaved_bytes(workload) > 0;
+        if self.copy.get().is_none() && (interleave || residence == Residence::Copied) {
+            // Reading the norms and the vocabulary mapped whole folios of the file around them:
+            // let the matrices' pages go before copying them, and each piece after.
+            model.matrices().for_each(|m| self.file.release(m.data()));
+            let w = interleave.then_some(workload);
+            let _ = self.copy.set((w, model.interleave(w, |piece| self.file.release(piece))?));
+        }
+        if let Some((_, c)) = self.copy.get() {
+            model.use_interleaved(c)?;
         }
         Ok((model, tok))
     }

@@ -2,6 +2,7 @@
 //! its signature, and the thread pool a host runs the engine on. Shared by the `llamux` CLI and the tools.
 
 pub mod cache;
+pub mod huge_pages;
 pub mod loaded;
 pub mod mapped;
 pub mod pool;

@@ -80,23 +80,30 @@ impl<'a> Model<'a> {
     /// interleaved where its format has the layout and it pays for the workload, else as stored;
     /// 0 when no matrix would be interleaved.
     pub fn interleaved_bytes(&self, workload: Workload) -> usize {
-        if self.matrices().all(|m| wanted(m, workload).is_none()) {
+        if self.matrices().all(|m| wanted(m, Some(workload)).is_none()) {
             return 0;
         }
+        self.copy_bytes(Some(workload))
+    }
+
+    /// Bytes [`interleave`](Self::interleave) allocates for `workload` (`None`: every matrix as
+    /// stored).
+    pub fn copy_bytes(&self, workload: Option<Workload>) -> usize {
         self.matrices().map(|m| wanted(m, workload).unwrap_or(m.bytes())).fold(0usize, usize::saturating_add)
     }
 
     /// A copy of the model's matrices in memory of its own: interleaved where their formats
-    /// have the layout and it pays for `workload`, the others as stored (so that nothing of the matrices is read from the
-    /// model's bytes again). Made a piece of about [`PIECE_BYTES`] at a time; each piece's
+    /// have the layout and it pays for `workload`, the others as stored (with `None`, all of them
+    /// as stored: a host may want the weights in memory of its own, e.g. in huge pages), so that
+    /// nothing of the matrices is read from the model's bytes again. Made a piece of about [`PIECE_BYTES`] at a time; each piece's
     /// original bytes are handed to `done` once copied (a host may let their pages go, so that
     /// the copy does not double the memory in use).
     pub fn interleave(
         &self,
-        workload: Workload,
+        workload: Option<Workload>,
         mut done: impl FnMut(&'a [u8]),
     ) -> Result<InterleavedWeights, InterleaveError> {
-        let bytes = self.interleaved_bytes(workload);
+        let bytes = self.copy_bytes(workload);
         let mut buf = Vec::new();
         buf.try_reserve_exact(bytes).map_err(|_| InterleaveError::OutOfMemory { bytes })?;
         buf.resize(bytes, 0u8);
@@ -171,7 +178,8 @@ impl<'a> Model<'a> {
 }
 
 /// Bytes of `m` interleaved, where its format has the layout and it pays for `workload`.
-fn wanted(m: &Matrix<'_>, workload: Workload) -> Option<usize> {
+fn wanted(m: &Matrix<'_>, workload: Option<Workload>) -> Option<usize> {
+    let workload = workload?;
     interleaved::interleaved(m.ggml_type).filter(|t| t.pays(workload))?;
     m.interleaved_bytes()
 }

@@ -17,6 +17,11 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Large buffers (the weights' copy, the KV caches) in transparent huge pages.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOC: llamux_client::models::huge_pages::HugePageAlloc = llamux_client::models::huge_pages::HugePageAlloc;
+
 /// The system assistant: measures the system, explains it, and proposes allowlisted actions.
 #[derive(Parser, Debug)]
 #[command(name = "llama", version)]

@@ -7,6 +7,11 @@ use llamux_tools::common::{self, CommonArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// Large buffers (the weights' copy, the KV caches) in transparent huge pages.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOC: llamux_client::models::huge_pages::HugePageAlloc = llamux_client::models::huge_pages::HugePageAlloc;
+
 /// One-shot inference, streamed.
 #[derive(Parser, Debug)]
 #[command(name = "llminfer", version)]

@@ -20,6 +20,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Large buffers (the weights' copy, the KV caches) in transparent huge pages.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOC: llamux_client::models::huge_pages::HugePageAlloc = llamux_client::models::huge_pages::HugePageAlloc;
+
 /// The Llama Shell: a command shell whose `?` lines ask the model for a command.
 #[derive(Parser, Debug)]
 #[command(name = "lsh", version)]
