@@ -98,7 +98,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let g = Gguf::parse(loaded.bytes())?;
     // --sessions N: N sessions decode together, the layout for batched steps.
     let workload = if a.sessions > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };
-    let (model, tok) = loaded.bind(workload)?;
+    let (model, tok) = loaded.bind(workload, crate::run::Residence::Copied)?;
     let info = ModelInfo::of(model_arg, &g, &model);
 
     let n_train = model.hp.n_ctx_train as usize;

@@ -33,7 +33,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let cfg = a.sample.config();
     cfg.validate()?;
     let loaded = crate::run::open_model(&a.model.model)?;
-    let (model, tok) = loaded.bind(crate::run::Workload::Decode)?;
+    let (model, tok) = loaded.bind(crate::run::Workload::Decode, crate::run::Residence::Copied)?;
     let template = match &a.template {
         Some(name) => {
             Some(ChatTemplate::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown chat template {name}"))?)

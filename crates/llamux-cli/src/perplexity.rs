@@ -34,7 +34,7 @@ fn nll(logits: &[f32], target: u32) -> f64 {
 pub fn run(a: PerplexityArgs) -> Result<()> {
     let text = std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     let loaded = crate::run::open_model(&a.model.model)?;
-    let (model, tok) = loaded.bind(crate::run::Workload::Decode)?;
+    let (model, tok) = loaded.bind(crate::run::Workload::Decode, crate::run::Residence::Copied)?;
     let n_ctx = a.model.ctx.unwrap_or(512);
     if !(16..=1 << 20).contains(&n_ctx) {
         bail!("-c must be between 16 and 1048576");

@@ -1,7 +1,7 @@
 //! `llamux run`: generate a continuation of a prompt, streamed to stdout.
 
 use anyhow::{bail, Context, Result};
-pub use llamux_client::models::loaded::{Loaded, Workload};
+pub use llamux_client::models::loaded::{Loaded, Residence, Workload};
 use llamux_core::model::Model;
 use llamux_core::platform::Threads;
 use llamux_core::sample::{Sampler, SamplerConfig};
@@ -241,7 +241,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     cfg.validate()?;
     let prompt = prompt_bytes(&a)?;
     let loaded = crate::run::open_model(&a.model.model)?;
-    let (model, tok) = loaded.bind(Workload::Decode)?;
+    let (model, tok) = loaded.bind(Workload::Decode, Residence::Mapped)?;
     let mut sess = a.model.session(&model)?;
     let n_ctx = sess.n_ctx();
     let par = a.model.pool()?;

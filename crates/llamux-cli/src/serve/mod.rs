@@ -75,7 +75,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let loaded: &'static Loaded = Box::leak(Box::new(crate::run::open_model(&a.model.model)?));
     // Several requests decode together when --parallel allows it: the layout for batched steps.
     let workload = if a.parallel > 1 { crate::run::Workload::Batched } else { crate::run::Workload::Decode };
-    let (model, tok) = loaded.bind(workload)?;
+    let (model, tok) = loaded.bind(workload, crate::run::Residence::Copied)?;
     let template = match &a.template {
         Some(name) => {
             Some(ChatTemplate::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown chat template {name}"))?)

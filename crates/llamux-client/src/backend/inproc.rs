@@ -6,7 +6,7 @@
 use super::{core_message, Backend, BackendKind, Finish, Info, Outcome, Request, Sink};
 use crate::config::Config;
 use crate::error::{ClientError, Result};
-use crate::models::loaded::{Loaded, Workload};
+use crate::models::loaded::{Loaded, Residence, Workload};
 use crate::models::{cache, pool, registry};
 use crate::state::Counters;
 use crate::text::TextOut;
@@ -123,7 +123,7 @@ impl InProcess {
 fn bind<'a>(loaded: &'a Loaded, path: &Path) -> Result<(Gguf<'a>, Model<'a>, Tokenizer<'a>)> {
     let bad = |e: &dyn std::fmt::Display| ClientError::NoModel(format!("{}: {e}", path.display()));
     let g = Gguf::parse(loaded.bytes()).map_err(|e| bad(&e))?;
-    let (model, tok) = loaded.bind(Workload::Decode).map_err(|e| bad(&format_args!("{e:#}")))?;
+    let (model, tok) = loaded.bind(Workload::Decode, Residence::Mapped).map_err(|e| bad(&format_args!("{e:#}")))?;
     Ok((g, model, tok))
 }
 

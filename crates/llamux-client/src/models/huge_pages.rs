@@ -3,8 +3,8 @@
 //!
 //! Decoding streams every weight once per token. Read through 4 KiB pages, that is a TLB miss
 //! every 4 KiB, and in a virtual machine each miss walks two sets of page tables; in 2 MiB pages
-//! the walks all but vanish (one session's decoding of a TinyLlama-shaped model here: +10–12%
-//! tokens/s). The file's page cache cannot be mapped in huge pages, so the weights a token reads
+//! the walks all but vanish (one session's decoding of a TinyLlama-shaped model on one thread here:
+//! 38–40 → 43–45 tokens/s). The file's page cache cannot be mapped in huge pages, so the weights a token reads
 //! are copied at load time into memory of the process's own ([`super::loaded::Residence`]), which
 //! this allocator places in huge pages: every allocation of [`HUGE_MIN`] bytes or more is an
 //! anonymous mapping aligned to 2 MiB and advised `MADV_HUGEPAGE`. Smaller ones go to the system

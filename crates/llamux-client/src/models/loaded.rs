@@ -47,9 +47,12 @@ impl Layout {
 /// Where the matrices a token reads are kept: in the file's pages (mapped, shared with every
 /// process that maps the file), or copied at load time into the process's memory, which the
 /// binaries' allocator puts in 2 MiB pages ([`super::huge_pages`]): far fewer TLB misses while
-/// the weights stream by, at the price of a copy (about 0.1 s per 500 MiB) and of the page
-/// cache's sharing. `LLAMUX_WEIGHTS=mapped|copied`; by default copied when the kernel has
-/// transparent huge pages and this process's allocator uses them.
+/// the weights stream by, at the price of the page cache's sharing and of a copy at load time:
+/// about 0.1 s per 500 MiB where the memory is backed already, but ten times that in a virtual
+/// machine whose host backs each fresh page on first touch. So each host says what it prefers:
+/// copied for long runs (`bench`, `serve`, `chat`), mapped for one-shot ones (`run`, the tools'
+/// requests). `LLAMUX_WEIGHTS=mapped|copied` overrides it; copying needs transparent huge pages
+/// and this process's allocator using them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Residence {
     /// Read in place from the mapped file.
@@ -59,13 +62,15 @@ pub enum Residence {
 }
 
 impl Residence {
-    /// The residence chosen by `LLAMUX_WEIGHTS`, else the default for this process.
-    pub fn chosen() -> Result<Residence> {
+    /// The residence chosen by `LLAMUX_WEIGHTS`, else `preferred` where huge pages can be had.
+    pub fn chosen(preferred: Residence) -> Result<Residence> {
         match std::env::var("LLAMUX_WEIGHTS").ok().as_deref() {
             Some("mapped") => Ok(Residence::Mapped),
             Some("copied") => Ok(Residence::Copied),
             Some(other) => bail!("LLAMUX_WEIGHTS={other}: expected mapped or copied"),
-            None if super::huge_pages::available() && super::huge_pages::in_use() => Ok(Residence::Copied),
+            None if preferred == Residence::Copied && super::huge_pages::available() && super::huge_pages::in_use() => {
+                Ok(Residence::Copied)
+            }
             None => Ok(Residence::Mapped),
         }
     }
@@ -96,11 +101,12 @@ impl Loaded {
     }
 
     /// Parses the file and binds model and tokenizer, the matrices in the chosen [`Layout`]
-    /// (interleaved where that pays for `workload`) and [`Residence`]. The copy is made once, by
-    /// the first call: later ones use it whatever their workload.
-    pub fn bind(&self, workload: Workload) -> Result<(Model<'_>, Tokenizer<'_>)> {
+    /// (interleaved where that pays for `workload`) and [`Residence`] (`preferred` unless
+    /// overridden). The copy is made once, by the first call: later ones use it whatever their
+    /// workload.
+    pub fn bind(&self, workload: Workload, preferred: Residence) -> Result<(Model<'_>, Tokenizer<'_>)> {
         let layout = Layout::chosen()?;
-        let residence = Residence::chosen()?;
+        let residence = Residence::chosen(preferred)?;
         let g = Gguf::parse(self.file.bytes())?;
         let mut model = Model::load(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;
