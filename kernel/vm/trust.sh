@@ -14,7 +14,7 @@ lastlog() { dmesg | grep 'llamux:' | tail -n1; }
 cat > /tmp/ask <<EOF
 #!/bin/sh
 exec 3<>/proc/llamux/prompt || exit 1
-printf '%s' '$PROMPT' >&3 || exit 2
+echo -n '$PROMPT' >&3 || exit 2
 cat <&3
 EOF
 cat > /tmp/tell <<EOF
