@@ -29,7 +29,7 @@ lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
 
 build="$out/build"
 rm -rf "$build" && mkdir -p "$build/objs"
-cp "$here/llamux_main.c" "$here/llamux_call.S" "$here/llamux.h" "$here/Kbuild" "$build/"
+cp "$here/llamux_main.c" "$here/llamux_trust.c" "$here/llamux_trust.h" "$here/llamux_call.S" "$here/llamux.h" "$here/Kbuild" "$build/"
 (cd "$build/objs" && ar x "$lib")
 # All code in one .text starting at llamux_rust_text, so that sites.py can name every site.
 printf 'SECTIONS { .text : { llamux_rust_text = .; *(.text .text.*) } }\n' > "$build/rust.lds"

@@ -49,6 +49,56 @@ struct lx_batch *llamux_batch_new(const struct lx_engine *e, size_t max_sessions
 void llamux_batch_free(struct lx_batch *b);
 int llamux_decode_step(const struct lx_engine *e, struct lx_batch *b, struct lx_slot *slots, size_t n);
 
+/* Trust services (kernel/rust/src/trust.rs, llamux-trust's): model signatures, the audit ring,
+ * per-uid quotas. The shim keeps the locks. */
+struct lx_audit;
+struct lx_quota;
+
+/* One request's audit record, as the Rust LxAuditRecord. */
+struct lx_audit_rec {
+	u64 time;			/* seconds since the epoch when it ended */
+	u32 uid;			/* effective uid of the asker, initial user namespace */
+	u32 pid;			/* its pid, initial pid namespace */
+	u8 comm[16];			/* its command name, NUL-padded */
+	u8 prompt_sha256[32];		/* of the prompt as written */
+	u32 tokens_in;			/* prompt tokens fed */
+	u32 tokens_out;			/* tokens generated */
+	u32 outcome;			/* enum lx_outcome */
+};
+
+/* llamux_trust::audit::Outcome. */
+enum lx_outcome {
+	LX_COMPLETED = 0,
+	LX_CANCELLED = 1,
+	LX_TIMED_OUT = 2,
+	LX_FAILED = 3,
+	LX_REFUSED = 4,
+	LX_TOO_MANY_SESSIONS = 5,
+	LX_OVER_TOKEN_QUOTA = 6,
+};
+
+/* Whether pubkey (NUL-terminated hex) is an Ed25519 public key: 0, or -EINVAL with the reason in err. */
+long llamux_trust_key_ok(const char *pubkey, char *err, size_t err_len);
+/* 0 when sig signs a file of SHA-256 sha256 with pubkey; -EINVAL (not a key), -EBADMSG
+ * (malformed, or another file's: tampered), -EKEYREJECTED (another key, a bad signature). */
+long llamux_trust_verify(const char *pubkey, const u8 *sha256, const u8 *sig, size_t sig_len, char *err,
+			 size_t err_len);
+struct lx_audit *llamux_audit_new(size_t capacity, char *err, size_t err_len);
+void llamux_audit_free(struct lx_audit *a);
+u64 llamux_audit_push(struct lx_audit *a, const struct lx_audit_rec *r);
+size_t llamux_audit_len(const struct lx_audit *a);
+/* The i-th record (oldest first) as one line and a newline, NUL-terminated: its length,
+ * -EINVAL past the end, -E2BIG when it does not fit. */
+long llamux_audit_line(const struct lx_audit *a, size_t i, char *out, size_t out_len);
+struct lx_quota *llamux_quota_new(size_t capacity, u32 sessions, u32 tokens_per_minute, char *err, size_t err_len);
+void llamux_quota_free(struct lx_quota *q);
+/* 0, -EBUSY (the uid's sessions are all open), -EUSERS (the table is full of other uids). */
+long llamux_quota_open(struct lx_quota *q, u32 uid, u64 now_ms);
+void llamux_quota_close(struct lx_quota *q, u32 uid, u64 now_ms);
+/* 0, or -EDQUOT (tokens for this minute used; retry_after_s set). */
+long llamux_quota_admit(struct lx_quota *q, u32 uid, u64 now_ms, u32 *retry_after_s);
+void llamux_quota_charge(struct lx_quota *q, u32 uid, u32 tokens, u64 now_ms);
+
 /* Calls fn(a1..a6) on a 16-byte aligned stack (llamux_call.S): every call into Rust goes
  * through it, because the kernel's stack is only 8-byte aligned. */
 long llamux_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6);

@@ -38,9 +38,10 @@
 #include <linux/sched/signal.h>
 #include <linux/panic_notifier.h>
 #include <linux/delay.h>
-#include <crypto/hash.h>
+#include <linux/cred.h>
 #include <asm/fpu/api.h>
 #include "llamux.h"
+#include "llamux_trust.h"
 
 #define LX_MAX_PROMPT (64 * 1024)
 #define LX_FIFO_SIZE 4096
@@ -271,36 +272,6 @@ static int lx_pool_start(void)
 	return 0;
 }
 
-/* ---- model loading ---- */
-
-static int lx_check_digest(const void *data, size_t len, const char *hex)
-{
-	struct crypto_shash *tfm;
-	u8 digest[32];
-	char got[65];
-	int i, ret;
-
-	tfm = crypto_alloc_shash("sha256", 0, 0);
-	if (IS_ERR(tfm))
-		return PTR_ERR(tfm);
-	{
-		SHASH_DESC_ON_STACK(desc, tfm);
-
-		desc->tfm = tfm;
-		ret = crypto_shash_digest(desc, data, len, digest);
-	}
-	crypto_free_shash(tfm);
-	if (ret)
-		return ret;
-	for (i = 0; i < 32; i++)
-		snprintf(got + 2 * i, 3, "%02x", digest[i]);
-	if (strncasecmp(got, hex, 64) != 0 || strlen(hex) != 64) {
-		pr_err("llamux: %s: sha256 %s does not match the expected %s\n", model, got, hex);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
 /*
  * ---- sessions and the engine ----
  *
@@ -339,6 +310,13 @@ struct lx_file {
 	ktime_t t_start, t_gen;
 	u8 piece[LX_PIECE_MAX];		/* the text of the engine's last step */
 	char err[128];
+	u32 uid;			/* the opener's effective uid: the answer is its */
+	bool quota;			/* counted in uid's quota while open */
+	bool counted;			/* holds one of max_sessions (from its prompt on) */
+	bool cancelled;			/* released before its generation ended */
+	u32 tokens_in;			/* prompt tokens fed (engine only) */
+	struct lx_audit_rec rec;	/* this request's audit record, written when it ends */
+	struct list_head unread;	/* on lx_detached while closed unread */
 };
 
 static struct {
@@ -359,9 +337,22 @@ static void lx_engine_kick(void)
 		wake_up(&lx_eng.wake);
 }
 
+/* Under lx_eng.lock, once: @f's request ended (with @error); its tokens are counted and audited. */
+static void lx_request_end(struct lx_file *f, int error)
+{
+	f->rec.outcome = error == -ETIMEDOUT ? LX_TIMED_OUT : error ? LX_FAILED : f->cancelled ? LX_CANCELLED : LX_COMPLETED;
+	f->rec.tokens_in = f->tokens_in;
+	f->rec.tokens_out = f->generated;
+	if (f->quota)
+		lx_quota_charge(f->uid, f->tokens_in + f->generated);
+	lx_audit(&f->rec);
+}
+
 /* Under lx_eng.lock: takes @f out of the engine, frees its session and tells its reader. */
 static void lx_retire(struct lx_file *f, int error)
 {
+	if (f->started && !f->done)
+		lx_request_end(f, error);
 	if (f->active) {
 		list_del(&f->node);
 		f->active = false;
@@ -406,6 +397,7 @@ static bool lx_engine_prompts(void)
 		kernel_fpu_begin();
 		ret = (int)LX_CALL(llamux_session_prompt, lx_engine, f->session, &fed, 0, 0, 0);
 		kernel_fpu_end();
+		f->tokens_in += fed;
 		budget += max(fed, 1u);
 		if (ret < 0) {
 			lx_retire(f, ret == -1 ? 0 : -EIO);
@@ -499,33 +491,57 @@ static int lx_engine_thread(void *arg)
 	return 0;
 }
 
-/* A new session's file state, counted against max_sessions: ERR_PTR(-EBUSY) beyond them. */
+/*
+ * A new session's file state (charged to the opener's memory cgroup). It takes one of
+ * max_sessions only once a prompt is written (lx_file_start), so that idle opens hold none.
+ */
 static struct lx_file *lx_file_new(void)
 {
 	struct lx_file *f;
 
-	if (atomic_inc_return(&lx_live) > max_sessions) {
-		atomic_dec(&lx_live);
-		return ERR_PTR(-EBUSY);
-	}
-	f = kzalloc(sizeof(*f), GFP_KERNEL);
-	if (!f) {
-		atomic_dec(&lx_live);
+	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
+	if (!f)
 		return ERR_PTR(-ENOMEM);
-	}
 	mutex_init(&f->lock);
 	INIT_LIST_HEAD(&f->node);
+	INIT_LIST_HEAD(&f->unread);
 	INIT_KFIFO(f->out);
 	init_waitqueue_head(&f->readable);
 	return f;
 }
 
+/* The uid an open file acts for: its opener's effective uid, in the initial user namespace. */
+static u32 lx_file_uid(struct file *file)
+{
+	return from_kuid_munged(&init_user_ns, file->f_cred->euid);
+}
+
+/* Each open prompt file counts in its uid's quota (uid_sessions): -EBUSY beyond, audited. */
 static int lx_prompt_open(struct inode *inode, struct file *file)
 {
-	struct lx_file *f = lx_file_new();
+	u32 uid = lx_file_uid(file);
+	struct lx_file *f;
+	int ret;
 
-	if (IS_ERR(f))
+	if (lx_quota_on()) {
+		ret = lx_quota_open(uid);
+		if (ret) {
+			struct lx_audit_rec r = { .outcome = LX_TOO_MANY_SESSIONS };
+
+			lx_audit_asker(&r, uid);
+			lx_sha256("", 0, r.prompt_sha256);	/* no prompt yet */
+			lx_audit(&r);
+			return ret;
+		}
+	}
+	f = lx_file_new();
+	if (IS_ERR(f)) {
+		if (lx_quota_on())
+			lx_quota_close(uid);
 		return PTR_ERR(f);
+	}
+	f->uid = uid;
+	f->quota = lx_quota_on();
 	file->private_data = f;
 	return 0;
 }
@@ -541,6 +557,25 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 
 	if (f->started)
 		return -EBUSY;	/* one prompt per open file */
+	/* The request's audit record: who asks, and what. */
+	memset(&f->rec, 0, sizeof(f->rec));
+	lx_audit_asker(&f->rec, f->uid);
+	ret = lx_sha256(text, len, f->rec.prompt_sha256);
+	if (ret)
+		return ret;
+	/* Over its tokens for this minute: refused, the engine serves the others. */
+	ret = f->quota ? lx_quota_admit(f->uid) : 0;
+	if (ret) {
+		f->rec.outcome = LX_OVER_TOKEN_QUOTA;
+		lx_audit(&f->rec);
+		return ret;
+	}
+	if (atomic_inc_return(&lx_live) > max_sessions) {
+		atomic_dec(&lx_live);
+		f->rec.outcome = LX_REFUSED;
+		lx_audit(&f->rec);
+		return -EBUSY;
+	}
 	/* Tokenizing and allocating the session happen here, in the writer's time. */
 	kernel_fpu_begin();
 	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, cfg, text, len, f->err, sizeof(f->err));
@@ -549,9 +584,13 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 	if (IS_ERR_OR_NULL(f->session)) {
 		ret = f->session ? PTR_ERR(f->session) : -EINVAL;
 		f->session = NULL;
-		pr_info("llamux: prompt refused: %s\n", f->err);
+		atomic_dec(&lx_live);
+		f->rec.outcome = LX_REFUSED;
+		lx_audit(&f->rec);
+		pr_info_ratelimited("llamux: prompt refused: %s\n", f->err);
 		return ret;
 	}
+	f->counted = true;
 	f->started = true;
 	f->t_start = ktime_get();
 	f->deadline = jiffies + (unsigned long)timeout * HZ;
@@ -625,27 +664,49 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 static void lx_file_free(struct lx_file *f)
 {
 	mutex_lock(&lx_eng.lock);
+	f->cancelled = true;	/* if it has not ended yet */
 	lx_retire(f, 0);
 	mutex_unlock(&lx_eng.lock);
+	if (f->quota)
+		lx_quota_close(f->uid);
+	if (f->counted)
+		atomic_dec(&lx_live);
 	kfree(f);
-	atomic_dec(&lx_live);
 }
 
-/* The newest answer whose prompt file was closed unread, for /proc/llamux/response. */
+/*
+ * Answers whose prompt file was closed unread, for /proc/llamux/response: the newest of each
+ * uid, read only by that uid. Each holds its session (and its place in max_sessions and in its
+ * uid's quota) until it is read or replaced.
+ */
 static DEFINE_MUTEX(lx_detached_lock);
-static struct lx_file *lx_detached;
+static LIST_HEAD(lx_detached);
+
+/* Under lx_detached_lock: takes @uid's unread answer off the list (NULL when none). */
+static struct lx_file *lx_detached_take(u32 uid)
+{
+	struct lx_file *d;
+
+	list_for_each_entry(d, &lx_detached, unread) {
+		if (d->uid == uid) {
+			list_del_init(&d->unread);
+			return d;
+		}
+	}
+	return NULL;
+}
 
 static int lx_prompt_release(struct inode *inode, struct file *file)
 {
-	struct lx_file *f = file->private_data, *old = NULL;
+	struct lx_file *f = file->private_data, *old;
 
 	if (f->started && !f->was_read) {
 		mutex_lock(&lx_detached_lock);
-		old = lx_detached;
-		lx_detached = f;
+		old = lx_detached_take(f->uid);
+		list_add(&f->unread, &lx_detached);
 		mutex_unlock(&lx_detached_lock);
 		if (old)
-			lx_file_free(old);	/* an older unread answer is dropped */
+			lx_file_free(old);	/* the uid's older unread answer is dropped */
 		return 0;
 	}
 	lx_file_free(f);
@@ -655,8 +716,7 @@ static int lx_prompt_release(struct inode *inode, struct file *file)
 static int lx_response_open(struct inode *inode, struct file *file)
 {
 	mutex_lock(&lx_detached_lock);
-	file->private_data = lx_detached;
-	lx_detached = NULL;
+	file->private_data = lx_detached_take(lx_file_uid(file));
 	mutex_unlock(&lx_detached_lock);
 	return file->private_data ? 0 : -ENODATA;
 }
@@ -1133,18 +1193,23 @@ static int __init lx_init(void)
 	ret = lx_pool_start();
 	if (ret)
 		return ret;
+	ret = lx_trust_start();
+	if (ret) {
+		lx_pool_stop();
+		return ret;
+	}
 	n = kernel_read_file_from_path(model, 0, &lx_model_data, INT_MAX, &file_size, READING_FIRMWARE);
 	if (n < 0) {
 		pr_err("llamux: cannot read model %s: error %zd\n", model, n);
+		lx_trust_stop();
 		lx_pool_stop();
 		return (int)n;
 	}
 	lx_model_size = n;
-	if (sha256 && *sha256) {
-		ret = lx_check_digest(lx_model_data, lx_model_size, sha256);
-		if (ret)
-			goto free_data;
-	}
+	/* Its digest (sha256=) and signature (pubkey=), before the engine parses it. */
+	ret = lx_trust_check_model(model, lx_model_data, lx_model_size, sha256);
+	if (ret)
+		goto free_data;
 	kernel_fpu_begin();
 	lx_engine = (struct lx_engine *)LX_CALL(llamux_engine_new, lx_model_data, lx_model_size, err, sizeof(err), 0, 0);
 	if (!IS_ERR_OR_NULL(lx_engine))
@@ -1163,10 +1228,11 @@ static int __init lx_init(void)
 	lx_dir = proc_mkdir("llamux", NULL);
 	if (!lx_dir ||
 	    !proc_create("prompt", 0660, lx_dir, &lx_prompt_ops) ||
-	    !proc_create("response", 0440, lx_dir, &lx_response_ops) ||
+	    !proc_create("response", 0444, lx_dir, &lx_response_ops) ||
 	    !proc_create("status", 0444, lx_dir, &lx_status_ops) ||
 	    !proc_create("stats", 0444, lx_dir, &lx_stats_ops) ||
-	    !proc_create("config", 0600, lx_dir, &lx_config_ops)) {
+	    !proc_create("config", 0600, lx_dir, &lx_config_ops) ||
+	    !lx_trust_proc(lx_dir)) {
 		ret = -ENOMEM;
 		goto free_proc;
 	}
@@ -1188,23 +1254,29 @@ free_engine:
 	kernel_fpu_end();
 free_data:
 	vfree(lx_model_data);
+	lx_trust_stop();
 	lx_pool_stop();
 	return ret;
 }
 
 static void __exit lx_exit(void)
 {
+	struct lx_file *f, *tmp;
+
 	atomic_notifier_chain_unregister(&panic_notifier_list, &lx_panic_nb);
 	if (lx_haiku_task)
 		kthread_stop(lx_haiku_task);	/* its session, if any, is freed before it returns */
 	proc_remove(lx_dir);	/* releases every open file, so every session */
-	if (lx_detached)
-		lx_file_free(lx_detached);
+	list_for_each_entry_safe(f, tmp, &lx_detached, unread) {
+		list_del(&f->unread);
+		lx_file_free(f);
+	}
 	lx_engine_stop();
 	kernel_fpu_begin();
 	LX_CALL(llamux_engine_free, lx_engine, 0, 0, 0, 0, 0);
 	kernel_fpu_end();
 	vfree(lx_model_data);
+	lx_trust_stop();
 	lx_pool_stop();
 	pr_info("llamux: unloaded (engine memory left: %lld bytes)\n", atomic64_read(&lx_alloc_bytes));
 }

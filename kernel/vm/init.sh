@@ -32,6 +32,9 @@ else
   pass "insmod refuses a wrong digest: $(dmesg | grep 'llamux:' | tail -n1)"
 fi
 
+# --- signed models, the audit ring, per-uid quotas, answers per uid (kernel/vm/trust.sh) ---
+. /trust.sh
+
 # --- the good model loads, with its digest checked ---
 # haikus=0: the panic haiku (generated after load, tested by `cargo xtask image --test`) would
 # add their own sessions to the counts and the timings below.

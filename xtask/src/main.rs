@@ -564,6 +564,7 @@ fn vm(interactive: bool) -> Result<()> {
     std::fs::copy(&llamux_static, dir.join("bin/llamux"))?;
     std::fs::copy(&ko, dir.join("llamux.ko"))?;
     std::fs::copy(root().join("kernel/vm/init.sh"), dir.join("init"))?;
+    std::fs::copy(root().join("kernel/vm/trust.sh"), dir.join("trust.sh"))?;
     let bytes = std::fs::read(&model)?;
     std::fs::write(dir.join("lib/firmware/llamux/model.gguf"), &bytes)?;
     std::fs::write(dir.join("models/truncated.gguf"), &bytes[..bytes.len() / 2])?;

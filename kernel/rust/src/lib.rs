@@ -9,6 +9,8 @@
 
 extern crate alloc;
 
+mod trust;
+
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
