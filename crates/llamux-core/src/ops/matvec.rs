@@ -359,7 +359,8 @@ pub fn project<const N: usize>(
         match (0..used).find(|&j| bufs[j].ggml_type == ty) {
             Some(j) => slot[i] = j,
             None => {
-                bufs[used].quantize_rows(x, n, ty)?;
+                let stored_rows = mats.iter().any(|m| m.input_type() == ty && !m.is_interleaved());
+                bufs[used].quantize_rows_for(x, n, ty, stored_rows)?;
                 slot[i] = used;
                 used += 1;
             }
@@ -439,6 +440,18 @@ impl QuantizedInput {
     /// Quantizes `x`, rows of `n` elements each, to `ggml_type` (each row on its own, as the
     /// single-vector path does).
     pub fn quantize_rows(&mut self, x: &[f32], n: usize, ggml_type: GgmlType) -> Result<(), QuantError> {
+        self.quantize_rows_for(x, n, ggml_type, true)
+    }
+
+    /// [`quantize_rows`](Self::quantize_rows), laying the rows out as tiles too only if
+    /// `stored_rows` (a matrix in the stored layout will read them; interleaved ones never do).
+    fn quantize_rows_for(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        ggml_type: GgmlType,
+        stored_rows: bool,
+    ) -> Result<(), QuantError> {
         if n == 0 || !x.len().is_multiple_of(n) {
             return Err(QuantError::LengthMismatch { expected: n, got: x.len() });
         }
@@ -460,7 +473,12 @@ impl QuantizedInput {
         self.tiled = None;
         self.summed = None;
         let fits = tiles::lines_for(rows, n) <= self.tiles.len();
-        if rows >= MIN_TILE_ROWS && fits && tiles::tiled_type(ggml_type) && tiles::kernels(crate::isa::current()) {
+        if stored_rows
+            && rows >= MIN_TILE_ROWS
+            && fits
+            && tiles::tiled_type(ggml_type)
+            && tiles::kernels(crate::isa::current())
+        {
             let bytes: &[u8] = bytemuck::cast_slice(&self.buf);
             self.tiled = Some(tiles::build(ggml_type, bytes, rows, row_len, &mut self.tiles)?);
         }
