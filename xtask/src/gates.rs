@@ -149,7 +149,10 @@ pub(crate) fn fuzz(args: &[String], vocab_dir: Option<&Path>) -> Result<()> {
             bail!("fuzz target {t} failed ({}); its log: {}", out.status, log_path.display());
         }
         let s = fuzz_stats(&log);
-        eprintln!("fuzz {t}: {} runs ({} exec/s), cov {}, ft {}, corpus {}", s.runs, s.exec_per_s, s.cov, s.ft, s.corpus);
+        eprintln!(
+            "fuzz {t}: {} runs ({} exec/s), cov {}, ft {}, corpus {}",
+            s.runs, s.exec_per_s, s.cov, s.ft, s.corpus
+        );
         rows.push((t.clone(), s));
     }
     println!("| target | seconds | executions | exec/s | coverage (edges) | features | corpus |");
