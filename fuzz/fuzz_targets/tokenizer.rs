@@ -17,10 +17,10 @@ use llamux_core::tokenizer::{Tokenizer, PRE_TOKENIZERS};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The real vocabularies' files, read once.
-fn files() -> &'static [Vec<u8>] {
-    static F: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    F.get_or_init(|| {
+/// The real vocabularies' paths, listed once.
+fn paths() -> &'static [PathBuf] {
+    static P: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    P.get_or_init(|| {
         let dir = std::env::var_os("LLAMUX_VOCAB_DIR").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llamux/vocab")
         });
@@ -32,26 +32,32 @@ fn files() -> &'static [Vec<u8>] {
             list(&dir).into_iter().flat_map(|p| if p.is_dir() { list(&p) } else { vec![p] }).collect();
         paths.retain(|p| p.extension().is_some_and(|e| e == "gguf"));
         paths.sort();
-        let files: Vec<Vec<u8>> = paths.iter().filter_map(|p| std::fs::read(p).ok()).collect();
-        eprintln!("tokenizer fuzz: {} vocabulary files in {}", files.len(), dir.display());
-        files
+        eprintln!("tokenizer fuzz: {} vocabulary files in {}", paths.len(), dir.display());
+        paths
     })
 }
 
-/// Those files parsed, once.
-fn parsed() -> &'static [Gguf<'static>] {
-    static G: OnceLock<Vec<Gguf<'static>>> = OnceLock::new();
-    G.get_or_init(|| files().iter().filter_map(|f| Gguf::parse(f).ok()).collect())
+/// One vocabulary file, its parse and its tokenizer (`None` where this engine refuses it, for
+/// its pre-tokenizer), all kept for the process's life.
+struct Loaded {
+    _bytes: &'static [u8],
+    _gguf: Option<&'static Gguf<'static>>,
+    tok: Option<Tokenizer<'static>>,
 }
 
-/// Their tokenizers (vocabularies this engine refuses, for their pre-tokenizer, are skipped).
-fn vocabs() -> &'static [Tokenizer<'static>] {
-    static V: OnceLock<Vec<Tokenizer<'static>>> = OnceLock::new();
-    V.get_or_init(|| {
-        let v: Vec<_> = parsed().iter().filter_map(|g| Tokenizer::from_gguf(g).ok()).collect();
-        eprintln!("tokenizer fuzz: {} real vocabularies (none: only synthetic ones are fuzzed)", v.len());
-        v
-    })
+/// The tokenizer of vocabulary `i`, loaded the first time it is picked (loading them all at
+/// once would take most of a short run).
+fn vocab(i: usize) -> Option<&'static Tokenizer<'static>> {
+    static SLOTS: OnceLock<Vec<OnceLock<Loaded>>> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| paths().iter().map(|_| OnceLock::new()).collect());
+    let loaded = slots.get(i)?.get_or_init(|| {
+        let bytes: &'static [u8] =
+            Box::leak(paths().get(i).and_then(|p| std::fs::read(p).ok()).unwrap_or_default().into_boxed_slice());
+        let gguf: Option<&'static Gguf<'static>> = Gguf::parse(bytes).ok().map(|g| &*Box::leak(Box::new(g)));
+        let tok = gguf.and_then(|g| Tokenizer::from_gguf(g).ok());
+        Loaded { _bytes: bytes, _gguf: gguf, tok }
+    });
+    loaded.tok.as_ref()
 }
 
 fn check(t: &Tokenizer<'_>, text: &[u8], flags: u8) {
@@ -150,10 +156,13 @@ fn synthetic(data: &[u8]) -> Option<(Vec<u8>, &[u8])> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    let real = vocabs();
-    if mode & 1 == 0 && !real.is_empty() {
+    let n_real = paths().len();
+    if mode & 1 == 0 && n_real > 0 {
         let Some((&pick, text)) = rest.split_first() else { return };
-        check(&real[usize::from(pick) % real.len()], text, mode >> 1);
+        // A vocabulary this engine refuses is skipped.
+        if let Some(t) = vocab(usize::from(pick) % n_real) {
+            check(t, text, mode >> 1);
+        }
         return;
     }
     let Some((bytes, text)) = synthetic(rest) else { return };

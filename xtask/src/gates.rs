@@ -90,7 +90,8 @@ fn fuzz_cargo() -> Command {
         eprintln!("fuzz: no nightly toolchain; building with the default one and RUSTC_BOOTSTRAP=1");
         c.env("RUSTC_BOOTSTRAP", "1");
     }
-    c.current_dir(root().join("fuzz"));
+    // Always `fuzz/target`: the sanitizer flags would invalidate a shared target directory.
+    c.current_dir(root().join("fuzz")).env_remove("CARGO_TARGET_DIR");
     c
 }
 
