@@ -1,8 +1,12 @@
 //! Project automation: `cargo xtask <task>`.
 //!
-//! * `test`      — everything CI checks: formatting, clippy, the `no_std` build, the test suite
-//!   (with the default model and llama.cpp's vocabularies fetched first), the aarch64 unit tests
-//!   under qemu-user (`test-aarch64`), and the kernel module's VM test (`vm`).
+//! * `test`      — everything CI checks: formatting, clippy, `cargo deny` (`deny`), the `no_std`
+//!   build, the test suite (with the default model and llama.cpp's vocabularies fetched first),
+//!   every fuzz target for 60 s (`fuzz`), the aarch64 unit tests under qemu-user
+//!   (`test-aarch64`), and the kernel module's VM test (`vm`).
+//! * `deny`      — `cargo deny check licenses bans sources` (see `deny.toml`; `gates.rs`).
+//! * `fuzz [--seconds N] [TARGET..]` — every fuzz target in `fuzz/` (or those named) for N seconds
+//!   (60 by default); prints executions, coverage and corpus size per target.
 //! * `fixtures`  — regenerate the golden quantization fixtures from the PyPI `gguf` package.
 //! * `oracle`    — install the pinned `llama-cpp-python` (llama.cpp built from source) into a cached venv.
 //! * `llamacpp-check` — load `llamux synth` models with llama.cpp and evaluate a few tokens.
@@ -28,6 +32,7 @@
 //!   Llamux (BIOS and UEFI) with the model in the kernel; `--run` boots it on this terminal,
 //!   `--test` boots a test image three times and drives its console (see `image.rs`).
 
+mod gates;
 mod image;
 
 use anyhow::{bail, Context, Result};
@@ -194,6 +199,7 @@ fn test() -> Result<()> {
     rustup(&["target", "add", "x86_64-unknown-none"])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    gates::deny()?;
     // The core must build without std.
     run(cargo().args(["build", "-p", "llamux-core", "--target", "x86_64-unknown-none"]))?;
     run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
@@ -213,6 +219,7 @@ fn test() -> Result<()> {
         .env("LLAMUX_BIN", llamux_bin())
         .env("LLAMUX_OPENAI_PY", &openai)
         .env("LLAMUX_REQUIRE_ASSETS", "1"))?;
+    gates::fuzz(&["--seconds".to_string(), "60".to_string()], Some(&vocabs))?;
     // The NEON kernels, under qemu-user.
     test_aarch64()?;
     // The engine inside the kernel, booted in QEMU.
@@ -900,13 +907,15 @@ fn main() -> Result<()> {
         "oracle-fixtures" => oracle_fixtures(),
         "oracle-check" => oracle_check(),
         "test-aarch64" => test_aarch64(),
+        "deny" => gates::deny(),
+        "fuzz" => gates::fuzz(&rest, None),
         "bench-vs-llamacpp" => bench_vs_llamacpp(&rest),
         "serve-bench" => serve_bench(&rest),
         "serve-soak" => serve_soak(&rest),
         "vm" => vm(std::env::args().any(|a| a == "--interactive")),
         "image" => image::image(&rest),
         _ => bail!(
-            "usage: cargo xtask <test|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|serve-bench|serve-soak|vm|image>"
+            "usage: cargo xtask <test|deny|fuzz|test-aarch64|fixtures|oracle|llamacpp-check|kquant-rmse|oracle-fixtures|oracle-check|bench-vs-llamacpp|serve-bench|serve-soak|vm|image>"
         ),
     }
 }

@@ -97,3 +97,38 @@ fn vocabulary_only_files_tokenize() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("token_embd.weight is missing"), "{err}");
 }
+
+/// Every tokenizer family works from its vocabulary-only file through the CLI, as llama.cpp's
+/// own test vectors (`ggml-vocab-NAME.gguf.inp` / `.out`) say it should: SentencePiece (llama,
+/// phi-3) and byte-level BPE (llama 3, Qwen2, GPT-2, StarCoder). `detokenize` gives the text back.
+#[test]
+fn vocabulary_only_files_of_every_family_match_llama_cpp() {
+    let Some(dir) = common::asset("LLAMUX_VOCAB_DIR") else { return };
+    for name in ["llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2", "starcoder"] {
+        let vocab = dir.join(format!("ggml-vocab-{name}.gguf"));
+        let inp = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).unwrap();
+        let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();
+        let cases: Vec<(&str, &str)> = inp.split("\n__ggml_vocab_test__\n").zip(out.lines()).collect();
+        assert!(cases.len() > 10, "{name}: {} vectors", cases.len());
+        let mut checked = 0;
+        // Texts an argument can carry (no NUL), with some words in them.
+        for (text, want) in cases.iter().filter(|(t, _)| !t.contains('\0') && t.trim().len() > 3).take(5) {
+            let want: Vec<u64> = want.split_whitespace().map(|t| t.parse().unwrap()).collect();
+            let out = llamux()
+                .args(["tokenize", "--json", "--no-special", "--no-parse-special", "-m"])
+                .arg(&vocab)
+                .arg("--")
+                .arg(text)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(j["ids"], serde_json::json!(want), "{name}: {text:?}");
+            let ids: Vec<String> = want.iter().map(u64::to_string).collect();
+            let out = llamux().args(["detokenize", "-m"]).arg(&vocab).args(&ids).output().unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            checked += 1;
+        }
+        assert_eq!(checked, 5, "{name}");
+    }
+}

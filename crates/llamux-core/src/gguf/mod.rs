@@ -5,6 +5,8 @@
 //! [`Gguf::parse`] checks all of it against the file length before anything is used and borrows
 //! every string and tensor from the input; [`GgufWriter`] writes the same structure.
 
+#![warn(clippy::indexing_slicing)]
+
 mod cursor;
 mod error;
 mod ggml_type;

@@ -154,7 +154,8 @@ impl<'a> Gguf<'a> {
         order.extend(0..tensors.len() as u32);
         order.sort_unstable_by_key(|&i| tensors.get(i as usize).map(|t| t.offset));
         for w in order.windows(2) {
-            let (a, b) = (w[0] as usize, w[1] as usize);
+            let &[a, b] = w else { continue };
+            let (a, b) = (a as usize, b as usize);
             if let (Some(ta), Some(tb)) = (tensors.get(a), tensors.get(b)) {
                 if ta.size > 0 && tb.size > 0 && ta.offset + ta.size as u64 > tb.offset {
                     let at = info_offsets.get(b).copied().unwrap_or(0);
@@ -167,9 +168,10 @@ impl<'a> Gguf<'a> {
         by_name.extend(0..tensors.len() as u32);
         by_name.sort_unstable_by_key(|&i| tensors.get(i as usize).map(|t| t.name));
         for w in by_name.windows(2) {
+            let &[a, b] = w else { continue };
             let name = |i: u32| tensors.get(i as usize).map(|t| t.name);
-            if name(w[0]) == name(w[1]) {
-                let at = info_offsets.get(w[1] as usize).copied().unwrap_or(0);
+            if name(a) == name(b) {
+                let at = info_offsets.get(b as usize).copied().unwrap_or(0);
                 return Err(GgufError::at(at, GgufErrorKind::DuplicateTensorName));
             }
         }
@@ -293,8 +295,9 @@ fn check_unique<T>(items: &[T], key: impl Fn(&T) -> &str, order: &mut Vec<usize>
     order.extend(0..items.len());
     order.sort_unstable_by(|&a, &b| items.get(a).map(&key).cmp(&items.get(b).map(&key)));
     for w in order.windows(2) {
-        if items.get(w[0]).map(&key) == items.get(w[1]).map(&key) {
-            return Err(w[0].max(w[1]));
+        let &[a, b] = w else { continue };
+        if items.get(a).map(&key) == items.get(b).map(&key) {
+            return Err(a.max(b));
         }
     }
     Ok(())

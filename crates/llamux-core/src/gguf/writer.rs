@@ -370,7 +370,7 @@ impl<S: Sink> TensorStream<'_, S> {
             let mut left = pad;
             while left > 0 {
                 let n = left.min(ZEROS.len());
-                self.sink.write_all(&ZEROS[..n]).map_err(WriteError::Sink)?;
+                self.sink.write_all(ZEROS.get(..n).unwrap_or(&ZEROS)).map_err(WriteError::Sink)?;
                 left -= n;
             }
         }

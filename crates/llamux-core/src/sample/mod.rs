@@ -1,5 +1,7 @@
 //! Sampling: the seeded random number generator and the token samplers.
 
+#![warn(clippy::indexing_slicing)]
+
 mod rng;
 mod sampler;
 

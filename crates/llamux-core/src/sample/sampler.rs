@@ -108,9 +108,11 @@ pub struct Sampler {
 /// Index of the largest value (the first on ties), as llama.cpp's greedy sampler picks.
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0usize;
+    let mut best_v = logits.first().copied().unwrap_or(0.0);
     for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
+        if v > best_v {
             best = i;
+            best_v = v;
         }
     }
     best as u32
@@ -134,10 +136,10 @@ impl Sampler {
     /// tokens seen so far.
     pub fn sample(&mut self, logits: &mut [f32], recent: &[u32]) -> u32 {
         if self.cfg.repeat_penalty != 1.0 {
-            let window = &recent[recent.len().saturating_sub(self.cfg.repeat_last_n)..];
+            let window = recent.get(recent.len().saturating_sub(self.cfg.repeat_last_n)..).unwrap_or(&[]);
             for (i, &t) in window.iter().enumerate() {
                 // Each distinct token is penalized once, as llama.cpp does.
-                if window[..i].contains(&t) {
+                if window.get(..i).is_some_and(|seen| seen.contains(&t)) {
                     continue;
                 }
                 if let Some(l) = logits.get_mut(t as usize) {
@@ -175,7 +177,8 @@ impl Sampler {
             self.cand.truncate(keep.max(1));
         }
         if self.cfg.min_p > 0.0 {
-            let threshold = self.cand[0].0 * self.cfg.min_p;
+            // Not empty: at least one candidate survives each cut above.
+            let threshold = self.cand.first().map_or(0.0, |c| c.0) * self.cfg.min_p;
             let keep = self.cand.iter().take_while(|c| c.0 >= threshold).count();
             self.cand.truncate(keep.max(1));
         }

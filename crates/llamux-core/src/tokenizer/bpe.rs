@@ -118,14 +118,14 @@ fn split(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
     for (i, &c) in cps.iter().enumerate() {
         if flags(c).number {
             if i > start {
-                words.extend(split_words(&cps[start..i], PreTokenizer::Gpt2));
+                words.extend(split_words(cps.get(start..i).unwrap_or(&[]), PreTokenizer::Gpt2));
             }
             words.push(1);
             start = i + 1;
         }
     }
     if cps.len() > start {
-        words.extend(split_words(&cps[start..], PreTokenizer::Gpt2));
+        words.extend(split_words(cps.get(start..).unwrap_or(&[]), PreTokenizer::Gpt2));
     }
     words
 }
@@ -150,8 +150,7 @@ fn split_words(cps: &[u32], pre: PreTokenizer) -> Vec<usize> {
         *prev_end = end;
     };
     let mut pos = 0usize;
-    while pos < n {
-        let c = cps[pos];
+    while let Some(&c) = cps.get(pos) {
         let f = fl(pos);
         // Contractions: 's 't 'm 'd 're 've 'll.
         if c == u32::from(b'\'') && pos + 1 < n {
@@ -275,10 +274,11 @@ fn heap_sort<T: Ord>(v: &mut [T]) {
             if child >= end {
                 return;
             }
-            if child + 1 < end && v[child] < v[child + 1] {
+            // Both in bounds (`child + 1 < end <= v.len()`): `Option`'s order is `T`'s.
+            if child + 1 < end && v.get(child) < v.get(child + 1) {
                 child += 1;
             }
-            if v[root] >= v[child] {
+            if v.get(root) >= v.get(child) {
                 return;
             }
             v.swap(root, child);
@@ -340,7 +340,7 @@ pub(crate) fn tokenize(
         // The word's UTF-8 bytes, each mapped to its GPT-2 character.
         word.clear();
         let mut utf8 = [0u8; 4];
-        for &cp in &cps[start..start + len] {
+        for &cp in cps.get(start..start + len).unwrap_or(&[]) {
             let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
             for &b in ch.encode_utf8(&mut utf8).as_bytes() {
                 word.push(byte_to_char(b));

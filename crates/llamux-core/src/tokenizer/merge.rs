@@ -52,8 +52,8 @@ pub(crate) fn merge<'t, P: Ord>(
 ) -> Vec<Symbol> {
     let mut symbols: Vec<Symbol> = Vec::new();
     let mut offs = 0;
-    while offs < text.len() {
-        let len = char_len(&text[offs..]).clamp(1, text.len() - offs);
+    while let Some(rest) = text.get(offs..).filter(|r| !r.is_empty()) {
+        let len = char_len(rest).clamp(1, rest.len());
         let i = symbols.len();
         symbols.push(Symbol {
             start: offs,
@@ -77,18 +77,22 @@ pub(crate) fn merge<'t, P: Ord>(
         push(Some(i - 1), Some(i), &symbols, &mut queue);
     }
     while let Some(c) = queue.pop() {
-        let (ls, rs) = (symbols[c.left], symbols[c.right]);
+        // Queued pairs index `symbols`, which never shrinks.
+        let (Some(&ls), Some(&rs)) = (symbols.get(c.left), symbols.get(c.right)) else { continue };
         // Skip pairs outdated by an earlier merge.
         if ls.len == 0 || rs.len == 0 || ls.len + rs.len != c.size || ls.next != Some(c.right) {
             continue;
         }
-        symbols[c.left].len += rs.len;
-        symbols[c.right].len = 0;
-        symbols[c.left].next = rs.next;
-        if let Some(n) = rs.next {
-            symbols[n].prev = Some(c.left);
+        if let Some(r) = symbols.get_mut(c.right) {
+            r.len = 0;
         }
-        let (prev, next) = (symbols[c.left].prev, symbols[c.left].next);
+        if let Some(n) = rs.next.and_then(|n| symbols.get_mut(n)) {
+            n.prev = Some(c.left);
+        }
+        let Some(l) = symbols.get_mut(c.left) else { continue };
+        l.len += rs.len;
+        l.next = rs.next;
+        let (prev, next) = (l.prev, l.next);
         push(prev, Some(c.left), &symbols, &mut queue);
         push(Some(c.left), next, &symbols, &mut queue);
     }

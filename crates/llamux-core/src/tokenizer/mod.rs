@@ -1,6 +1,8 @@
 //! Tokenizers: SentencePiece (and, to come, byte-level BPE) behind one type, with llama.cpp's
 //! handling of special tokens, BOS/EOS and the SentencePiece space prefix.
 
+#![warn(clippy::indexing_slicing)]
+
 mod bpe;
 mod merge;
 mod special;
@@ -92,7 +94,7 @@ impl<'a> Tokenizer<'a> {
                             if v.add_space_prefix && prev_special {
                                 buf.extend_from_slice(SPM_SPACE.as_bytes());
                             }
-                            for &b in &text[s..e] {
+                            for &b in text.get(s..e).unwrap_or(&[]) {
                                 if b == b' ' {
                                     buf.extend_from_slice(SPM_SPACE.as_bytes());
                                 } else {
@@ -113,7 +115,7 @@ impl<'a> Tokenizer<'a> {
                 for f in fragments {
                     match (f, &self.merges) {
                         (Fragment::Text(s, e), Some(m)) => {
-                            bpe::tokenize(v, m, pre, self.ignore_merges, &text[s..e], &mut out)
+                            bpe::tokenize(v, m, pre, self.ignore_merges, text.get(s..e).unwrap_or(&[]), &mut out)
                         }
                         (Fragment::Text(..), None) => {}
                         (Fragment::Token(id), _) => out.push(id),
@@ -150,10 +152,10 @@ impl<'a> Tokenizer<'a> {
             TokenType::Normal | TokenType::Unused => match self.kind {
                 TokenizerKind::SentencePiece => {
                     let mut rest = text;
-                    while let Some(i) = rest.find(SPM_SPACE) {
-                        out.extend_from_slice(&rest.as_bytes()[..i]);
+                    while let Some((before, after)) = rest.split_once(SPM_SPACE) {
+                        out.extend_from_slice(before.as_bytes());
                         out.push(b' ');
-                        rest = &rest[i + SPM_SPACE.len()..];
+                        rest = after;
                     }
                     out.extend_from_slice(rest.as_bytes());
                 }

@@ -13,22 +13,15 @@ pub(crate) enum Fragment {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    let first = needle[0];
+    let &first = needle.first()?;
+    let last_start = hay.len().checked_sub(needle.len())?;
     let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        match hay[i..=hay.len() - needle.len()].iter().position(|&b| b == first) {
-            None => return None,
-            Some(p) => {
-                i += p;
-                if &hay[i..i + needle.len()] == needle {
-                    return Some(i);
-                }
-                i += 1;
-            }
+    while i <= last_start {
+        i += hay.get(i..=last_start)?.iter().position(|&b| b == first)?;
+        if hay.get(i..i + needle.len()) == Some(needle) {
+            return Some(i);
         }
+        i += 1;
     }
     None
 }
@@ -57,7 +50,7 @@ pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool) -> 
                 next.push(f);
                 continue;
             };
-            while let Some(p) = find(&text[s..e], tok) {
+            while let Some(p) = text.get(s..e).and_then(|t| find(t, tok)) {
                 if p > 0 {
                     next.push(Fragment::Text(s, s + p));
                 }

@@ -9,8 +9,12 @@ use core::cmp::Ordering;
 
 /// Length of the UTF-8 sequence starting with `b` (1 for invalid lead bytes).
 fn utf8_len(b: u8) -> usize {
-    const LOOKUP: [usize; 16] = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4];
-    LOOKUP[(b >> 4) as usize]
+    match b >> 4 {
+        0xC | 0xD => 2,
+        0xE => 3,
+        0xF => 4,
+        _ => 1,
+    }
 }
 
 /// Tokenizes already-escaped text (spaces as `▁`), appending ids to `out`.
@@ -19,7 +23,7 @@ pub(crate) fn tokenize(vocab: &Vocab<'_>, text: &[u8], out: &mut Vec<u32>) {
     let mut rev_merge: BTreeMap<&[u8], (usize, usize)> = BTreeMap::new();
     let symbols = merge(
         text,
-        |rest| utf8_len(rest[0]),
+        |rest| rest.first().map_or(1, |&b| utf8_len(b)),
         |piece, _| vocab.id(piece).map(|id| Score(vocab.scores.get(id as usize).copied().unwrap_or(0.0))),
         |piece, l, r| {
             rev_merge.insert(piece, (l, r));
@@ -30,12 +34,12 @@ pub(crate) fn tokenize(vocab: &Vocab<'_>, text: &[u8], out: &mut Vec<u32>) {
         stack.push(sym);
         // Resegment without recursion: a symbol is a token, a recorded merge, or bytes.
         while let Some(s) = stack.pop() {
-            let piece = &text[s.start..s.start + s.len];
+            let piece = text.get(s.start..s.start + s.len).unwrap_or(&[]);
             if let Some(id) = vocab.id(piece) {
                 out.push(id);
             } else if let Some(&(l, r)) = rev_merge.get(piece) {
-                stack.push(symbols[r]);
-                stack.push(symbols[l]);
+                stack.extend(symbols.get(r).copied());
+                stack.extend(symbols.get(l).copied());
             } else {
                 for &byte in piece {
                     out.extend(byte_token(vocab, byte));
@@ -62,7 +66,7 @@ impl Ord for Score {
 
 /// The byte-fallback token `<0xXX>` for `byte` (or the single-byte token, or `<unk>`).
 pub(crate) fn byte_token(vocab: &Vocab<'_>, byte: u8) -> Option<u32> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let name = [b'<', b'0', b'x', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize], b'>'];
+    let hex = |n: u8| if n < 10 { b'0' + n } else { b'A' + (n - 10) };
+    let name = [b'<', b'0', b'x', hex(byte >> 4), hex(byte & 15), b'>'];
     vocab.id(&name).or_else(|| vocab.id(&[byte])).or(vocab.unk)
 }

@@ -14,11 +14,11 @@ pub(crate) struct Flags {
 
 /// Flags of `cp`.
 pub(crate) fn flags(cp: u32) -> Flags {
-    let class = match RUNS.binary_search_by_key(&cp, |r| r.0) {
-        Ok(i) => RUNS[i].1,
-        Err(0) => 0,
-        Err(i) => RUNS[i - 1].1,
+    let run = match RUNS.binary_search_by_key(&cp, |r| r.0) {
+        Ok(i) => RUNS.get(i),
+        Err(i) => i.checked_sub(1).and_then(|i| RUNS.get(i)),
     };
+    let class = run.map_or(0, |r| r.1);
     Flags { letter: class == 1, number: class == 2, whitespace: is_whitespace(cp) }
 }
 
