@@ -5,6 +5,7 @@
 #define LLAMUX_H
 
 #include <linux/types.h>
+#include <linux/list.h>
 
 struct lx_engine;
 struct lx_session;
@@ -65,6 +66,8 @@ struct lx_guard {
 	struct lx_guard *prev;		/* the call this one is nested in, on this thread */
 	const void *fn;
 	long a[6];
+	struct list_head *scope;	/* lx_call_scoped: the blocks allocated under this call */
+	bool oom;			/* an allocation under this call failed */
 };
 long llamux_call(struct lx_guard *g);
 void __noreturn llamux_escape(struct lx_guard *g, long ret);

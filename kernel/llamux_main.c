@@ -32,6 +32,7 @@
 #include <linux/mutex.h>
 #include <linux/kfifo.h>
 #include <linux/poll.h>
+#include <linux/sizes.h>
 #include <linux/atomic.h>
 #include <linux/jiffies.h>
 #include <linux/ktime.h>
@@ -117,18 +118,47 @@ static bool lx_is_dead(void)
 	return atomic_read(&lx_dead) != 0;
 }
 
-long lx_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6)
+static long lx_call_guarded(struct lx_guard *g)
 {
-	struct lx_guard g = { .fn = fn, .a = { a1, a2, a3, a4, a5, a6 } };
 	long ret;
 
 	if (lx_is_dead())
 		return -ENOTRECOVERABLE;
 	/* Inside an FPU section: preemption is off, the slot is this thread's. */
-	g.prev = this_cpu_read(lx_guard_top);
-	this_cpu_write(lx_guard_top, &g);
-	ret = llamux_call(&g);
-	this_cpu_write(lx_guard_top, g.prev);
+	g->prev = this_cpu_read(lx_guard_top);
+	this_cpu_write(lx_guard_top, g);
+	ret = llamux_call(g);
+	this_cpu_write(lx_guard_top, g->prev);
+	return ret;
+}
+
+long lx_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	struct lx_guard g = { .fn = fn, .a = { a1, a2, a3, a4, a5, a6 } };
+
+	return lx_call_guarded(&g);
+}
+
+static void lx_blocks_adopt(struct list_head *scope);
+static void lx_blocks_free(struct list_head *scope);
+
+/*
+ * As lx_call, for a call that changes nothing but what it allocates and returns (a session's
+ * setup: tokenizing, the sampler, the buffers; the engine is only read). Memory running out in
+ * a part of the core that cannot report it (an infallible allocation, which panics) then fails
+ * just this call: the panic handler returns -ENOMEM from it, its blocks are freed, and the
+ * engine lives on. Any other panic is a panic.
+ */
+static long lx_call_scoped(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	LIST_HEAD(scope);
+	struct lx_guard g = { .fn = fn, .a = { a1, a2, a3, a4, a5, a6 }, .scope = &scope };
+	long ret = lx_call_guarded(&g);
+
+	if (ret == -ENOMEM && g.oom)
+		lx_blocks_free(&scope);	/* abandoned on an allocation failure: nothing returned */
+	else
+		lx_blocks_adopt(&scope);
 	return ret;
 }
 
@@ -166,28 +196,44 @@ static void __noreturn lx_park(void)
 	}
 }
 
-/* Abandons the running Rust code of this thread: returns from its outermost guarded call. */
-static void __noreturn lx_escape(void)
+/* This thread's outermost guarded call (NULL: none, never while Rust runs). */
+static struct lx_guard *lx_guard_outer(struct lx_guard *g)
+{
+	while (g && g->prev)
+		g = g->prev;
+	return g;
+}
+
+/* Abandons the running Rust code of this thread: returns @ret from its outermost guarded call. */
+static void __noreturn lx_escape_with(long ret)
 {
 	struct lx_guard *g;
 
 	if (lx_pool_owned())
 		lx_pool_abandon();	/* no task of its job may outlive the frames left behind */
-	g = this_cpu_read(lx_guard_top);
+	g = lx_guard_outer(this_cpu_read(lx_guard_top));
 	if (!g)
 		lx_park();
-	while (g->prev)
-		g = g->prev;
-	llamux_escape(g, -ENOTRECOVERABLE);
+	llamux_escape(g, ret);
+}
+
+static void __noreturn lx_escape(void)
+{
+	lx_escape_with(-ENOTRECOVERABLE);
 }
 
 void __noreturn llamux_shim_panic(const u8 *msg, size_t len)
 {
+	struct lx_guard *outer = lx_guard_outer(this_cpu_read(lx_guard_top));
 	char why[sizeof(lx_dead_why)];
-
 	char *c;
 
 	scnprintf(why, sizeof(why), "%.*s", (int)min_t(size_t, len, sizeof(why) - 1), msg);
+	/* The core's panic for an allocation that cannot fail, in a call that may be abandoned. */
+	if (outer && outer->scope && outer->oom && strstr(why, "memory allocation of")) {
+		pr_info_ratelimited("llamux: out of memory setting up a session: that prompt is refused\n");
+		lx_escape_with(-ENOMEM);
+	}
 	for (c = why; *c; c++)	/* one line: the location and the message */
 		if (*c == '\n')
 			*c = ' ';
@@ -219,25 +265,30 @@ struct lx_block {
 
 static LIST_HEAD(lx_blocks);
 static DEFINE_SPINLOCK(lx_blocks_lock);
+static bool lx_fault_alloc(void);
 
 void *llamux_shim_alloc(size_t size)
 {
-	struct lx_guard *g;
-	struct lx_block *b;
+	struct lx_guard *g = this_cpu_read(lx_guard_top), *outer = lx_guard_outer(g);
+	struct lx_block *b = NULL;
 
-	if (size > INT_MAX - sizeof(*b))	/* more than kvmalloc ever gives */
-		return NULL;
-	g = lx_fpu_pause();
-	cond_resched();
-	b = kvmalloc(sizeof(*b) + size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	if (b) {
-		b->size = size;
-		spin_lock(&lx_blocks_lock);
-		list_add(&b->node, &lx_blocks);
-		spin_unlock(&lx_blocks_lock);
-		atomic64_add(size, &lx_alloc_bytes);
+	/* More than kvmalloc ever gives is a failure as any other. */
+	if (size <= INT_MAX - sizeof(*b) && !(outer && outer->scope && lx_fault_alloc())) {
+		g = lx_fpu_pause();
+		cond_resched();
+		b = kvmalloc(sizeof(*b) + size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+		if (b) {
+			b->size = size;
+			/* A scoped call's blocks stay on its own list (this thread's) until it returns. */
+			spin_lock(&lx_blocks_lock);
+			list_add(&b->node, outer && outer->scope ? outer->scope : &lx_blocks);
+			spin_unlock(&lx_blocks_lock);
+			atomic64_add(size, &lx_alloc_bytes);
+		}
+		lx_fpu_resume(g);
 	}
-	lx_fpu_resume(g);
+	if (!b && outer)
+		outer->oom = true;
 	if (lx_is_dead())
 		lx_escape();	/* the block stays on the list, freed at unload */
 	return b ? b + 1 : NULL;
@@ -258,6 +309,27 @@ void llamux_shim_free(void *ptr)
 	g = lx_fpu_pause();
 	kvfree(b);
 	lx_fpu_resume(g);
+}
+
+/* A scoped call returned: its blocks join the others. */
+static void lx_blocks_adopt(struct list_head *scope)
+{
+	spin_lock(&lx_blocks_lock);
+	list_splice(scope, &lx_blocks);
+	spin_unlock(&lx_blocks_lock);
+}
+
+/* A scoped call was abandoned: nothing refers to its blocks. Inside its caller's FPU section. */
+static void lx_blocks_free(struct list_head *scope)
+{
+	struct lx_block *b, *tmp;
+
+	kernel_fpu_end();
+	list_for_each_entry_safe(b, tmp, scope, node) {
+		atomic64_sub(b->size, &lx_alloc_bytes);
+		kvfree(b);
+	}
+	kernel_fpu_begin();
 }
 
 /* At unload: frees the blocks still allocated (a dead engine's); returns how many bytes. */
@@ -283,22 +355,47 @@ static s64 lx_blocks_reclaim(void)
 /*
  * Debug builds only (kernel/build.sh --fault-inject): "fault" makes the engine panic once, at
  * 1: its next decoding step (the engine thread), 2: a task of a parallel operation on a pool
- * worker, 3: the next prompt's session setup (the writer's thread). Release builds have no
- * such parameter and llamux_shim_fault() is always false, so those panics are unreachable.
+ * worker, 3: the next prompt's session setup (the reader's thread), 4: a task of a parallel
+ * operation that the engine thread runs itself (the pool's owner); or 5: fails the first
+ * allocation of the next session's setup (the core's tokenizer, which cannot report it, then
+ * panics). Rust asks at sites 1 to 3 (2 for every task); release builds have no such parameter
+ * and llamux_shim_fault() and lx_fault_alloc() are always false there, so those panics and
+ * that failure are unreachable.
  */
 static unsigned int fault;
 module_param(fault, uint, 0600);
-MODULE_PARM_DESC(fault, "Debug builds: panic inside the engine once (1 decode step, 2 pool worker, 3 session setup)");
+MODULE_PARM_DESC(fault, "Debug builds: panic inside the engine once (1 decode step, 2 pool worker's task, 3 session setup, 4 pool owner's task) or fail an allocation (5 session setup)");
 static bool lx_is_worker(void);
+static bool lx_pool_owned(void);
+static bool lx_pool_owner_in_task(void);
 
 bool llamux_shim_fault(u32 site)
 {
-	if (READ_ONCE(fault) != site || (site == 2 && !lx_is_worker()))
+	u32 want = READ_ONCE(fault);
+
+	if (site == 2 && want == 2 && !lx_is_worker())
 		return false;
-	return cmpxchg(&fault, site, 0) == site;
+	if (site == 2 && want == 4) {
+		if (!lx_pool_owned() || !lx_pool_owner_in_task())
+			return false;
+		site = 4;
+	}
+	if (want != site)
+		return false;
+	return cmpxchg(&fault, want, 0) == want;
+}
+
+static bool lx_fault_alloc(void)
+{
+	return READ_ONCE(fault) == 5 && cmpxchg(&fault, 5, 0) == 5;
 }
 #else
 bool llamux_shim_fault(u32 site)
+{
+	return false;
+}
+
+static bool lx_fault_alloc(void)
 {
 	return false;
 }
@@ -344,6 +441,11 @@ static struct {
 static bool lx_pool_owned(void)
 {
 	return atomic_read(&lx_pool.busy) && READ_ONCE(lx_pool.owner) == current;
+}
+
+static bool __maybe_unused lx_pool_owner_in_task(void)
+{
+	return lx_pool.owner_in_task;
 }
 
 static bool __maybe_unused lx_is_worker(void)
@@ -583,9 +685,23 @@ static int lx_check_digest(const void *data, size_t len, const char *hex)
 		return PTR_ERR(tfm);
 	{
 		SHASH_DESC_ON_STACK(desc, tfm);
+		size_t off, n;
 
 		desc->tfm = tfm;
-		ret = crypto_shash_digest(desc, data, len, digest);
+		/*
+		 * In pieces of 1 MiB with a scheduling point between: the SIMD sha256 keeps one
+		 * FPU section (preemption off) over each update, which for a whole model would be
+		 * a second or more.
+		 */
+		ret = crypto_shash_init(desc);
+		for (off = 0; !ret && off < len; off += n) {
+			n = min_t(size_t, len - off, SZ_1M);
+			ret = crypto_shash_update(desc, (const u8 *)data + off, n);
+			cond_resched();
+		}
+		if (!ret)
+			ret = crypto_shash_final(desc, digest);
+		shash_desc_zero(desc);
 	}
 	crypto_free_shash(tfm);
 	if (ret)
@@ -892,7 +1008,8 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 	f->kv_bytes = kv;
 	/* Tokenizing and allocating the session happen here, in the writer's time. */
 	kernel_fpu_begin();
-	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, cfg, text, len, f->err, sizeof(f->err));
+	f->session = (struct lx_session *)lx_call_scoped((const void *)llamux_session_new, (long)lx_engine, (long)cfg,
+							 (long)text, (long)len, (long)f->err, sizeof(f->err));
 	kernel_fpu_end();
 	/*
 	 * ERR_PTR(-EINVAL) for a refused prompt, ERR_PTR(-ENOMEM) when memory ran out,

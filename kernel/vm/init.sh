@@ -273,10 +273,29 @@ fault_case() {
 fault_case 1 "a decoding step, on the engine thread"
 fault_case 2 "a parallel task, on a pool worker"
 fault_case 3 "a session's setup, on the reader's thread"
+fault_case 4 "a parallel task, on the engine thread that owns the pool"
+# Memory running out where the core cannot report it (the tokenizer) fails that prompt only.
+if insmod /llamux-fault.ko haikus=0; then
+  echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
+  before=$(dmesg | grep -c 'llamux: engine panic')
+  echo 5 > /sys/module/llamux/parameters/fault
+  ( exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null 2>/tmp/f.err; echo $? > /tmp/f.rc )
+  { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/oom.txt; exec 3>&-; }
+  after=$(dmesg | grep -c 'llamux: engine panic')
+  bytes=$(grep '^engine_bytes:' /proc/llamux/stats | cut -d' ' -f2)
+  if [ "$(cat /tmp/f.rc)" != 0 ] && grep -qi memory /tmp/f.err && [ $after = $before ] && cmp -s /tmp/oom.txt /tmp/k.txt; then
+    pass "fault 5 (an allocation fails in the tokenizer): that prompt got '$(cat /tmp/f.err)', the next one the same text, no panic line; engine_bytes $bytes"
+  else
+    bad "fault 5: reader exit $(cat /tmp/f.rc) ($(cat /tmp/f.err)), $((after - before)) panic lines, next text '$(cat /tmp/oom.txt)'"
+  fi
+  rmmod llamux || bad "fault 5: rmmod"
+else
+  bad "insmod llamux-fault.ko (fault 5)"
+fi
 if insmod /llamux.ko haikus=0; then
   echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
   { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/after.txt; exec 3>&-; }
-  cmp -s /tmp/after.txt /tmp/k.txt && pass "after three engine panics the module loads again and gives the same text" || bad "after the panics: '$(cat /tmp/after.txt)'"
+  cmp -s /tmp/after.txt /tmp/k.txt && pass "after four engine panics the module loads again and gives the same text" || bad "after the panics: '$(cat /tmp/after.txt)'"
   rmmod llamux || bad "rmmod after the panics"
 else
   bad "insmod after the panics"

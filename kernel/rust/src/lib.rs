@@ -48,9 +48,10 @@ struct Job<'a> {
 }
 
 /// Fault-injection sites (`fault=` of the module's debug builds; never true in release builds):
-/// a decoding step, a parallel task on a pool worker, a session's setup.
+/// a decoding step, a parallel task (the shim picks a worker's or the pool owner's), a
+/// session's setup.
 const FAULT_STEP: u32 = 1;
-const FAULT_WORKER: u32 = 2;
+const FAULT_TASK: u32 = 2;
 const FAULT_SESSION: u32 = 3;
 
 fn fault(site: u32) -> bool {
@@ -59,7 +60,7 @@ fn fault(site: u32) -> bool {
 }
 
 extern "C" fn run_task(ctx: *const core::ffi::c_void, i: usize) {
-    if fault(FAULT_WORKER) {
+    if fault(FAULT_TASK) {
         panic!("fault injected in a parallel task");
     }
     // SAFETY: `ctx` is the `Job` of the `for_each` call that is waiting for this task.
