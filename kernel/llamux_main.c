@@ -1075,6 +1075,8 @@ static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t
 	return ret;
 }
 
+static bool lx_unloading;
+
 /*
  * Under f->lock: starts the prompt written so far, once (its error, if any, is the file's, which
  * reads then return). Nothing written: -EINVAL and nothing is tried.
@@ -1090,6 +1092,8 @@ static int lx_file_begin(struct lx_file *f)
 		return 0;
 	if (!f->prompt_len)
 		return -EINVAL;
+	if (READ_ONCE(lx_unloading))
+		return -ESHUTDOWN;	/* closed by the unload: nothing to start */
 	f->begun = true;
 	/* A trailing newline from `echo` is not part of the prompt. */
 	if (f->prompt[len - 1] == '\n')
@@ -1776,6 +1780,7 @@ static void __exit lx_exit(void)
 {
 	s64 left;
 
+	WRITE_ONCE(lx_unloading, true);	/* prompt files closed from here on start nothing */
 	atomic_notifier_chain_unregister(&panic_notifier_list, &lx_panic_nb);
 	if (lx_haiku_task)
 		kthread_stop(lx_haiku_task);	/* its session, if any, is freed before it returns */
