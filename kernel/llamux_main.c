@@ -4,16 +4,20 @@
  *
  * The model file is read at load time (module parameter "model") into vmalloc'd memory and
  * parsed in place by the Rust engine. /proc/llamux/prompt: each open file is a session; write a
- * prompt, then read the response from the same file descriptor, which streams as tokens are
- * generated (reads block until data is available and are interrupted by signals). Closing a
- * file that has been read from cancels its generation. A file closed without being read from
- * (`echo "…" > /proc/llamux/prompt`) leaves its generation running for /proc/llamux/response,
- * which streams the newest such answer. One kernel thread, the engine, generates for every
- * session: each step decodes one token for all decoding sessions together, in one pass over the
- * weights (continuous batching), and feeds prompt chunks to new sessions; one FPU section per
- * engine call, yielding in between. Matrix products are shared with a pool of kernel threads,
- * one per CPU. After load a kernel thread asks the model for a few haiku (module parameter
- * "haikus"), which a panic notifier prints (fixed ones when none was generated).
+ * prompt (in one write or several), then read the response from the same file descriptor, which
+ * streams as tokens are generated (reads block until data is available and are interrupted by
+ * signals; poll works). The prompt starts at the first read or poll. Closing a file that has
+ * been read from cancels its generation. A file closed without being read from
+ * (`echo "…" > /proc/llamux/prompt`) starts its prompt then and leaves its generation running
+ * for /proc/llamux/response, which streams the newest such answer. One kernel thread, the
+ * engine, generates for every session: each step decodes one token for all decoding sessions
+ * together, in one pass over the weights (continuous batching), and feeds prompt chunks to new
+ * sessions; one FPU section per engine call, yielding in between and at every parallel
+ * operation inside it. Matrix products are shared with a pool of unbound kernel threads, one
+ * for each other CPU. A panic in the engine fails its sessions and stops the engine, never the
+ * machine (see "services for the engine"). After load a kernel thread asks the model for a few
+ * haiku (module parameter "haikus"), which a panic notifier prints (fixed ones when none was
+ * generated).
  */
 #include <linux/module.h>
 #include <linux/err.h>
@@ -1119,12 +1123,12 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 	unsigned int copied = 0;
 	int ret;
 
+	f->was_read = true;	/* closing it now cancels the generation */
 	mutex_lock(&f->lock);
 	ret = lx_file_begin(f);
 	mutex_unlock(&f->lock);
 	if (ret)
 		return ret;
-	f->was_read = true;
 	ret = wait_event_interruptible(f->readable, !kfifo_is_empty(&f->out) || smp_load_acquire(&f->done));
 	if (ret)
 		return ret;	/* -ERESTARTSYS: interrupted by a signal */
@@ -1142,7 +1146,8 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 
 /*
  * Readable when text is waiting or the generation has ended (a read then returns 0 or the
- * error); writable while the prompt has not started. Polling for input starts the prompt.
+ * error); writable while the prompt has not started. Polling for input starts the prompt, and
+ * counts as reading (closing the file then cancels the generation).
  */
 static __poll_t lx_prompt_poll(struct file *file, poll_table *wait)
 {
@@ -1150,8 +1155,10 @@ static __poll_t lx_prompt_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 
 	mutex_lock(&f->lock);
-	if (!f->begun && (poll_requested_events(wait) & (EPOLLIN | EPOLLRDNORM)) && f->prompt_len)
+	if (!f->begun && (poll_requested_events(wait) & (EPOLLIN | EPOLLRDNORM)) && f->prompt_len) {
+		f->was_read = true;
 		lx_file_begin(f);
+	}
 	if (!f->begun)
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	mutex_unlock(&f->lock);
