@@ -124,8 +124,7 @@ pub(crate) fn fuzz(args: &[String], vocab_dir: Option<&Path>) -> Result<()> {
         d.exists().then_some(d)
     });
     run(fuzz_cargo().args(["fuzz", "build", "--fuzz-dir", "."]).env("PATH", &path))?;
-    let mut rows = Vec::new();
-    for t in &targets {
+    let run_one = |t: &String| -> Result<(String, FuzzStats)> {
         // The corpus grows across runs on this machine; the repository keeps none.
         let corpus = cache_dir().join("fuzz-corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
@@ -154,7 +153,22 @@ pub(crate) fn fuzz(args: &[String], vocab_dir: Option<&Path>) -> Result<()> {
             "fuzz {t}: {} runs ({} exec/s), cov {}, ft {}, corpus {}",
             s.runs, s.exec_per_s, s.cov, s.ft, s.corpus
         );
-        rows.push((t.clone(), s));
+        Ok((t.clone(), s))
+    };
+    // One target per core at a time: each still gets its N seconds.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+    let mut rows = Vec::new();
+    for batch in targets.chunks(jobs) {
+        let results: Vec<Result<(String, FuzzStats)>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = batch.iter().map(|t| sc.spawn(|| run_one(t))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a fuzz runner thread panicked"))))
+                .collect()
+        });
+        for r in results {
+            rows.push(r?);
+        }
     }
     println!("| target | seconds | executions | exec/s | coverage (edges) | features | corpus |");
     println!("| :-- | --: | --: | --: | --: | --: | --: |");
