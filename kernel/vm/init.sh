@@ -92,7 +92,8 @@ else
 fi
 
 # --- timeouts: a reader gets ETIMEDOUT at its deadline; so does an unread detached answer ---
-echo "max_tokens=60000 timeout=3" > /proc/llamux/config
+# The whole context (the tiny model's 512 positions) takes longer than the timeout to fill.
+echo "n_ctx=512 max_tokens=60000 timeout=3" > /proc/llamux/config
 t0=$(now_cs)
 ( exec 3<>/proc/llamux/prompt; printf 'Time me out' >&3; cat <&3 > /dev/null 2>/tmp/to.err; echo $? > /tmp/to.rc )
 t1=$(now_cs)
@@ -203,14 +204,16 @@ live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
 # --- limits: max_sessions, and the KV bound (kv_max_mb) refusing with ENOMEM before allocating ---
 rmmod llamux && insmod /llamux.ko max_sessions=2 kv_max_mb=8 haikus=0 || bad "reload with max_sessions=2 kv_max_mb=8"
 echo "n_ctx=64 max_tokens=60000 temp=0 timeout=600" > /proc/llamux/config
-# A session takes its place when its prompt starts (the first read), not at open: two started,
-# a third prompt is refused with EBUSY from its read, and served once the others closed.
-third() { ( exec 6<>/proc/llamux/prompt && printf '%s' "$PROMPT" >&6 && head -c 1 <&6 > /dev/null ) 2>/tmp/ms.err; }
+# A session takes its place when its prompt starts (the first read), not at open: with two
+# started, a third prompt is refused with EBUSY from its read (cat names the errno; busybox head
+# and dd do not), and served once the others closed.
 ( exec 4<>/proc/llamux/prompt 5<>/proc/llamux/prompt
   printf '%s' "$PROMPT" >&4; printf '%s' "$PROMPT" >&5
-  head -c 1 <&4 > /dev/null; head -c 1 <&5 > /dev/null
-  if third; then echo served; else echo refused; fi > /tmp/ms.txt )
-if [ "$(cat /tmp/ms.txt)" = refused ] && grep -qi busy /tmp/ms.err && third; then
+  dd bs=1 count=1 <&4 > /dev/null 2>&1; dd bs=1 count=1 <&5 > /dev/null 2>&1
+  if ( exec 6<>/proc/llamux/prompt && printf '%s' "$PROMPT" >&6 && cat <&6 > /dev/null ) 2>/tmp/ms.err; then
+    echo served; else echo refused; fi > /tmp/ms.txt )
+if [ "$(cat /tmp/ms.txt)" = refused ] && grep -qi busy /tmp/ms.err \
+  && ( exec 6<>/proc/llamux/prompt && printf '%s' "$PROMPT" >&6 && dd bs=1 count=1 <&6 > /dev/null 2>&1 ); then
   pass "max_sessions=2: a third prompt is refused ($(cat /tmp/ms.err)), and served once the others closed"
 else
   bad "max_sessions=2: third prompt $(cat /tmp/ms.txt): $(cat /tmp/ms.err)"
