@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Builds llamux.ko: the Rust engine as a static library (nightly, -Zbuild-std, kernel code
 # model), merged into one relocatable object shipped to Kbuild beside the C shim.
-# usage: kernel/build.sh [KERNEL_BUILD_DIR]   (default: /lib/modules/<newest>/build)
+# usage: kernel/build.sh [KERNEL_BUILD_DIR] [--fault-inject]   (default: /lib/modules/<newest>/build)
+# --fault-inject: a debug build (target/kernel/build-fault/llamux.ko) whose module parameter
+# `fault` makes the engine panic, for the VM test of panic containment; the same Rust object.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-kdir="${1:-}"
+kdir=""
+variant=build
+kcflags=""
+for arg in "$@"; do
+  case "$arg" in
+    --fault-inject) variant=build-fault; kcflags="-DLX_FAULT_INJECT" ;;
+    *) kdir="$arg" ;;
+  esac
+done
 if [ -z "$kdir" ]; then
   kver="$(ls /lib/modules | sort -V | tail -n1)"
   kdir="/lib/modules/$kver/build"
@@ -27,7 +37,7 @@ export CARGO_TARGET_DIR="$out/rust-target"
 (cd "$here/rust" && cargo +nightly build --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu)
 lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
 
-build="$out/build"
+build="$out/$variant"
 rm -rf "$build" && mkdir -p "$build/objs"
 cp "$here/llamux_main.c" "$here/llamux_trust.c" "$here/llamux_trust.h" "$here/llamux_call.S" "$here/llamux.h" "$here/Kbuild" "$build/"
 (cd "$build/objs" && ar x "$lib")
@@ -43,5 +53,5 @@ if readelf -r "$build/llamux_rust.o_shipped" | grep -q GOTPCREL; then
 fi
 # modpost wants a .cmd file for every object.
 echo "cmd_$build/llamux_rust.o := ld -r" > "$build/.llamux_rust.o.cmd"
-make -C "$kdir" M="$build" modules
+make -C "$kdir" M="$build" KCFLAGS="$kcflags" modules
 echo "$build/llamux.ko"

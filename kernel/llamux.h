@@ -5,6 +5,7 @@
 #define LLAMUX_H
 
 #include <linux/types.h>
+#include <linux/list.h>
 
 struct lx_engine;
 struct lx_session;
@@ -26,6 +27,10 @@ struct lx_config {
 struct lx_engine *llamux_engine_new(const u8 *data, size_t len, char *err, size_t err_len);
 void llamux_engine_free(struct lx_engine *e);
 void llamux_engine_info(const struct lx_engine *e, u32 *n_vocab, u32 *n_ctx_train, u32 *n_layer);
+/* Bytes of the KV cache of a session of n_ctx positions. */
+long llamux_engine_kv_bytes(const struct lx_engine *e, u32 n_ctx);
+/* The most bytes of text one decoding step can give a session (its slot's out_len must hold them). */
+long llamux_engine_max_piece(const struct lx_engine *e);
 /* One user message in the model's chat format, NUL-terminated in out: its length, 0 when the
  * model has no known chat format, -E2BIG when out is too small, -EINVAL for text not UTF-8. */
 long llamux_engine_chat(const struct lx_engine *e, const u8 *user, size_t len, char *out, size_t out_len);
@@ -99,17 +104,34 @@ void llamux_quota_close(struct lx_quota *q, u32 uid, u64 now_ms);
 long llamux_quota_admit(struct lx_quota *q, u32 uid, u64 now_ms, u32 *retry_after_s);
 void llamux_quota_charge(struct lx_quota *q, u32 uid, u32 tokens, u64 now_ms);
 
-/* Calls fn(a1..a6) on a 16-byte aligned stack (llamux_call.S): every call into Rust goes
- * through it, because the kernel's stack is only 8-byte aligned. */
-long llamux_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6);
+/*
+ * Every call into Rust goes through LX_CALL: lx_call() (llamux_main.c) refuses it once the engine
+ * has panicked (-ENOTRECOVERABLE), else calls fn(a1..a6) through llamux_call (llamux_call.S) on
+ * a 16-byte aligned stack (the kernel's is only 8-byte aligned), with a guard from which a panic
+ * returns early (llamux_escape). A function whose call was refused or escaped returns
+ * -ENOTRECOVERABLE (ERR_PTR(-ENOTRECOVERABLE) for the constructors).
+ */
+struct lx_guard {
+	u64 regs[8];			/* rbx rbp r12-r15, the caller's stack pointer, return address */
+	struct lx_guard *prev;		/* the call this one is nested in, on this thread */
+	const void *fn;
+	long a[6];
+	struct list_head *scope;	/* lx_call_scoped: the blocks allocated under this call */
+	bool oom;			/* an allocation under this call failed */
+};
+long llamux_call(struct lx_guard *g);
+void __noreturn llamux_escape(struct lx_guard *g, long ret);
+long lx_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6);
 #define LX_CALL(fn, a1, a2, a3, a4, a5, a6) \
-	llamux_call((const void *)(fn), (long)(a1), (long)(a2), (long)(a3), (long)(a4), (long)(a5), (long)(a6))
+	lx_call((const void *)(fn), (long)(a1), (long)(a2), (long)(a3), (long)(a4), (long)(a5), (long)(a6))
 
 /* Provided by the shim for the engine. */
 void *llamux_shim_alloc(size_t size);
 void llamux_shim_free(void *ptr);
-void llamux_shim_panic(const u8 *msg, size_t len);
+void __noreturn llamux_shim_panic(const u8 *msg, size_t len);
 size_t llamux_shim_threads(void);
+/* Debug builds: whether to panic at a fault-injection site (always false in release builds). */
+bool llamux_shim_fault(u32 site);
 void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*chunk)(const void *ctx, size_t i));
 
 #endif

@@ -4,16 +4,20 @@
  *
  * The model file is read at load time (module parameter "model") into vmalloc'd memory and
  * parsed in place by the Rust engine. /proc/llamux/prompt: each open file is a session; write a
- * prompt, then read the response from the same file descriptor, which streams as tokens are
- * generated (reads block until data is available and are interrupted by signals). Closing a
- * file that has been read from cancels its generation. A file closed without being read from
- * (`echo "…" > /proc/llamux/prompt`) leaves its generation running for /proc/llamux/response,
- * which streams the newest such answer. One kernel thread, the engine, generates for every
- * session: each step decodes one token for all decoding sessions together, in one pass over the
- * weights (continuous batching), and feeds prompt chunks to new sessions; one FPU section per
- * engine call, yielding in between. Matrix products are shared with a pool of kernel threads,
- * one per CPU. After load a kernel thread asks the model for a few haiku (module parameter
- * "haikus"), which a panic notifier prints (fixed ones when none was generated).
+ * prompt (in one write or several), then read the response from the same file descriptor, which
+ * streams as tokens are generated (reads block until data is available and are interrupted by
+ * signals; poll works). The prompt starts at the first read or poll. Closing a file that has
+ * been read from cancels its generation. A file closed without being read from
+ * (`echo "…" > /proc/llamux/prompt`) starts its prompt then and leaves its generation running
+ * for /proc/llamux/response, which streams the newest such answer. One kernel thread, the
+ * engine, generates for every session: each step decodes one token for all decoding sessions
+ * together, in one pass over the weights (continuous batching), and feeds prompt chunks to new
+ * sessions; one FPU section per engine call, yielding in between and at every parallel
+ * operation inside it. Matrix products are shared with a pool of unbound kernel threads, one
+ * for each other CPU. A panic in the engine fails its sessions and stops the engine, never the
+ * machine (see "services for the engine"). After load a kernel thread asks the model for a few
+ * haiku (module parameter "haikus"), which a panic notifier prints (fixed ones when none was
+ * generated).
  */
 #include <linux/module.h>
 #include <linux/err.h>
@@ -31,6 +35,8 @@
 #include <linux/wait.h>
 #include <linux/mutex.h>
 #include <linux/kfifo.h>
+#include <linux/poll.h>
+#include <linux/sizes.h>
 #include <linux/atomic.h>
 #include <linux/jiffies.h>
 #include <linux/ktime.h>
@@ -58,6 +64,9 @@ MODULE_PARM_DESC(threads, "Threads per matrix product (default: online CPUs)");
 static unsigned int max_sessions = 32;
 module_param(max_sessions, uint, 0444);
 MODULE_PARM_DESC(max_sessions, "Sessions open at once (1 to 256), all decoded together in each engine step");
+static unsigned int kv_max_mb;
+module_param(kv_max_mb, uint, 0444);
+MODULE_PARM_DESC(kv_max_mb, "MiB of KV cache all sessions may hold together (default: a quarter of RAM); more is refused with ENOMEM");
 
 /* Runtime configuration (/proc/llamux/config). Integers only: no floating point in C. */
 static DEFINE_MUTEX(lx_config_lock);
@@ -86,78 +95,438 @@ static atomic64_t lx_batch_max = ATOMIC64_INIT(0);	/* most sessions decoded in o
 /* ---- services for the engine ---- */
 
 /*
+ * A Rust panic must not take the machine down. The engine is built with panic=abort: nothing
+ * unwinds, and the panic handler may not return into the code that panicked. Every call into
+ * Rust therefore goes through lx_call(), which records a guard (llamux_call.S: the callee-saved
+ * registers, stack pointer and return address of the call) in a per-CPU slot; Rust runs only
+ * inside FPU sections, with preemption off, so the slot stays the running thread's, and the
+ * shim's callbacks that leave the FPU section to sleep (lx_fpu_pause) take the slot's guard with
+ * them and put it back on whatever CPU they resume on.
+ *
+ * The panic handler (llamux_shim_panic) marks the engine dead, prints one line, makes sure no
+ * pool task still runs on the frames it is about to abandon, and returns from the outermost
+ * guarded call of its thread with -ENOTRECOVERABLE (llamux_escape): the Rust frames above it
+ * are abandoned, never resumed, with the FPU section and preemption as that call's C caller
+ * expects them. From then on no Rust code starts (lx_call refuses), Rust code still running on
+ * another thread is abandoned the same way at its next callback (allocation, parallel
+ * operation), the engine thread fails every session (readers get -EIO), opens and writes get
+ * -ENOTRECOVERABLE, and nothing the engine owns is touched again: its memory, every block of
+ * which is on the shim's list (lx_blocks), is freed by the shim at unload without running Rust
+ * destructors over state a panic may have left half-changed.
+ */
+static atomic_t lx_dead = ATOMIC_INIT(0);
+static char lx_dead_why[160];
+static DEFINE_PER_CPU(struct lx_guard *, lx_guard_top);
+
+static bool lx_is_dead(void)
+{
+	return atomic_read(&lx_dead) != 0;
+}
+
+static long lx_call_guarded(struct lx_guard *g)
+{
+	long ret;
+
+	if (lx_is_dead())
+		return -ENOTRECOVERABLE;
+	/* Inside an FPU section: preemption is off, the slot is this thread's. */
+	g->prev = this_cpu_read(lx_guard_top);
+	this_cpu_write(lx_guard_top, g);
+	ret = llamux_call(g);
+	this_cpu_write(lx_guard_top, g->prev);
+	return ret;
+}
+
+long lx_call(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	struct lx_guard g = { .fn = fn, .a = { a1, a2, a3, a4, a5, a6 } };
+
+	return lx_call_guarded(&g);
+}
+
+static void lx_blocks_adopt(struct list_head *scope);
+static void lx_blocks_free(struct list_head *scope);
+
+/*
+ * As lx_call, for a call that changes nothing but what it allocates and returns (a session's
+ * setup: tokenizing, the sampler, the buffers; the engine is only read). Memory running out in
+ * a part of the core that cannot report it (an infallible allocation, which panics) then fails
+ * just this call: the panic handler returns -ENOMEM from it, its blocks are freed, and the
+ * engine lives on. Any other panic is a panic.
+ */
+static long lx_call_scoped(const void *fn, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	LIST_HEAD(scope);
+	struct lx_guard g = { .fn = fn, .a = { a1, a2, a3, a4, a5, a6 }, .scope = &scope };
+	long ret = lx_call_guarded(&g);
+
+	if (ret == -ENOMEM && g.oom)
+		lx_blocks_free(&scope);	/* abandoned on an allocation failure: nothing returned */
+	else
+		lx_blocks_adopt(&scope);
+	return ret;
+}
+
+/* Leaves the FPU section (to sleep), taking this thread's guards along. */
+static struct lx_guard *lx_fpu_pause(void)
+{
+	struct lx_guard *g = this_cpu_read(lx_guard_top);
+
+	this_cpu_write(lx_guard_top, NULL);
+	kernel_fpu_end();
+	return g;
+}
+
+static void lx_fpu_resume(struct lx_guard *g)
+{
+	kernel_fpu_begin();
+	this_cpu_write(lx_guard_top, g);
+}
+
+static void lx_pool_abandon(void);
+static bool lx_pool_owned(void);
+static void lx_engine_kick(void);
+
+/*
+ * Never reached while every call into Rust is guarded; the thread, whatever it is, is parked
+ * for good (the rest of the module refuses work), outside its FPU section.
+ */
+static void __noreturn lx_park(void)
+{
+	kernel_fpu_end();
+	pr_crit("llamux: engine panic outside a guarded call; %s parked\n", current->comm);
+	for (;;) {
+		set_current_state(TASK_IDLE);
+		schedule();
+	}
+}
+
+/* This thread's outermost guarded call (NULL: none, never while Rust runs). */
+static struct lx_guard *lx_guard_outer(struct lx_guard *g)
+{
+	while (g && g->prev)
+		g = g->prev;
+	return g;
+}
+
+/* Abandons the running Rust code of this thread: returns @ret from its outermost guarded call. */
+static void __noreturn lx_escape_with(long ret)
+{
+	struct lx_guard *g;
+
+	if (lx_pool_owned())
+		lx_pool_abandon();	/* no task of its job may outlive the frames left behind */
+	g = lx_guard_outer(this_cpu_read(lx_guard_top));
+	if (!g)
+		lx_park();
+	llamux_escape(g, ret);
+}
+
+static void __noreturn lx_escape(void)
+{
+	lx_escape_with(-ENOTRECOVERABLE);
+}
+
+void __noreturn llamux_shim_panic(const u8 *msg, size_t len)
+{
+	struct lx_guard *outer = lx_guard_outer(this_cpu_read(lx_guard_top));
+	char why[sizeof(lx_dead_why)];
+	char *c;
+
+	scnprintf(why, sizeof(why), "%.*s", (int)min_t(size_t, len, sizeof(why) - 1), msg);
+	/* The core's panic for an allocation that cannot fail, in a call that may be abandoned. */
+	if (outer && outer->scope && outer->oom && strstr(why, "memory allocation of")) {
+		pr_info_ratelimited("llamux: out of memory setting up a session: that prompt is refused\n");
+		lx_escape_with(-ENOMEM);
+	}
+	for (c = why; *c; c++)	/* one line: the location and the message */
+		if (*c == '\n')
+			*c = ' ';
+	if (atomic_cmpxchg(&lx_dead, 0, 1) == 0) {
+		strscpy(lx_dead_why, why, sizeof(lx_dead_why));
+		pr_crit("llamux: engine panic in %s, refusing further work: %s\n", current->comm, why);
+		lx_engine_kick();	/* the engine fails every session */
+	}
+	lx_escape();
+}
+
+/*
+ * Memory for the engine: kvmalloc, charged to the memory cgroup of the thread that allocates
+ * (__GFP_ACCOUNT; sessions are allocated in their writer's write()), never warning (a size
+ * asked for by input fails quietly, as an error). Every block is on lx_blocks, so that a dead
+ * engine's memory can be freed at unload. A block's header keeps the 8-byte alignment the
+ * Rust allocator expects.
+ *
  * The engine is only ever entered inside kernel_fpu_begin()/kernel_fpu_end(), where preemption
  * is off and sleeping is forbidden. Allocation may sleep, so it leaves the FPU section for its
  * duration: this is a function call, across which the x86-64 ABI keeps no vector register
  * live, and kernel_fpu_begin() resets MXCSR to the default the engine expects. It is also a
  * scheduling point for long setup work (loading a model, starting a session).
  */
+struct lx_block {
+	struct list_head node;
+	size_t size;
+};
+
+static LIST_HEAD(lx_blocks);
+static DEFINE_SPINLOCK(lx_blocks_lock);
+static bool lx_fault_alloc(void);
+
 void *llamux_shim_alloc(size_t size)
 {
-	size_t *p;
+	struct lx_guard *g = this_cpu_read(lx_guard_top), *outer = lx_guard_outer(g);
+	struct lx_block *b = NULL;
 
-	kernel_fpu_end();
-	cond_resched();
-	/* A size header keeps the accounting for /proc/llamux/stats. */
-	p = kvmalloc(size + sizeof(size_t), GFP_KERNEL);
-	kernel_fpu_begin();
-	if (!p)
-		return NULL;
-	*p = size;
-	atomic64_add(size, &lx_alloc_bytes);
-	return p + 1;
+	/* More than kvmalloc ever gives is a failure as any other. */
+	if (size <= INT_MAX - sizeof(*b) && !(outer && outer->scope && lx_fault_alloc())) {
+		g = lx_fpu_pause();
+		cond_resched();
+		b = kvmalloc(sizeof(*b) + size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+		if (b) {
+			b->size = size;
+			/* A scoped call's blocks stay on its own list (this thread's) until it returns. */
+			spin_lock(&lx_blocks_lock);
+			list_add(&b->node, outer && outer->scope ? outer->scope : &lx_blocks);
+			spin_unlock(&lx_blocks_lock);
+			atomic64_add(size, &lx_alloc_bytes);
+		}
+		lx_fpu_resume(g);
+	}
+	if (!b && outer)
+		outer->oom = true;
+	if (lx_is_dead())
+		lx_escape();	/* the block stays on the list, freed at unload */
+	return b ? b + 1 : NULL;
 }
 
 void llamux_shim_free(void *ptr)
 {
-	size_t *p;
+	struct lx_guard *g;
+	struct lx_block *b;
 
 	if (!ptr)
 		return;
-	p = (size_t *)ptr - 1;
-	atomic64_sub(*p, &lx_alloc_bytes);
+	b = (struct lx_block *)ptr - 1;
+	spin_lock(&lx_blocks_lock);
+	list_del(&b->node);
+	spin_unlock(&lx_blocks_lock);
+	atomic64_sub(b->size, &lx_alloc_bytes);
+	g = lx_fpu_pause();
+	kvfree(b);
+	lx_fpu_resume(g);
+}
+
+/* A scoped call returned: its blocks join the others. */
+static void lx_blocks_adopt(struct list_head *scope)
+{
+	spin_lock(&lx_blocks_lock);
+	list_splice(scope, &lx_blocks);
+	spin_unlock(&lx_blocks_lock);
+}
+
+/* A scoped call was abandoned: nothing refers to its blocks. Inside its caller's FPU section. */
+static void lx_blocks_free(struct list_head *scope)
+{
+	struct lx_block *b, *tmp;
+
 	kernel_fpu_end();
-	kvfree(p);
+	list_for_each_entry_safe(b, tmp, scope, node) {
+		atomic64_sub(b->size, &lx_alloc_bytes);
+		kvfree(b);
+	}
 	kernel_fpu_begin();
 }
 
-void llamux_shim_panic(const u8 *msg, size_t len)
+/* At unload: frees the blocks still allocated (a dead engine's); returns how many bytes. */
+static s64 lx_blocks_reclaim(void)
 {
-	pr_emerg("llamux: engine panic: %.*s\n", (int)len, msg);
-	BUG();
+	struct lx_block *b, *tmp;
+	s64 bytes = 0;
+	LIST_HEAD(all);
+
+	spin_lock(&lx_blocks_lock);
+	list_splice_init(&lx_blocks, &all);
+	spin_unlock(&lx_blocks_lock);
+	list_for_each_entry_safe(b, tmp, &all, node) {
+		bytes += b->size;
+		atomic64_sub(b->size, &lx_alloc_bytes);
+		kvfree(b);
+		cond_resched();
+	}
+	return bytes;
 }
+
+#ifdef LX_FAULT_INJECT
+/*
+ * Debug builds only (kernel/build.sh --fault-inject): "fault" makes the engine panic once, at
+ * 1: its next decoding step (the engine thread), 2: a task of a parallel operation on a pool
+ * worker, 3: the next prompt's session setup (the reader's thread), 4: a task of a parallel
+ * operation that the engine thread runs itself (the pool's owner); or 5: fails the first
+ * allocation of the next session's setup (the core's tokenizer, which cannot report it, then
+ * panics). Rust asks at sites 1 to 3 (2 for every task); release builds have no such parameter
+ * and llamux_shim_fault() and lx_fault_alloc() are always false there, so those panics and
+ * that failure are unreachable.
+ */
+static unsigned int fault;
+module_param(fault, uint, 0600);
+MODULE_PARM_DESC(fault, "Debug builds: panic inside the engine once (1 decode step, 2 pool worker's task, 3 session setup, 4 pool owner's task) or fail an allocation (5 session setup)");
+static bool lx_is_worker(void);
+static bool lx_pool_owned(void);
+static bool lx_pool_owner_in_task(void);
+
+bool llamux_shim_fault(u32 site)
+{
+	u32 want = READ_ONCE(fault);
+
+	if (site == 2 && want == 2 && !lx_is_worker())
+		return false;
+	if (site == 2 && want == 4) {
+		if (!lx_pool_owned() || !lx_pool_owner_in_task())
+			return false;
+		site = 4;
+	}
+	if (want != site)
+		return false;
+	return cmpxchg(&fault, want, 0) == want;
+}
+
+static bool lx_fault_alloc(void)
+{
+	return READ_ONCE(fault) == 5 && cmpxchg(&fault, 5, 0) == 5;
+}
+#else
+bool llamux_shim_fault(u32 site)
+{
+	return false;
+}
+
+static bool lx_fault_alloc(void)
+{
+	return false;
+}
+#endif
 
 /*
  * ---- worker threads for the engine's Parallel ----
  *
  * The engine splits each operation (the fused matrix-vector products of a layer, the attention
- * heads) into tasks and hands them to llamux_shim_parallel(), called from Rust inside an FPU section. The chunks are claimed by the
- * caller and by the pool's kernel threads (one per other CPU), each in its own FPU section. The
- * caller then leaves its FPU section to sleep until the workers are done (a function call, as
- * for allocation). One product uses the pool at a time (the engine thread's); a caller that
- * finds it busy runs its chunks itself.
+ * heads) into tasks and hands them to llamux_shim_parallel(), called from Rust inside an FPU
+ * section. The tasks are claimed by the caller and by the pool's kernel threads (unbound, one
+ * for each other online CPU, or threads - 1), each in its own FPU section. A task is claimed
+ * from one word holding the job's number and the next task's index, so a worker that looks late
+ * can never take a task of a later job with an earlier job's function. The caller waits for its
+ * tasks to have run, not for every worker to have looked at the job: a worker that was asleep
+ * or preempted holds nobody up (no convoy). It spins for them briefly, then leaves its FPU
+ * section to sleep (a function call, as for allocation). One operation uses the pool at a
+ * time (the engine thread's); a caller that finds it busy runs its tasks itself.
+ *
+ * Each operation is also a scheduling point: the caller ends its FPU section and yields there
+ * when the scheduler wants the CPU, so preemption is never off for more than one operation
+ * (a fraction of a layer) even with one CPU or threads=1.
  */
 #define LX_MAX_WORKERS 63
+#define LX_CLAIM_CLOSED 0xffffffffu
 
 static struct {
 	int n;
 	struct task_struct *task[LX_MAX_WORKERS];
 	atomic_t busy;
+	struct task_struct *owner;	/* the caller whose job is current, while busy */
+	bool owner_in_task;		/* the owner is running one of its job's tasks */
 	const void *ctx;
 	void (*fn)(const void *ctx, size_t i);
 	size_t n_chunks;
-	atomic_long_t next;
-	atomic_t pending;	/* workers still on the current job */
-	unsigned long job;	/* sequence number of the current job */
+	atomic64_t claim;		/* job number << 32 | next task (LX_CLAIM_CLOSED: none) */
+	atomic_long_t finished;		/* tasks of the current job that have returned */
+	size_t claimed;			/* tasks taken before the owner closed the job */
+	unsigned long job;		/* sequence number of the current job */
 	wait_queue_head_t start, done;
 } lx_pool;
 
-static void lx_pool_drain(void)
+static bool lx_pool_owned(void)
 {
-	long i;
+	return atomic_read(&lx_pool.busy) && READ_ONCE(lx_pool.owner) == current;
+}
 
-	while ((i = atomic_long_fetch_add(1, &lx_pool.next)) < (long)lx_pool.n_chunks)
-		LX_CALL(lx_pool.fn, lx_pool.ctx, i, 0, 0, 0, 0);
+static bool __maybe_unused lx_pool_owner_in_task(void)
+{
+	return lx_pool.owner_in_task;
+}
+
+static bool __maybe_unused lx_is_worker(void)
+{
+	int i;
+
+	for (i = 0; i < lx_pool.n; i++)
+		if (lx_pool.task[i] == current)
+			return true;
+	return false;
+}
+
+/* Takes the next task of job @job (of @n tasks) into @i; false when none is left for it. */
+static bool lx_pool_claim(u32 job, size_t n, size_t *i)
+{
+	s64 v = atomic64_read(&lx_pool.claim);
+
+	for (;;) {
+		if ((u32)((u64)v >> 32) != job || (u32)v >= n)
+			return false;
+		if (atomic64_try_cmpxchg(&lx_pool.claim, &v, v + 1)) {
+			*i = (u32)v;
+			return true;
+		}
+	}
+}
+
+static void lx_pool_task_done(void)
+{
+	atomic_long_inc(&lx_pool.finished);
+	if (wq_has_sleeper(&lx_pool.done))	/* a full barrier, after the increment */
+		wake_up(&lx_pool.done);
+}
+
+/* A worker's share of job @job: tasks until none is left (none at all once the engine is dead). */
+static void lx_pool_work(u32 job)
+{
+	const void *ctx = READ_ONCE(lx_pool.ctx);
+	void (*fn)(const void *ctx, size_t i) = READ_ONCE(lx_pool.fn);
+	size_t n = READ_ONCE(lx_pool.n_chunks), i;
+
+	/* The fields may be a later job's: the claim then fails, and they are not used. */
+	while (!lx_is_dead() && lx_pool_claim(job, n, &i)) {
+		LX_CALL(fn, ctx, i, 0, 0, 0, 0);	/* -ENOTRECOVERABLE if it panicked: still done */
+		lx_pool_task_done();
+	}
+}
+
+/* Owner: no task can be claimed any more; returns how many were. */
+static size_t lx_pool_close(void)
+{
+	s64 v = atomic64_read(&lx_pool.claim);
+
+	for (;;) {
+		if ((u32)v == LX_CLAIM_CLOSED)
+			return lx_pool.claimed;
+		if (atomic64_try_cmpxchg(&lx_pool.claim, &v, (s64)(((u64)v & ~0xffffffffull) | LX_CLAIM_CLOSED))) {
+			lx_pool.claimed = min_t(size_t, (u32)v, lx_pool.n_chunks);
+			return lx_pool.claimed;
+		}
+	}
+}
+
+/*
+ * Owner: whether no task of the job runs any more: all have run, or (the engine dead, nothing
+ * more is claimed) those that were claimed have returned, the owner's own escaping one aside.
+ */
+static bool lx_pool_quiet(void)
+{
+	long finished = atomic_long_read(&lx_pool.finished);
+
+	if (finished >= (long)lx_pool.n_chunks)
+		return true;
+	if (!lx_is_dead())
+		return false;
+	return finished >= (long)lx_pool_close() - (lx_pool.owner_in_task ? 1 : 0);
 }
 
 /*
@@ -166,6 +535,31 @@ static void lx_pool_drain(void)
  * through the wait queue costs more than that. As in the userspace pool.
  */
 #define LX_SPIN_NS (1000 * NSEC_PER_USEC)
+
+/* Owner, in its FPU section: waits until no task of the job runs, then frees the pool. */
+static void lx_pool_finish(void)
+{
+	u64 spin_end = ktime_get_ns() + LX_SPIN_NS;
+
+	while (!lx_pool_quiet() && !need_resched() && ktime_get_ns() < spin_end)
+		cpu_relax();
+	if (!lx_pool_quiet()) {
+		struct lx_guard *g = lx_fpu_pause();
+
+		wait_event(lx_pool.done, lx_pool_quiet());
+		lx_fpu_resume(g);
+	}
+	lx_pool_close();	/* a worker that looks late finds nothing to take */
+	WRITE_ONCE(lx_pool.owner, NULL);
+	lx_pool.owner_in_task = false;
+	atomic_set_release(&lx_pool.busy, 0);
+}
+
+/* The owner panicked inside its job: the job ends with the tasks that were claimed. */
+static void lx_pool_abandon(void)
+{
+	lx_pool_finish();
+}
 
 /* Spins until a job other than @seen is published; false when it gave up (time, resched, stop). */
 static bool lx_pool_spin_for_job(unsigned long seen)
@@ -198,9 +592,7 @@ static int lx_pool_worker(void *arg)
 		do {
 			seen = READ_ONCE(lx_pool.job);
 			smp_rmb();	/* the job's fields were published before its number */
-			lx_pool_drain();
-			if (atomic_dec_and_test(&lx_pool.pending))
-				wake_up(&lx_pool.done);
+			lx_pool_work((u32)seen);
 		} while (lx_pool_spin_for_job(seen));
 		kernel_fpu_end();
 	}
@@ -214,34 +606,45 @@ size_t llamux_shim_threads(void)
 
 void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const void *ctx, size_t i))
 {
+	unsigned long job;
 	size_t i;
-	u64 spin_end;
 
-	if (lx_pool.n == 0 || n_chunks < 2 || atomic_cmpxchg(&lx_pool.busy, 0, 1) != 0) {
+	if (lx_is_dead())
+		lx_escape();
+	if (need_resched()) {
+		struct lx_guard *g = lx_fpu_pause();
+
+		cond_resched();
+		lx_fpu_resume(g);
+	}
+	if (lx_pool.n == 0 || n_chunks < 2 || n_chunks >= LX_CLAIM_CLOSED ||
+	    atomic_cmpxchg(&lx_pool.busy, 0, 1) != 0) {
 		for (i = 0; i < n_chunks; i++)
-			LX_CALL(fn, ctx, i, 0, 0, 0, 0);
+			if (LX_CALL(fn, ctx, i, 0, 0, 0, 0) == -ENOTRECOVERABLE && lx_is_dead())
+				lx_escape();
 		return;
 	}
-	lx_pool.ctx = ctx;
-	lx_pool.fn = fn;
-	lx_pool.n_chunks = n_chunks;
-	atomic_long_set(&lx_pool.next, 0);
-	atomic_set(&lx_pool.pending, lx_pool.n);
+	job = lx_pool.job + 1;
+	WRITE_ONCE(lx_pool.owner, current);
+	WRITE_ONCE(lx_pool.ctx, ctx);
+	WRITE_ONCE(lx_pool.fn, fn);
+	WRITE_ONCE(lx_pool.n_chunks, n_chunks);
+	atomic_long_set(&lx_pool.finished, 0);
+	smp_wmb();	/* the fields before the claim word that opens the job */
+	atomic64_set(&lx_pool.claim, (s64)((u64)(u32)job << 32));
 	smp_wmb();
-	WRITE_ONCE(lx_pool.job, lx_pool.job + 1);
+	WRITE_ONCE(lx_pool.job, job);
 	if (wq_has_sleeper(&lx_pool.start))
 		wake_up_all(&lx_pool.start);
-	lx_pool_drain();
-	/* Spin (still in the FPU section) for the workers, then sleep outside it. */
-	spin_end = ktime_get_ns() + LX_SPIN_NS;
-	while (atomic_read(&lx_pool.pending) != 0 && !need_resched() && ktime_get_ns() < spin_end)
-		cpu_relax();
-	if (atomic_read(&lx_pool.pending) != 0) {
-		kernel_fpu_end();
-		wait_event(lx_pool.done, atomic_read(&lx_pool.pending) == 0);
-		kernel_fpu_begin();
+	while (!lx_is_dead() && lx_pool_claim((u32)job, n_chunks, &i)) {
+		lx_pool.owner_in_task = true;
+		LX_CALL(fn, ctx, i, 0, 0, 0, 0);
+		lx_pool.owner_in_task = false;
+		lx_pool_task_done();
 	}
-	atomic_set(&lx_pool.busy, 0);
+	lx_pool_finish();
+	if (lx_is_dead())
+		lx_escape();	/* a worker's task panicked: the Rust caller must not go on */
 }
 
 static void lx_pool_stop(void)
@@ -259,6 +662,7 @@ static int lx_pool_start(void)
 
 	init_waitqueue_head(&lx_pool.start);
 	init_waitqueue_head(&lx_pool.done);
+	atomic64_set(&lx_pool.claim, LX_CLAIM_CLOSED);
 	want = clamp(want, 0, LX_MAX_WORKERS);
 	for (lx_pool.n = 0; lx_pool.n < want; lx_pool.n++) {
 		struct task_struct *t = kthread_run(lx_pool_worker, NULL, "llamux-worker/%d", lx_pool.n);
@@ -288,7 +692,7 @@ static int lx_pool_start(void)
  * session is never in use when it is freed. Every engine call is one FPU section; the engine
  * yields between calls and sleeps when no session can be stepped.
  */
-#define LX_PIECE_MAX 256	/* the text of one token (a longer one is cut) */
+#define LX_PIECE_MAX (LX_FIFO_SIZE / 2)	/* room for one token's text; a model whose tokens need more is refused */
 #define LX_PROMPT_BUDGET 32	/* prompt tokens per engine step, all sessions together */
 #define LX_MAX_CTX 32768	/* the largest n_ctx the config takes */
 #define LX_MAX_SESSIONS 256
@@ -317,6 +721,10 @@ struct lx_file {
 	u32 tokens_in;			/* prompt tokens fed (engine only) */
 	struct lx_audit_rec rec;	/* this request's audit record, written when it ends */
 	struct list_head unread;	/* on lx_detached while closed unread */
+	char *prompt;			/* the prompt written so far (until it starts) */
+	size_t prompt_len;
+	bool begun;			/* its start was tried (first read, poll or close) */
+	u64 kv_bytes;			/* its share of the kv_max_mb bound */
 };
 
 static struct {
@@ -329,6 +737,19 @@ static struct {
 	struct lx_slot *slots;		/* max_sessions of each */
 	struct lx_file **files;
 } lx_eng;
+
+/* Bytes of KV cache all sessions may hold together (kv_max_mb), and what they hold. */
+static u64 lx_kv_limit;
+static atomic64_t lx_kv_bytes = ATOMIC64_INIT(0);
+/* The longest text one token can give (the model's longest token, and a UTF-8 carry). */
+static u32 lx_piece_max = LX_PIECE_MAX;
+
+static void lx_kv_release(struct lx_file *f)
+{
+	if (f->kv_bytes)
+		atomic64_sub(f->kv_bytes, &lx_kv_bytes);
+	f->kv_bytes = 0;
+}
 
 static void lx_engine_kick(void)
 {
@@ -360,15 +781,26 @@ static void lx_retire(struct lx_file *f, int error)
 			atomic64_add(ktime_to_ns(ktime_sub(ktime_get(), f->t_gen)), &lx_gen_ns);
 	}
 	if (f->session) {
+		/* Refused once the engine is dead: the session's blocks are freed at unload. */
 		kernel_fpu_begin();
 		LX_CALL(llamux_session_free, f->session, 0, 0, 0, 0, 0);
 		kernel_fpu_end();
 		f->session = NULL;
 	}
+	lx_kv_release(f);
 	if (error && !f->error)
 		f->error = error;
 	smp_store_release(&f->done, true);	/* after the error and the last output */
 	wake_up_interruptible(&f->readable);
+}
+
+/* The engine is dead: every session leaves, its reader getting -EIO. */
+static void lx_engine_fail_all(void)
+{
+	struct lx_file *f, *tmp;
+
+	list_for_each_entry_safe(f, tmp, &lx_eng.active, node)
+		lx_retire(f, -EIO);
 }
 
 static void lx_engine_expire(void)
@@ -418,20 +850,26 @@ static bool lx_engine_decode(void)
 	size_t n = 0, i;
 	s64 tokens = 0;
 	ktime_t t0;
+	long ret;
 
 	list_for_each_entry(f, &lx_eng.active, node) {
-		if (f->prompting || kfifo_avail(&f->out) < LX_PIECE_MAX || n >= max_sessions)
+		if (f->prompting || kfifo_avail(&f->out) < lx_piece_max || n >= max_sessions)
 			continue;
 		lx_eng.files[n] = f;
-		lx_eng.slots[n] = (struct lx_slot){ .session = f->session, .out = f->piece, .out_len = LX_PIECE_MAX };
+		lx_eng.slots[n] = (struct lx_slot){ .session = f->session, .out = f->piece, .out_len = lx_piece_max };
 		n++;
 	}
 	if (n == 0)
 		return false;
 	t0 = ktime_get();
 	kernel_fpu_begin();
-	LX_CALL(llamux_decode_step, lx_engine, lx_eng.batch, lx_eng.slots, n, 0, 0);
+	ret = LX_CALL(llamux_decode_step, lx_engine, lx_eng.batch, lx_eng.slots, n, 0, 0);
 	kernel_fpu_end();
+	if (ret < 0) {	/* the engine panicked in this step: its sessions fail */
+		for (i = 0; i < n; i++)
+			lx_retire(lx_eng.files[i], -EIO);
+		return true;
+	}
 	for (i = 0; i < n; i++) {
 		struct lx_slot *s = &lx_eng.slots[i];
 
@@ -447,7 +885,7 @@ static bool lx_engine_decode(void)
 			tokens++;
 		}
 		if (s->len > 0) {
-			kfifo_in(&f->out, f->piece, min_t(u32, s->len, LX_PIECE_MAX));
+			kfifo_in(&f->out, f->piece, min_t(u32, s->len, lx_piece_max));	/* never cut: len <= out_len */
 			wake_up_interruptible(&f->readable);
 		}
 		if (s->status != 0)
@@ -470,6 +908,8 @@ static int lx_engine_thread(void *arg)
 		bool worked, idle;
 
 		mutex_lock(&lx_eng.lock);
+		if (lx_is_dead())
+			lx_engine_fail_all();
 		lx_engine_expire();
 		worked = lx_engine_prompts();
 		worked |= lx_engine_decode();
@@ -499,6 +939,8 @@ static struct lx_file *lx_file_new(void)
 {
 	struct lx_file *f;
 
+	if (lx_is_dead())
+		return ERR_PTR(-ENOTRECOVERABLE);
 	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
 	if (!f)
 		return ERR_PTR(-ENOMEM);
@@ -543,7 +985,7 @@ static int lx_prompt_open(struct inode *inode, struct file *file)
 	f->uid = uid;
 	f->quota = lx_quota_on();
 	file->private_data = f;
-	return 0;
+	return stream_open(inode, file);	/* no positions: pread and lseek fail with ESPIPE */
 }
 
 /*
@@ -553,6 +995,7 @@ static int lx_prompt_open(struct inode *inode, struct file *file)
 static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigned int timeout, const char *text,
 			 size_t len)
 {
+	long kv;
 	int ret;
 
 	if (f->started)
@@ -576,18 +1019,40 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 		lx_audit(&f->rec);
 		return -EBUSY;
 	}
+	/* The session's KV cache, reserved against kv_max_mb before anything is allocated. */
+	kernel_fpu_begin();
+	kv = LX_CALL(llamux_engine_kv_bytes, lx_engine, cfg->n_ctx, 0, 0, 0, 0);
+	kernel_fpu_end();
+	if (kv >= 0 && atomic64_add_return(kv, &lx_kv_bytes) > lx_kv_limit) {
+		atomic64_sub(kv, &lx_kv_bytes);
+		pr_info_ratelimited("llamux: prompt refused: its KV cache (%ld bytes) is over kv_max_mb\n", kv);
+		kv = -ENOMEM;
+	}
+	if (kv < 0) {
+		atomic_dec(&lx_live);
+		f->rec.outcome = LX_REFUSED;
+		lx_audit(&f->rec);
+		return (int)kv;
+	}
+	f->kv_bytes = kv;
 	/* Tokenizing and allocating the session happen here, in the writer's time. */
 	kernel_fpu_begin();
-	f->session = (struct lx_session *)LX_CALL(llamux_session_new, lx_engine, cfg, text, len, f->err, sizeof(f->err));
+	f->session = (struct lx_session *)lx_call_scoped((const void *)llamux_session_new, (long)lx_engine, (long)cfg,
+							 (long)text, (long)len, (long)f->err, sizeof(f->err));
 	kernel_fpu_end();
-	/* ERR_PTR(-EINVAL) for a refused prompt, ERR_PTR(-ENOMEM) when memory ran out. */
+	/*
+	 * ERR_PTR(-EINVAL) for a refused prompt, ERR_PTR(-ENOMEM) when memory ran out,
+	 * ERR_PTR(-ENOTRECOVERABLE) when the engine is dead.
+	 */
 	if (IS_ERR_OR_NULL(f->session)) {
 		ret = f->session ? PTR_ERR(f->session) : -EINVAL;
 		f->session = NULL;
 		atomic_dec(&lx_live);
+		lx_kv_release(f);
 		f->rec.outcome = LX_REFUSED;
 		lx_audit(&f->rec);
-		pr_info_ratelimited("llamux: prompt refused: %s\n", f->err);
+		if (ret != -ENOTRECOVERABLE)
+			pr_info_ratelimited("llamux: prompt refused: %s\n", f->err);
 		return ret;
 	}
 	f->counted = true;
@@ -604,36 +1069,81 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 	return 0;
 }
 
+/*
+ * A prompt may take several writes: they are appended (LX_MAX_PROMPT bytes in all) until the
+ * prompt starts, at the file's first read or poll, or when it is closed unread (the answer is
+ * then kept for /proc/llamux/response). Writes after that are refused (-EBUSY).
+ */
 static ssize_t lx_prompt_write(struct file *file, const char __user *buf, size_t len, loff_t *ppos)
 {
 	struct lx_file *f = file->private_data;
-	struct lx_config cfg;
-	unsigned int timeout;
 	char *text;
 	ssize_t ret = len;
-	int err;
 
 	if (len == 0)
 		return 0;
-	if (len > LX_MAX_PROMPT)
-		return -E2BIG;
-	text = memdup_user(buf, len);
-	if (IS_ERR(text))
-		return PTR_ERR(text);
+	if (lx_is_dead())
+		return -ENOTRECOVERABLE;
+	mutex_lock(&f->lock);
+	if (f->begun) {
+		ret = -EBUSY;	/* one prompt per open file */
+	} else if (len > LX_MAX_PROMPT - f->prompt_len) {
+		ret = -E2BIG;
+	} else {
+		text = kvmalloc(f->prompt_len + len, GFP_KERNEL_ACCOUNT);
+		if (!text) {
+			ret = -ENOMEM;
+		} else if (copy_from_user(text + f->prompt_len, buf, len)) {
+			kvfree(text);
+			ret = -EFAULT;
+		} else {
+			if (f->prompt_len)
+				memcpy(text, f->prompt, f->prompt_len);
+			kvfree(f->prompt);
+			f->prompt = text;
+			f->prompt_len += len;
+		}
+	}
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+static bool lx_unloading;
+
+/*
+ * Under f->lock: starts the prompt written so far, once (its error, if any, is the file's, which
+ * reads then return). Nothing written: -EINVAL and nothing is tried.
+ */
+static int lx_file_begin(struct lx_file *f)
+{
+	struct lx_config cfg;
+	unsigned int timeout;
+	size_t len = f->prompt_len;
+	int err;
+
+	if (f->begun)
+		return 0;
+	if (!f->prompt_len)
+		return -EINVAL;
+	if (READ_ONCE(lx_unloading))
+		return -ESHUTDOWN;	/* closed by the unload: nothing to start */
+	f->begun = true;
 	/* A trailing newline from `echo` is not part of the prompt. */
-	if (len > 0 && text[len - 1] == '\n')
+	if (f->prompt[len - 1] == '\n')
 		len--;
 	mutex_lock(&lx_config_lock);
 	cfg = lx_cfg;
 	timeout = lx_timeout_s;
 	mutex_unlock(&lx_config_lock);
-	mutex_lock(&f->lock);
-	err = lx_file_start(f, &cfg, timeout, text, len);
-	if (err)
-		ret = err;
-	mutex_unlock(&f->lock);
-	kfree(text);
-	return ret;
+	err = lx_file_start(f, &cfg, timeout, f->prompt, len);
+	kvfree(f->prompt);
+	f->prompt = NULL;
+	f->prompt_len = 0;
+	if (err) {
+		f->error = err;
+		smp_store_release(&f->done, true);
+	}
+	return 0;
 }
 
 static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, loff_t *ppos)
@@ -642,9 +1152,12 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 	unsigned int copied = 0;
 	int ret;
 
-	if (!f->started)
-		return -EINVAL;
-	f->was_read = true;
+	f->was_read = true;	/* closing it now cancels the generation */
+	mutex_lock(&f->lock);
+	ret = lx_file_begin(f);
+	mutex_unlock(&f->lock);
+	if (ret)
+		return ret;
 	ret = wait_event_interruptible(f->readable, !kfifo_is_empty(&f->out) || smp_load_acquire(&f->done));
 	if (ret)
 		return ret;	/* -ERESTARTSYS: interrupted by a signal */
@@ -660,6 +1173,30 @@ static ssize_t lx_prompt_read(struct file *file, char __user *buf, size_t len, l
 	return copied;
 }
 
+/*
+ * Readable when text is waiting or the generation has ended (a read then returns 0 or the
+ * error); writable while the prompt has not started. Polling for input starts the prompt, and
+ * counts as reading (closing the file then cancels the generation).
+ */
+static __poll_t lx_prompt_poll(struct file *file, poll_table *wait)
+{
+	struct lx_file *f = file->private_data;
+	__poll_t mask = 0;
+
+	mutex_lock(&f->lock);
+	if (!f->begun && (poll_requested_events(wait) & (EPOLLIN | EPOLLRDNORM)) && f->prompt_len) {
+		f->was_read = true;
+		lx_file_begin(f);
+	}
+	if (!f->begun)
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	mutex_unlock(&f->lock);
+	poll_wait(file, &f->readable, wait);
+	if (f->begun && (!kfifo_is_empty(&f->out) || smp_load_acquire(&f->done)))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
 /* Stops a session's generation and frees it. */
 static void lx_file_free(struct lx_file *f)
 {
@@ -671,6 +1208,7 @@ static void lx_file_free(struct lx_file *f)
 		lx_quota_close(f->uid);
 	if (f->counted)
 		atomic_dec(&lx_live);
+	kvfree(f->prompt);
 	kfree(f);
 }
 
@@ -700,7 +1238,10 @@ static int lx_prompt_release(struct inode *inode, struct file *file)
 {
 	struct lx_file *f = file->private_data, *old;
 
-	if (f->started && !f->was_read) {
+	mutex_lock(&f->lock);
+	lx_file_begin(f);	/* a prompt written and never read starts now */
+	mutex_unlock(&f->lock);
+	if (f->begun && !f->was_read) {
 		mutex_lock(&lx_detached_lock);
 		old = lx_detached_take(f->uid);
 		list_add(&f->unread, &lx_detached);
@@ -718,7 +1259,9 @@ static int lx_response_open(struct inode *inode, struct file *file)
 	mutex_lock(&lx_detached_lock);
 	file->private_data = lx_detached_take(lx_file_uid(file));
 	mutex_unlock(&lx_detached_lock);
-	return file->private_data ? 0 : -ENODATA;
+	if (!file->private_data)
+		return -ENODATA;
+	return stream_open(inode, file);
 }
 
 static int lx_response_release(struct inode *inode, struct file *file)
@@ -730,6 +1273,7 @@ static int lx_response_release(struct inode *inode, struct file *file)
 static const struct proc_ops lx_response_ops = {
 	.proc_open = lx_response_open,
 	.proc_read = lx_prompt_read,
+	.proc_poll = lx_prompt_poll,
 	.proc_release = lx_response_release,
 	.proc_lseek = noop_llseek,
 };
@@ -738,6 +1282,7 @@ static const struct proc_ops lx_prompt_ops = {
 	.proc_open = lx_prompt_open,
 	.proc_read = lx_prompt_read,
 	.proc_write = lx_prompt_write,
+	.proc_poll = lx_prompt_poll,
 	.proc_release = lx_prompt_release,
 	.proc_lseek = noop_llseek,
 };
@@ -970,17 +1515,35 @@ static int lx_status_show(struct seq_file *m, void *v)
 	seq_printf(m, "engine: one step decodes up to %u sessions together, plus %d prompt tokens\n", max_sessions,
 		   LX_PROMPT_BUDGET);
 	seq_printf(m, "panic_haiku: %d generated (%s)\n", atomic_read(&lx_haiku_ready), lx_haiku_why);
+	if (lx_is_dead())
+		seq_printf(m, "engine_dead: %s\n", lx_dead_why);
 	return 0;
+}
+
+/*
+ * @count per second, times 1000, over @ns nanoseconds. The product count * 10^12 would overflow
+ * 64 bits after 9.2 million tokens: it is taken in 128 bits (mul_u64_u64_div_u64), whose
+ * quotient must fit 64 bits (divq faults otherwise), so a rate beyond that saturates.
+ */
+static s64 lx_milli_rate(s64 count, s64 ns)
+{
+	const u64 scale = 1000ULL * NSEC_PER_SEC;
+
+	if (count <= 0 || ns <= 0)
+		return 0;
+	if (div64_u64(count, ns) >= div64_u64(S64_MAX, scale) - 1)
+		return S64_MAX;
+	return mul_u64_u64_div_u64(count, scale, ns);
 }
 
 static int lx_stats_show(struct seq_file *m, void *v)
 {
 	s64 tokens = atomic64_read(&lx_tokens), ns = atomic64_read(&lx_gen_ns);
 	s64 ft = atomic64_read(&lx_first_token_count);
-	s64 milli_tps = ns > 0 ? div64_s64(tokens * 1000LL * NSEC_PER_SEC, ns) : 0;
+	s64 milli_tps = lx_milli_rate(tokens, ns);
 	/* Tokens over the time of the engine's decoding steps: all sessions' tokens per second. */
 	s64 ens = atomic64_read(&lx_engine_ns);
-	s64 milli_agg = ens > 0 ? div64_s64(tokens * 1000LL * NSEC_PER_SEC, ens) : 0;
+	s64 milli_agg = lx_milli_rate(tokens, ens);
 
 	seq_printf(m, "requests: %lld\ntokens: %lld\ndecode_us: %lld\ntokens_per_s: %lld.%03lld\n",
 		   atomic64_read(&lx_requests), tokens, div64_s64(ns, NSEC_PER_USEC), milli_tps / 1000,
@@ -991,6 +1554,7 @@ static int lx_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "engine_steps: %lld\nengine_decode_us: %lld\nengine_tokens_per_s: %lld.%03lld\nbatch_max: %lld\n",
 		   atomic64_read(&lx_engine_steps), div64_s64(ens, NSEC_PER_USEC), milli_agg / 1000, milli_agg % 1000,
 		   atomic64_read(&lx_batch_max));
+	seq_printf(m, "kv_bytes: %lld\nkv_limit: %llu\n", atomic64_read(&lx_kv_bytes), lx_kv_limit);
 	return 0;
 }
 
@@ -1188,8 +1752,13 @@ static int __init lx_init(void)
 	size_t file_size = 0;
 	ssize_t n;
 	char err[160] = "";
+	long piece = 0;
 	int ret;
 
+	/* llamux_call.S reads the guard at these offsets. */
+	BUILD_BUG_ON(offsetof(struct lx_guard, prev) != 64);
+	BUILD_BUG_ON(offsetof(struct lx_guard, fn) != 72);
+	BUILD_BUG_ON(offsetof(struct lx_guard, a) != 80);
 	ret = lx_pool_start();
 	if (ret)
 		return ret;
@@ -1212,8 +1781,10 @@ static int __init lx_init(void)
 		goto free_data;
 	kernel_fpu_begin();
 	lx_engine = (struct lx_engine *)LX_CALL(llamux_engine_new, lx_model_data, lx_model_size, err, sizeof(err), 0, 0);
-	if (!IS_ERR_OR_NULL(lx_engine))
+	if (!IS_ERR_OR_NULL(lx_engine)) {
 		LX_CALL(llamux_engine_info, lx_engine, &lx_n_vocab, &lx_n_ctx_train, &lx_n_layer, 0, 0);
+		piece = LX_CALL(llamux_engine_max_piece, lx_engine, 0, 0, 0, 0, 0);
+	}
 	kernel_fpu_end();
 	/* ERR_PTR(-EINVAL) for an unusable model, ERR_PTR(-ENOMEM) when memory ran out. */
 	if (IS_ERR_OR_NULL(lx_engine)) {
@@ -1222,6 +1793,15 @@ static int __init lx_init(void)
 		pr_err("llamux: %s is not a usable model: %s\n", model, err);
 		goto free_data;
 	}
+	/* A token's text goes to its reader whole: the FIFO must hold the longest one. */
+	if (piece < 0 || piece > LX_PIECE_MAX) {
+		pr_err("llamux: %s is not a usable model: a token's text takes %ld bytes, more than %d\n", model,
+		       piece, LX_PIECE_MAX);
+		ret = -EINVAL;
+		goto free_engine;
+	}
+	lx_piece_max = max_t(u32, piece, 1);
+	lx_kv_limit = kv_max_mb ? (u64)kv_max_mb << 20 : ((u64)totalram_pages() << PAGE_SHIFT) / 4;
 	ret = lx_engine_start();
 	if (ret)
 		goto free_engine;
@@ -1256,13 +1836,16 @@ free_data:
 	vfree(lx_model_data);
 	lx_trust_stop();
 	lx_pool_stop();
+	lx_blocks_reclaim();
 	return ret;
 }
 
 static void __exit lx_exit(void)
 {
 	struct lx_file *f, *tmp;
+	s64 left;
 
+	WRITE_ONCE(lx_unloading, true);	/* prompt files closed from here on start nothing */
 	atomic_notifier_chain_unregister(&panic_notifier_list, &lx_panic_nb);
 	if (lx_haiku_task)
 		kthread_stop(lx_haiku_task);	/* its session, if any, is freed before it returns */
@@ -1278,7 +1861,9 @@ static void __exit lx_exit(void)
 	vfree(lx_model_data);
 	lx_trust_stop();
 	lx_pool_stop();
-	pr_info("llamux: unloaded (engine memory left: %lld bytes)\n", atomic64_read(&lx_alloc_bytes));
+	/* Nothing is left unless the engine died (its memory was never freed by Rust). */
+	left = lx_blocks_reclaim();
+	pr_info("llamux: unloaded (engine memory left: %lld bytes%s)\n", left, left ? ", freed" : "");
 }
 
 module_init(lx_init);

@@ -81,6 +81,40 @@ echo "$PROMPT" > /proc/llamux/prompt
 cat /proc/llamux/response > /tmp/r.txt
 [ -s /tmp/r.txt ] && pass "echo > prompt; cat response: $(cat /tmp/r.txt)" || bad "no answer in /proc/llamux/response"
 
+# --- a prompt in several writes, and read after poll says so: the same text as one write ---
+{ exec 3<>/proc/llamux/prompt; printf '%s' "${PROMPT%% *}" >&3; printf ' %s' "${PROMPT#* }" >&3; cat <&3 > /tmp/mw.txt; exec 3>&-; }
+cmp -s /tmp/mw.txt /tmp/k.txt && pass "a prompt in two writes gives the one-write text" || bad "a prompt in two writes: '$(cat /tmp/mw.txt)'"
+# lxpoll: three-byte writes, poll before reading; checks POLLOUT before the start and not after, ESPIPE, EBUSY.
+if lxpoll "$PROMPT" > /tmp/poll.txt 2>/tmp/poll.err && cmp -s /tmp/poll.txt /tmp/k.txt; then
+  pass "poll: $(cat /tmp/poll.err), same text"
+else
+  bad "poll: $(cat /tmp/poll.err); text '$(cat /tmp/poll.txt)'"
+fi
+
+# --- timeouts: a reader gets ETIMEDOUT at its deadline; so does an unread detached answer ---
+# The whole context (the tiny model's 512 positions) takes longer than the timeout to fill.
+echo "n_ctx=512 max_tokens=60000 timeout=3" > /proc/llamux/config
+t0=$(now_cs)
+( exec 3<>/proc/llamux/prompt; printf 'Time me out' >&3; cat <&3 > /dev/null 2>/tmp/to.err; echo $? > /tmp/to.rc )
+t1=$(now_cs)
+if [ "$(cat /tmp/to.rc)" != 0 ] && grep -qi "timed out" /tmp/to.err && [ $((t1 - t0)) -ge 250 ] && [ $((t1 - t0)) -lt 2000 ]; then
+  pass "timeout=3: the reader got '$(cat /tmp/to.err)' after $((t1 - t0))0 ms"
+else
+  bad "timeout=3: reader exit $(cat /tmp/to.rc) after $((t1 - t0))0 ms: $(cat /tmp/to.err)"
+fi
+echo "Never read, times out" > /proc/llamux/prompt
+sleep 5
+t0=$(now_cs)
+cat /proc/llamux/response > /dev/null 2>/tmp/tor.err
+rc=$?
+t1=$(now_cs)
+if [ $rc != 0 ] && grep -qi "timed out" /tmp/tor.err && [ $((t1 - t0)) -lt 200 ]; then
+  pass "timeout=3: the unread answer had ended at its deadline ('$(cat /tmp/tor.err)', read in $((t1 - t0))0 ms)"
+else
+  bad "timeout=3: the unread answer: exit $rc after $((t1 - t0))0 ms: $(cat /tmp/tor.err)"
+fi
+echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
+
 # --- continuous batching: 8 sessions decode together, each giving the text it gives alone ---
 # Eight prompts of different lengths, greedy, BATCH_TOKENS tokens each, run one after another
 # (four, then the other four) and all eight at once (twice), alternating so that the machine's
@@ -167,6 +201,34 @@ sleep 1
 live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
 [ "$live" = 0 ] && pass "killed reader exited after $((t1 - t0))0 ms, live sessions $live" || bad "session live after killing its reader ($live)"
 
+# --- limits: max_sessions, and the KV bound (kv_max_mb) refusing with ENOMEM before allocating ---
+rmmod llamux && insmod /llamux.ko max_sessions=2 kv_max_mb=8 haikus=0 || bad "reload with max_sessions=2 kv_max_mb=8"
+echo "n_ctx=64 max_tokens=60000 temp=0 timeout=600" > /proc/llamux/config
+# A session takes its place when its prompt starts (the first read), not at open: with two
+# started, a third prompt is refused with EBUSY from its read (cat names the errno; busybox head
+# and dd do not), and served once the others closed.
+( exec 4<>/proc/llamux/prompt 5<>/proc/llamux/prompt
+  printf '%s' "$PROMPT" >&4; printf '%s' "$PROMPT" >&5
+  dd bs=1 count=1 <&4 > /dev/null 2>&1; dd bs=1 count=1 <&5 > /dev/null 2>&1
+  if ( exec 6<>/proc/llamux/prompt && printf '%s' "$PROMPT" >&6 && cat <&6 > /dev/null ) 2>/tmp/ms.err; then
+    echo served; else echo refused; fi > /tmp/ms.txt )
+if [ "$(cat /tmp/ms.txt)" = refused ] && grep -qi busy /tmp/ms.err \
+  && ( exec 6<>/proc/llamux/prompt && printf '%s' "$PROMPT" >&6 && dd bs=1 count=1 <&6 > /dev/null 2>&1 ); then
+  pass "max_sessions=2: a third prompt is refused ($(cat /tmp/ms.err)), and served once the others closed"
+else
+  bad "max_sessions=2: third prompt $(cat /tmp/ms.txt): $(cat /tmp/ms.err)"
+fi
+echo "n_ctx=32768" > /proc/llamux/config
+( exec 3<>/proc/llamux/prompt; printf 'Too much memory' >&3; cat <&3 > /dev/null 2>/tmp/kv.err; echo $? > /tmp/kv.rc )
+echo "n_ctx=64 max_tokens=4" > /proc/llamux/config
+( exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/kv.txt; exec 3>&- )
+kvb=$(grep '^kv_bytes:' /proc/llamux/stats | cut -d' ' -f2)
+if [ "$(cat /tmp/kv.rc)" != 0 ] && grep -qi memory /tmp/kv.err && [ -s /tmp/kv.txt ] && [ "$kvb" = 0 ]; then
+  pass "kv_max_mb=8: a 32768-position session is refused ($(cat /tmp/kv.err)), a 64-position one answers, kv_bytes back to $kvb"
+else
+  bad "kv_max_mb=8: 32768 positions: exit $(cat /tmp/kv.rc) $(cat /tmp/kv.err); 64: '$(cat /tmp/kv.txt)'; kv_bytes $kvb"
+fi
+
 # --- decoding speed: kernel and userspace side by side, one thread each ---
 # Both run at the same time, each on its own CPU, so that the machine's speed swings hit both
 # alike; six rounds of SPEED_TOKENS tokens. Kernel: tokens / decoding time from its stats;
@@ -198,6 +260,58 @@ sleep 1
 live=$(grep live_sessions /proc/llamux/stats | cut -d' ' -f2)
 rmmod llamux && pass "rmmod with $live live sessions: $(dmesg | grep 'llamux: unloaded' | tail -n1)" || bad "rmmod"
 wait $reader 2>/dev/null
+# --- a panic inside the engine: its session fails, later work is refused, the machine stays up ---
+# llamux-fault.ko is the debug build (kernel/build.sh --fault-inject): its `fault` parameter makes
+# the engine panic once, at the site given.
+fault_case() {
+  if ! insmod /llamux-fault.ko haikus=0; then bad "insmod llamux-fault.ko"; return; fi
+  echo "n_ctx=$N_CTX max_tokens=2000 temp=0 timeout=600" > /proc/llamux/config
+  before=$(dmesg | grep -c 'llamux: engine panic')
+  echo $1 > /sys/module/llamux/parameters/fault
+  ( exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null 2>/tmp/f.err; echo $? > /tmp/f.rc )
+  after=$(dmesg | grep -c 'llamux: engine panic')
+  if [ "$(cat /tmp/f.rc)" != 0 ] && [ $((after - before)) = 1 ]; then
+    pass "fault $1 ($2): the reader got '$(cat /tmp/f.err)'; one line: $(dmesg | grep 'llamux: engine panic' | tail -n1)"
+  else
+    bad "fault $1 ($2): reader exit $(cat /tmp/f.rc) ($(cat /tmp/f.err)), $((after - before)) panic lines"
+  fi
+  if ( exec 3<>/proc/llamux/prompt ) 2>/tmp/f2.err; then
+    bad "fault $1: an open after the panic was accepted"
+  else
+    pass "fault $1: later opens are refused ($(cat /tmp/f2.err)); status: $(grep '^engine_dead:' /proc/llamux/status)"
+  fi
+  if rmmod llamux; then pass "fault $1: rmmod: $(dmesg | grep 'llamux: unloaded' | tail -n1)"; else bad "fault $1: rmmod"; fi
+}
+fault_case 1 "a decoding step, on the engine thread"
+fault_case 2 "a parallel task, on a pool worker"
+fault_case 3 "a session's setup, on the reader's thread"
+fault_case 4 "a parallel task, on the engine thread that owns the pool"
+# Memory running out where the core cannot report it (the tokenizer) fails that prompt only.
+if insmod /llamux-fault.ko haikus=0; then
+  echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
+  before=$(dmesg | grep -c 'llamux: engine panic')
+  echo 5 > /sys/module/llamux/parameters/fault
+  ( exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /dev/null 2>/tmp/f.err; echo $? > /tmp/f.rc )
+  { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/oom.txt; exec 3>&-; }
+  after=$(dmesg | grep -c 'llamux: engine panic')
+  bytes=$(grep '^engine_bytes:' /proc/llamux/stats | cut -d' ' -f2)
+  if [ "$(cat /tmp/f.rc)" != 0 ] && grep -qi memory /tmp/f.err && [ $after = $before ] && cmp -s /tmp/oom.txt /tmp/k.txt; then
+    pass "fault 5 (an allocation fails in the tokenizer): that prompt got '$(cat /tmp/f.err)', the next one the same text, no panic line; engine_bytes $bytes"
+  else
+    bad "fault 5: reader exit $(cat /tmp/f.rc) ($(cat /tmp/f.err)), $((after - before)) panic lines, next text '$(cat /tmp/oom.txt)'"
+  fi
+  rmmod llamux || bad "fault 5: rmmod"
+else
+  bad "insmod llamux-fault.ko (fault 5)"
+fi
+if insmod /llamux.ko haikus=0; then
+  echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
+  { exec 3<>/proc/llamux/prompt; printf '%s' "$PROMPT" >&3; cat <&3 > /tmp/after.txt; exec 3>&-; }
+  cmp -s /tmp/after.txt /tmp/k.txt && pass "after four engine panics the module loads again and gives the same text" || bad "after the panics: '$(cat /tmp/after.txt)'"
+  rmmod llamux || bad "rmmod after the panics"
+else
+  bad "insmod after the panics"
+fi
 if dmesg | grep -E "BUG|WARNING|Oops|soft lockup|hard LOCKUP|rcu_sched self-detected stall|detected stall|scheduling while atomic"; then
   bad "kernel log has errors (above)"
 else

@@ -106,7 +106,8 @@ lines=$(wc -l < /tmp/audit.txt)
 ok=1
 [ "$lines" = 5 ] || { echo "audit: $lines lines, 5 requests"; ok=0; }
 grep -q "^seq=1 time=[0-9]* uid=1000 pid=[0-9]* comm=ask client=- prompt_sha256=[0-9a-f]* tokens_in=0 tokens_out=0 outcome=too_many_sessions$" /tmp/audit.txt || ok=0
-grep -q "^seq=2 time=[0-9]* uid=1001 pid=[0-9]* comm=ask client=- prompt_sha256=$sha tokens_in=[1-9][0-9]* tokens_out=[1-9][0-9]* outcome=completed$" /tmp/audit.txt || ok=0
+# The prompt starts at its first read: the asker recorded is the reader (cat).
+grep -q "^seq=2 time=[0-9]* uid=1001 pid=[0-9]* comm=cat client=- prompt_sha256=$sha tokens_in=[1-9][0-9]* tokens_out=[1-9][0-9]* outcome=completed$" /tmp/audit.txt || ok=0
 grep -q "^seq=3 .* uid=1000 .* prompt_sha256=$sha .* outcome=completed$" /tmp/audit.txt || ok=0
 [ "$(grep -c "uid=100[01] .*comm=tell .*prompt_sha256=$sha .*outcome=completed" /tmp/audit.txt)" = 2 ] || ok=0
 [ $ok = 1 ] && pass "audit: one line per request (5), with uid, comm, the prompt's SHA-256, tokens and outcome" \

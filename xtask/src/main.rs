@@ -478,6 +478,13 @@ fn build_module(headers: &Path) -> Result<PathBuf> {
     Ok(root().join("target/kernel/build/llamux.ko"))
 }
 
+/// Builds the debug llamux.ko whose `fault` parameter makes the engine panic (the same Rust
+/// object as [`build_module`]'s); returns its path.
+fn build_fault_module(headers: &Path) -> Result<PathBuf> {
+    run(Command::new(root().join("kernel/build.sh")).arg(headers).arg("--fault-inject"))?;
+    Ok(root().join("target/kernel/build-fault/llamux.ko"))
+}
+
 /// Builds `package`'s binaries statically (musl); returns the directory holding them.
 fn build_static(package: &str) -> Result<PathBuf> {
     rustup(&["target", "add", "x86_64-unknown-linux-musl"])?;
@@ -543,11 +550,14 @@ fn kvm_works(kernel: &Path, work: &Path) -> Result<bool> {
 }
 
 fn vm(interactive: bool) -> Result<()> {
-    for (cmd, pkg) in [("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio"), ("busybox", "busybox-static")] {
+    for (cmd, pkg) in
+        [("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio"), ("busybox", "busybox-static"), ("cc", "gcc")]
+    {
         need(cmd, pkg)?;
     }
     let (kernel, headers) = kernel()?;
     let ko = build_module(&headers)?;
+    let fault_ko = build_fault_module(&headers)?;
     let llamux_static = build_static("llamux-cli")?.join("llamux");
     run(cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
 
@@ -570,6 +580,12 @@ fn vm(interactive: bool) -> Result<()> {
     std::fs::copy("/bin/busybox", dir.join("bin/busybox"))?;
     std::fs::copy(&llamux_static, dir.join("bin/llamux"))?;
     std::fs::copy(&ko, dir.join("llamux.ko"))?;
+    std::fs::copy(&fault_ko, dir.join("llamux-fault.ko"))?;
+    // The poll and stream checks of the prompt file, in C (busybox has no poll).
+    run(Command::new("cc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(dir.join("bin/lxpoll"))
+        .arg(root().join("kernel/vm/lxpoll.c")))?;
     std::fs::copy(root().join("kernel/vm/init.sh"), dir.join("init"))?;
     std::fs::copy(root().join("kernel/vm/trust.sh"), dir.join("trust.sh"))?;
     let bytes = std::fs::read(&model)?;

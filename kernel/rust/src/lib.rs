@@ -1,6 +1,7 @@
 //! The engine's C ABI for the Linux kernel module. The C shim (`kernel/llamux_main.c`) owns
 //! everything kernel-facing and calls in here only between `kernel_fpu_begin()` and
-//! `kernel_fpu_end()`; memory comes from the shim's `kvmalloc`, panics are reported through it.
+//! `kernel_fpu_end()`; memory comes from the shim's `kvmalloc`, panics are reported through it
+//! (`llamux_shim_panic` never returns: it abandons the panicking call, see the shim).
 
 #![no_std]
 // `Box::try_new`: a session's allocation failing is an error, not a panic (this crate is only
@@ -30,6 +31,7 @@ extern "C" {
     fn llamux_shim_free(ptr: *mut u8);
     fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
     fn llamux_shim_threads() -> usize;
+    fn llamux_shim_fault(site: u32) -> bool;
     fn llamux_shim_parallel(
         ctx: *const core::ffi::c_void,
         n_chunks: usize,
@@ -37,7 +39,7 @@ extern "C" {
     );
 }
 
-/// The kernel host's [`Parallel`]: chunks run on the shim's per-CPU kernel threads (each in its
+/// The kernel host's [`Parallel`]: chunks run on the shim's pool of kernel threads (each in its
 /// own FPU section), the caller taking part.
 struct KernelThreads;
 
@@ -47,7 +49,22 @@ struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
 }
 
+/// Fault-injection sites (`fault=` of the module's debug builds; never true in release builds):
+/// a decoding step, a parallel task (the shim picks a worker's or the pool owner's), a
+/// session's setup.
+const FAULT_STEP: u32 = 1;
+const FAULT_TASK: u32 = 2;
+const FAULT_SESSION: u32 = 3;
+
+fn fault(site: u32) -> bool {
+    // SAFETY: a plain query of the shim.
+    unsafe { llamux_shim_fault(site) }
+}
+
 extern "C" fn run_task(ctx: *const core::ffi::c_void, i: usize) {
+    if fault(FAULT_TASK) {
+        panic!("fault injected in a parallel task");
+    }
     // SAFETY: `ctx` is the `Job` of the `for_each` call that is waiting for this task.
     let job = unsafe { &*(ctx as *const Job<'_>) };
     if i < job.n_tasks {
@@ -250,6 +267,36 @@ pub unsafe extern "C" fn llamux_engine_info(
     }
 }
 
+/// Bytes of the KV cache (f16 keys and values, every layer) of a session of `n_ctx` positions,
+/// what [`llamux_session_new`] allocates for it besides a few per-token buffers; saturating.
+///
+/// # Safety
+/// `e` is a live engine.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_kv_bytes(e: *const Engine, n_ctx: u32) -> isize {
+    // SAFETY: the shim passes a live engine.
+    let e = unsafe { &*e };
+    let n = (e.model.hp.n_layer as usize)
+        .saturating_mul(n_ctx.max(1) as usize)
+        .saturating_mul(e.model.kv_dim())
+        .saturating_mul(2 * core::mem::size_of::<u16>());
+    n.min(isize::MAX as usize) as isize
+}
+
+/// The most bytes of text one decoding step can give a session: the longest token's text (a
+/// token's bytes are never more than its stored text's) and a UTF-8 sequence carried over.
+///
+/// # Safety
+/// `e` is a live engine.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_engine_max_piece(e: *const Engine) -> isize {
+    // SAFETY: the shim passes a live engine.
+    let e = unsafe { &*e };
+    let v = &e.tok.vocab;
+    let longest = (0..v.len()).filter_map(|id| v.text(u32::try_from(id).ok()?)).map(str::len).max().unwrap_or(0);
+    longest.saturating_add(4).min(isize::MAX as usize) as isize
+}
+
 /// Formats `user[..len]` as one user message in the model's chat format, opening the model's
 /// turn, into `out` (NUL-terminated). Returns the formatted length; 0 when the model has no
 /// known chat format (the caller uses plain text); `-E2BIG` when it does not fit `out_len - 1`
@@ -315,6 +362,9 @@ pub unsafe extern "C" fn llamux_session_new(
 ) -> *mut LxSession {
     // SAFETY: the shim passes live pointers.
     let (e, cfg) = unsafe { (&*e, &*cfg) };
+    if fault(FAULT_SESSION) {
+        panic!("fault injected in a session's setup");
+    }
     let text: &[u8] = if prompt.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(prompt, len) } };
     let prompt = e.tok.encode(text, true, true);
     let n_ctx = cfg.n_ctx.max(1) as usize;
@@ -491,6 +541,9 @@ pub unsafe extern "C" fn llamux_decode_step(e: *const Engine, b: *mut LxBatch, s
     let slots: &mut [LxSlot] =
         if slots.is_null() { &mut [] } else { unsafe { core::slice::from_raw_parts_mut(slots, n) } };
     let par = KernelThreads;
+    if fault(FAULT_STEP) {
+        panic!("fault injected in a decoding step");
+    }
     b.rows.clear();
     b.tokens.clear();
     b.slot_of.clear();
@@ -508,11 +561,15 @@ pub unsafe extern "C" fn llamux_decode_step(e: *const Engine, b: *mut LxBatch, s
         let s = unsafe { &mut *slot.session };
         match s.gen.sample(&e.tok, &mut s.sess) {
             Some(Step::Token { piece, .. }) => {
-                let len = piece.len().min(slot.out_len as usize);
-                if len > 0 && !slot.out.is_null() {
-                    // SAFETY: `out` has `out_len >= len` writable bytes.
-                    unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), slot.out, len) };
-                    slot.len = len as u32;
+                // Never cut: the shim sizes `out` by `llamux_engine_max_piece`; a piece that
+                // does not fit anyway fails the session rather than losing text.
+                if piece.len() > slot.out_len as usize || (!piece.is_empty() && slot.out.is_null()) {
+                    continue;
+                }
+                if !piece.is_empty() {
+                    // SAFETY: `out` has `out_len >= piece.len()` writable bytes.
+                    unsafe { core::ptr::copy_nonoverlapping(piece.as_ptr(), slot.out, piece.len()) };
+                    slot.len = piece.len() as u32;
                 }
             }
             Some(_) => {}
