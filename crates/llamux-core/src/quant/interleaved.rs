@@ -433,7 +433,7 @@ pub type DotInterleaved = fn(
 ) -> Result<(), QuantError>;
 
 /// Tokens one [`DotInterleaved`] call takes (their accumulators stay in registers).
-pub const MAX_TOKENS: usize = 4;
+pub const MAX_TOKENS: usize = 8;
 
 /// Interleaves `rows` rows of `cols` elements (`src`) into `dst`.
 pub type InterleaveRows = fn(src: &[u8], rows: usize, cols: usize, dst: &mut [u8]) -> Result<(), QuantError>;

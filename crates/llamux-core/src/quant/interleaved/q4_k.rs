@@ -10,10 +10,11 @@
 //! product. Rows past the matrix's last are zeros.
 //!
 //! Every result (the scalar twin and every SIMD kernel compute exactly this, so they agree bit
-//! for bit): per super-block, `sumi = Σ_k sc_k · Σ_e q·y` in exact integers,
-//! `acc = fma(sumi, d·d_y, acc)` and `mins = fma(m_k · dmin, s_k, mins)` for each sub-block `k`
+//! for bit): per super-block, first `acc = fma(−(m_k · dmin), s_k, acc)` for each sub-block `k`
 //! (`s_k` = the activations' scale times the sum of sub-block `k`'s quants, from
-//! [`BlockSums`]); the row's result is `acc − mins`.
+//! [`BlockSums`]), then `acc = fma(sumi, d·d_y, acc)` with `sumi = Σ_k sc_k · Σ_e q·y` in exact
+//! integers; the row's result is `acc` (one accumulator per row and token: a batch's
+//! accumulators stay in registers).
 
 use super::{BlockSums, InterleavedTraits, MAX_TOKENS, ROWS};
 use crate::isa::Simd;
@@ -88,10 +89,13 @@ pub fn dot_scalar(xs: &[R8Q4K], nbk: usize, ys: &[&[BlockQ8K]], sums: &[&[BlockS
     }
     for (g, group) in xs.chunks_exact(nbk).enumerate() {
         for ((y, s), o) in ys.iter().zip(sums).zip(out.iter_mut()) {
-            let (mut acc, mut mins) = ([0.0f32; ROWS], [0.0f32; ROWS]);
+            let mut acc = [0.0f32; ROWS];
             for (j, (x, y)) in group.iter().zip(y.iter()).enumerate() {
                 let s = s.get(SUBS * j..SUBS * (j + 1)).unwrap_or(&[]);
-                for r in 0..ROWS {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    for (k, s) in s.iter().enumerate() {
+                        *acc = libm::fmaf(-(f32::from(x.m[8 * k + r]) * x.dmin[r].to_f32()), s.s, *acc);
+                    }
                     let mut sumi = 0i32;
                     for k in 0..SUBS {
                         let mut isum = 0i32;
@@ -102,15 +106,12 @@ pub fn dot_scalar(xs: &[R8Q4K], nbk: usize, ys: &[&[BlockQ8K]], sums: &[&[BlockS
                         }
                         sumi = sumi.wrapping_add(isum.wrapping_mul(i32::from(x.sc[8 * k + r])));
                     }
-                    acc[r] = libm::fmaf(sumi as f32, x.d[r].to_f32() * y.d, acc[r]);
-                    for (k, s) in s.iter().enumerate() {
-                        mins[r] = libm::fmaf(f32::from(x.m[8 * k + r]) * x.dmin[r].to_f32(), s.s, mins[r]);
-                    }
+                    *acc = libm::fmaf(sumi as f32, x.d[r].to_f32() * y.d, *acc);
                 }
             }
-            for (r, (a, m)) in acc.into_iter().zip(mins).enumerate() {
+            for (r, a) in acc.into_iter().enumerate() {
                 if let Some(o) = o.get_mut(g * ROWS + r) {
-                    *o = a - m;
+                    *o = a;
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! Kernels for row-interleaved weights ([`crate::quant::interleaved`]): eight rows in the eight
-//! `i32` lanes of a vector, up to four tokens per pass over a group's blocks. Per block, the
+//! `i32` lanes of a vector, up to eight tokens (AVX-512; four on AVX2) per pass over a group's blocks. Per block, the
 //! weights are unpacked once to eight vectors of unsigned bytes (vector `k` pairs with the
 //! activations' word `k`, elements `4k..4k + 4`); per token, each word of four activations is
 //! broadcast into one `vpdpbusd` (AVX-512 VNNI) or `maddubs` + `madd` (AVX2) against all eight
@@ -74,6 +74,38 @@ pub(crate) fn store_rows(out: &mut [f32], g: usize, v: __m256) {
     }
 }
 
+/// How far ahead of the block being multiplied the kernels prefetch weights: a few KiB, the
+/// DRAM latency's worth of the weights the kernels stream through.
+const PREFETCH_BYTES: usize = 2048;
+
+/// Prefetches the cache lines [`PREFETCH_BYTES`] past the start of `x` (as many as `x` spans):
+/// batches spend long enough on each block that the hardware prefetchers fall behind.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn prefetch_ahead<T>(x: &T) {
+    let p = (x as *const T).cast::<i8>().wrapping_add(PREFETCH_BYTES);
+    for line in (0..core::mem::size_of::<T>()).step_by(64) {
+        // A prefetch never faults, whatever the address (the pointer is never read).
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line));
+    }
+}
+
+/// Runs `$body` for `$c` = 0, 1, … up to `$n − 1` (`$n` a constant, at most eight), written out
+/// one token after another: the tokens' accumulators then live in registers (left to itself, the
+/// compiler keeps a loop over eight tokens a loop, with the accumulators in memory).
+macro_rules! each_token {
+    ($c:ident < $n:expr => $body:block) => {
+        each_token!(@each $c, $n, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@each $c:ident, $n:expr, $body:block, $($i:literal)+) => {
+        $(if $i < $n {
+            let $c: usize = $i;
+            $body
+        })+
+    };
+}
+pub(crate) use each_token;
+
 /// Defines `dot_avx2` and `dot_avx512` in module `$R` for interleaved blocks `$R` against
 /// activation blocks `$Y`: `unpack(x)` gives the eight weight vectors; `zero2`/`zero512` the
 /// zero point each tier's dot leaves in (AVX2 multiplies `Q8_0`'s quants signed); `min` whether
@@ -86,13 +118,13 @@ macro_rules! interleaved_kernels {
             use super::*;
             use crate::quant::interleaved::$R;
 
-            interleaved_kernels!(@kernel dot_avx2, "avx2,fma,f16c", $R, $Y, |$x2| $unpack2,
+            interleaved_kernels!(@kernel dot_avx2, "avx2,fma,f16c", [1 2 3 4], $R, $Y, |$x2| $unpack2,
                 |$a, $w, $y| $dot2, $z2, $min);
-            interleaved_kernels!(@kernel dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c", $R, $Y,
-                |$x| $unpack, |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), $z512, $min);
+            interleaved_kernels!(@kernel dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c",
+                [1 2 3 4 5 6 7 8], $R, $Y, |$x| $unpack, |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), $z512, $min);
         }
     };
-    (@kernel $name:ident, $feat:literal, $R:ident, $Y:ty, |$x:ident| $unpack:expr,
+    (@kernel $name:ident, $feat:literal, [$($n:literal)+], $R:ident, $Y:ty, |$x:ident| $unpack:expr,
      |$a:ident, $w:ident, $y:ident| $dot:expr, $zero:expr, $min:tt) => {
         /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
         ///
@@ -106,22 +138,32 @@ macro_rules! interleaved_kernels {
                 for (g, group) in xs.chunks_exact(nb).enumerate() {
                     let mut acc = [_mm256_setzero_ps(); N];
                     for (j, $x) in group.iter().enumerate() {
+                        if N > 1 {
+                            prefetch_ahead($x);
+                        }
                         let w: [__m256i; 8] = $unpack;
                         let dx = scales8(&$x.d);
                         #[allow(unused_variables)]
                         let mx = interleaved_kernels!(@mins $min, $x);
-                        for c in 0..N {
-                            let (Some(y), Some(s)) = (ys[c].get(j), sums[c].get(j)) else { continue };
+                        each_token!(c < N => {
+                            let (Some(y), Some(s)) = (ys[c].get(j), sums[c].get(j)) else { return };
+                            // One chain of products per token where four or more tokens keep the
+                            // units busy, two for fewer.
                             let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
                             for k in (0..8).step_by(2) {
                                 p0 = { let ($a, $w, $y) = (p0, w[k], act_word(&y.qs, k)); $dot };
-                                p1 = { let ($a, $w, $y) = (p1, w[k + 1], act_word(&y.qs, k + 1)); $dot };
+                                if N >= 4 {
+                                    p0 = { let ($a, $w, $y) = (p0, w[k + 1], act_word(&y.qs, k + 1)); $dot };
+                                } else {
+                                    p1 = { let ($a, $w, $y) = (p1, w[k + 1], act_word(&y.qs, k + 1)); $dot };
+                                }
                             }
-                            let p = _mm256_sub_epi32(_mm256_add_epi32(p0, p1), _mm256_set1_epi32($zero * s.sum));
+                            let p = if N >= 4 { p0 } else { _mm256_add_epi32(p0, p1) };
+                            let p = _mm256_sub_epi32(p, _mm256_set1_epi32($zero * s.sum));
                             let d = _mm256_mul_ps(dx, _mm256_set1_ps(s.d));
                             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc[c]);
                             interleaved_kernels!(@min $min, acc[c], mx, s);
-                        }
+                        });
                     }
                     for (o, a) in out.iter_mut().zip(acc) {
                         store_rows(o, g, a);
@@ -131,15 +173,15 @@ macro_rules! interleaved_kernels {
             if nb == 0 {
                 return;
             }
-            match (ys, sums) {
-                ([y0], [s0]) => run::<1>(xs, nb, &[*y0], &[*s0], out),
-                ([y0, y1], [s0, s1]) => run::<2>(xs, nb, &[*y0, *y1], &[*s0, *s1], out),
-                ([y0, y1, y2], [s0, s1, s2]) => run::<3>(xs, nb, &[*y0, *y1, *y2], &[*s0, *s1, *s2], out),
-                ([y0, y1, y2, y3], [s0, s1, s2, s3]) => {
-                    run::<4>(xs, nb, &[*y0, *y1, *y2, *y3], &[*s0, *s1, *s2, *s3], out)
-                }
-                _ => {
-                    let _ = MAX_TOKENS;
+            // As many tokens a pass as this tier keeps accumulators for in registers.
+            const MOST: usize = [$($n),+].len();
+            const { assert!(MOST <= MAX_TOKENS) };
+            for ((ys, sums), out) in ys.chunks(MOST).zip(sums.chunks(MOST)).zip(out.chunks_mut(MOST)) {
+                match ys.len() {
+                    $($n => if let (Ok(y), Ok(s)) = (<&[&[$Y]; $n]>::try_from(ys), <&[&[BlockSums]; $n]>::try_from(sums)) {
+                        run::<$n>(xs, nb, y, s, out)
+                    },)+
+                    _ => {}
                 }
             }
         }

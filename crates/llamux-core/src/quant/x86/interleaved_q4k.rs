@@ -1,12 +1,12 @@
 //! Kernels for interleaved `Q4_K` ([`crate::quant::interleaved::R8Q4K`]): eight rows in the eight
-//! `i32` lanes, up to four tokens per pass over a group's super-blocks. Per sub-block pair the
+//! `i32` lanes, up to eight tokens (AVX-512; four on AVX2) per pass over a group's super-blocks. Per sub-block pair the
 //! eight quant words are loaded once; per token each word of four activations is broadcast
 //! against eight rows. AVX-512 VNNI: `vpdpbusd` on the low nibbles and on the high nibbles left in
 //! place (sixteen times the quant; the exact sum is shifted back), the sub-block scale applied by
 //! `vpmulld`. AVX2: `maddubs`, then `madd` against the scale (the scale costs nothing extra). Both
 //! finish each super-block exactly as the scalar twin does.
 
-use super::interleaved::{scales8, store_rows, word};
+use super::interleaved::{each_token, prefetch_ahead, scales8, store_rows, word};
 use crate::quant::interleaved::{BlockSums, MAX_TOKENS, R8Q4K};
 use crate::quant::BlockQ8K;
 use core::arch::x86_64::*;
@@ -30,7 +30,8 @@ fn act4(qs: &[i8; 256], w: usize) -> __m256i {
 }
 
 macro_rules! q4k_kernel {
-    ($name:ident, $feat:literal, |$v:ident, $half:ident| $unpack:expr, |$w:ident, $k:ident, $y:ident, $sc:ident| $sub:expr) => {
+    ($name:ident, $feat:literal, [$($n:literal)+], |$v:ident, $half:ident| $unpack:expr,
+     |$w:ident, $k:ident, $y:ident, $sc:ident| $sub:expr) => {
         /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
         ///
         /// # Safety
@@ -54,48 +55,54 @@ macro_rules! q4k_kernel {
             ) {
                 for (g, group) in xs.chunks_exact(nbk).enumerate() {
                     let mut acc = [_mm256_setzero_ps(); N];
-                    let mut mins = [_mm256_setzero_ps(); N];
                     for (j, x) in group.iter().enumerate() {
+                        if N > 1 {
+                            prefetch_ahead(x);
+                        }
                         let dmin = scales8(&x.dmin);
                         let mut sumi = [_mm256_setzero_si256(); N];
                         for i in 0..4 {
-                            let $v: [__m256i; 8] = core::array::from_fn(|t| word(&x.qs, 8 * i + t));
                             for $half in 0..2 {
+                                // Loaded again for each half (from L1): eight words fewer held in
+                                // registers beside the tokens' accumulators.
+                                let $v: [__m256i; 8] = core::array::from_fn(|t| word(&x.qs, 8 * i + t));
                                 let $k = 2 * i + $half;
                                 let $w: [__m256i; 8] = $unpack;
                                 let $sc = bytes8(&x.sc, $k);
                                 let md = _mm256_mul_ps(_mm256_cvtepi32_ps(bytes8(&x.m, $k)), dmin);
-                                for c in 0..N {
-                                    let (Some($y), Some(s)) = (ys[c].get(j), sums[c].get(8 * j + $k)) else { continue };
+                                each_token!(c < N => {
+                                    let (Some($y), Some(s)) = (ys[c].get(j), sums[c].get(8 * j + $k)) else { return };
                                     sumi[c] = _mm256_add_epi32(sumi[c], $sub);
-                                    mins[c] = _mm256_fmadd_ps(md, _mm256_set1_ps(s.s), mins[c]);
-                                }
+                                    acc[c] = _mm256_fnmadd_ps(md, _mm256_set1_ps(s.s), acc[c]);
+                                });
                             }
                         }
                         let dx = scales8(&x.d);
-                        for c in 0..N {
-                            let Some(y) = ys[c].get(j) else { continue };
+                        each_token!(c < N => {
+                            let Some(y) = ys[c].get(j) else { return };
                             let d = _mm256_mul_ps(dx, _mm256_set1_ps(y.d));
                             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[c]), d, acc[c]);
-                        }
+                        });
                     }
-                    for (o, (a, m)) in out.iter_mut().zip(acc.into_iter().zip(mins)) {
-                        store_rows(o, g, _mm256_sub_ps(a, m));
+                    for (o, a) in out.iter_mut().zip(acc) {
+                        store_rows(o, g, a);
                     }
                 }
             }
             if nbk == 0 {
                 return;
             }
-            match (ys, sums) {
-                ([y0], [s0]) => run::<1>(xs, nbk, &[*y0], &[*s0], out),
-                ([y0, y1], [s0, s1]) => run::<2>(xs, nbk, &[*y0, *y1], &[*s0, *s1], out),
-                ([y0, y1, y2], [s0, s1, s2]) => run::<3>(xs, nbk, &[*y0, *y1, *y2], &[*s0, *s1, *s2], out),
-                ([y0, y1, y2, y3], [s0, s1, s2, s3]) => {
-                    run::<4>(xs, nbk, &[*y0, *y1, *y2, *y3], &[*s0, *s1, *s2, *s3], out)
-                }
-                _ => {
-                    let _ = MAX_TOKENS;
+            // As many tokens a pass as this tier keeps accumulators for in registers.
+            const MOST: usize = [$($n),+].len();
+            const { assert!(MOST <= MAX_TOKENS) };
+            for ((ys, sums), out) in ys.chunks(MOST).zip(sums.chunks(MOST)).zip(out.chunks_mut(MOST)) {
+                match ys.len() {
+                    $($n => if let (Ok(y), Ok(s)) =
+                        (<&[&[BlockQ8K]; $n]>::try_from(ys), <&[&[BlockSums]; $n]>::try_from(sums))
+                    {
+                        run::<$n>(xs, nbk, y, s, out)
+                    },)+
+                    _ => {}
                 }
             }
         }
@@ -107,6 +114,7 @@ macro_rules! q4k_kernel {
 q4k_kernel!(
     dot_avx512,
     "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c",
+    [1 2 3 4 5 6 7 8],
     |v, half| {
         let m = _mm256_set1_epi8(if half == 0 { 0x0F } else { 0xF0u8 as i8 });
         core::array::from_fn(|t| _mm256_and_si256(v[t], m))
@@ -128,6 +136,7 @@ q4k_kernel!(
 q4k_kernel!(
     dot_avx2,
     "avx2,fma,f16c",
+    [1 2 3 4],
     |v, half| {
         let m4 = _mm256_set1_epi8(0x0F);
         core::array::from_fn(|t| {
