@@ -133,5 +133,7 @@ size_t llamux_shim_threads(void);
 /* Debug builds: whether to panic at a fault-injection site (always false in release builds). */
 bool llamux_shim_fault(u32 site);
 void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*chunk)(const void *ctx, size_t i));
+/* A scheduling point between bounded pieces of long work that is no parallel operation. */
+void llamux_shim_yield(void);
 
 #endif

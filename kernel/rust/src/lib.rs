@@ -32,6 +32,7 @@ extern "C" {
     fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
     fn llamux_shim_threads() -> usize;
     fn llamux_shim_fault(site: u32) -> bool;
+    fn llamux_shim_yield();
     fn llamux_shim_parallel(
         ctx: *const core::ffi::c_void,
         n_chunks: usize,
@@ -366,7 +367,10 @@ pub unsafe extern "C" fn llamux_session_new(
         panic!("fault injected in a session's setup");
     }
     let text: &[u8] = if prompt.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(prompt, len) } };
-    let prompt = e.tok.encode(text, true, true);
+    // Tokenizing a long prompt (64 KiB: some hundred thousand merge steps) makes no parallel
+    // operation, the engine's other scheduling point: the shim reschedules between its pieces.
+    // SAFETY: a plain call of the shim, which may leave and re-enter the FPU section.
+    let prompt = e.tok.encode_yielding(text, true, true, &mut || unsafe { llamux_shim_yield() });
     let n_ctx = cfg.n_ctx.max(1) as usize;
     if prompt.is_empty() {
         write_err(err, err_len, format_args!("empty prompt"));
