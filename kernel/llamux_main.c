@@ -1579,6 +1579,7 @@ static int lx_stats_show(struct seq_file *m, void *v)
 		   atomic64_read(&lx_engine_steps), div64_s64(ens, NSEC_PER_USEC), milli_agg / 1000, milli_agg % 1000,
 		   atomic64_read(&lx_batch_max));
 	seq_printf(m, "kv_bytes: %lld\nkv_limit: %llu\n", atomic64_read(&lx_kv_bytes), lx_kv_limit);
+	seq_printf(m, "audit_suppressed: %llu\n", lx_audit_suppressed());
 	return 0;
 }
 

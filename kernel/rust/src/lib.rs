@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod audit_log;
 mod trust;
 
 use alloc::boxed::Box;
