@@ -29,10 +29,15 @@ rustup component add rust-src --toolchain nightly >/dev/null
 # Kernel code: no PLT/GOT (the module loader rejects GOTPCREL), kernel code model, no red zone,
 # retpolines and return thunks as the kernel is built with. The kernel keeps its stack only
 # 8-byte aligned (-mpreferred-stack-boundary=3): -stackrealign makes every Rust function that
-# spills vector registers align its own frame.
+# spills vector registers align its own frame. -Zcf-protection=branch puts endbr64 at the start
+# of every function that may be called indirectly, which a kernel built with
+# CONFIG_X86_KERNEL_IBT=y requires (it faults on an indirect call elsewhere); on other kernels
+# endbr64 is a no-op, so it is always on, and ibt.py checks it below. curve25519-dalek's serial
+# backend: its AVX2 one (picked at run time) overflowed the 16 KiB kernel stack of insmod while
+# verifying a model's signature under QEMU's emulated CPU.
 export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C no-redzone=yes -Zplt=yes \
   -Zfunction-return=thunk-extern -Zretpoline-external-thunk -C target-cpu=x86-64 \
-  -C llvm-args=-stackrealign"
+  -C llvm-args=-stackrealign -Zcf-protection=branch --cfg curve25519_dalek_backend=\"serial\""
 export CARGO_TARGET_DIR="$out/rust-target"
 (cd "$here/rust" && cargo +nightly build --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu)
 lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
@@ -47,6 +52,11 @@ ld -r -T "$build/rust.lds" -o "$build/llamux_rust.o_shipped" "$build"/objs/*.o
 # The return-thunk and retpoline sites, which objtool lists for C code, for the module loader.
 python3 "$here/sites.py" "$build/llamux_rust.o_shipped" > "$build/llamux_sites.S"
 objcopy --remove-section=.llvmbc --remove-section=.llvmcmd "$build/llamux_rust.o_shipped"
+# Every function the C shim or Rust itself may call through a pointer starts with endbr64.
+python3 "$here/ibt.py" "$build/llamux_rust.o_shipped"
+if grep -q '^CONFIG_X86_KERNEL_IBT=y' "$kdir/.config" 2>/dev/null; then
+  echo "build.sh: $kdir has CONFIG_X86_KERNEL_IBT=y: the engine's object is built for it" >&2
+fi
 if readelf -r "$build/llamux_rust.o_shipped" | grep -q GOTPCREL; then
   echo "llamux_rust.o has GOT-relative relocations; the module loader would reject it" >&2
   exit 1
