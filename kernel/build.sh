@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Builds llamux.ko: the Rust engine as a static library (nightly, -Zbuild-std, kernel code
 # model), merged into one relocatable object shipped to Kbuild beside the C shim.
-# usage: kernel/build.sh [KERNEL_BUILD_DIR] [--fault-inject]   (default: /lib/modules/<newest>/build)
+# usage: kernel/build.sh [KERNEL_BUILD_DIR] [--fault-inject | --clippy]   (default: /lib/modules/<newest>/build)
 # --fault-inject: a debug build (target/kernel/build-fault/llamux.ko) whose module parameter
 # `fault` makes the engine panic, for the VM test of panic containment; the same Rust object.
+# --clippy: only lints the Rust crate (clippy -D warnings), with the flags and target it is built with.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 kdir=""
 variant=build
 kcflags=""
+clippy=0
 for arg in "$@"; do
   case "$arg" in
     --fault-inject) variant=build-fault; kcflags="-DLX_FAULT_INJECT" ;;
+    --clippy) clippy=1 ;;
     *) kdir="$arg" ;;
   esac
 done
-if [ -z "$kdir" ]; then
+if [ -z "$kdir" ] && [ $clippy = 0 ]; then
   kver="$(ls /lib/modules | sort -V | tail -n1)"
   kdir="/lib/modules/$kver/build"
 fi
@@ -25,6 +28,7 @@ mkdir -p "$out"
 
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 rustup component add rust-src --toolchain nightly >/dev/null
+[ $clippy = 0 ] || rustup component add clippy rustfmt --toolchain nightly >/dev/null
 
 # Kernel code: no PLT/GOT (the module loader rejects GOTPCREL), kernel code model, no red zone,
 # retpolines and return thunks as the kernel is built with. The kernel keeps its stack only
@@ -39,6 +43,10 @@ export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C no-redzone=
   -Zfunction-return=thunk-extern -Zretpoline-external-thunk -C target-cpu=x86-64 \
   -C llvm-args=-stackrealign -Zcf-protection=branch --cfg curve25519_dalek_backend=\"serial\""
 export CARGO_TARGET_DIR="$out/rust-target"
+if [ $clippy = 1 ]; then
+  cd "$here/rust"
+  exec cargo +nightly clippy --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu -- -D warnings
+fi
 (cd "$here/rust" && cargo +nightly build --release -Zbuild-std=core,alloc --target x86_64-unknown-linux-gnu)
 lib="$out/rust-target/x86_64-unknown-linux-gnu/release/libllamux_kmod.a"
 
