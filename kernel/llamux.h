@@ -88,11 +88,16 @@ long llamux_trust_key_ok(const char *pubkey, char *err, size_t err_len);
  * (malformed, or another file's: tampered), -EKEYREJECTED (another key, a bad signature). */
 long llamux_trust_verify(const char *pubkey, const u8 *sha256, const u8 *sig, size_t sig_len, char *err,
 			 size_t err_len);
-struct lx_audit *llamux_audit_new(size_t capacity, char *err, size_t err_len);
+/* The newest @served records of requests that ran and @refused refusals, in rings of their own;
+ * at most @per_minute refusals of each uid recorded a minute (for up to @uids uids at once). */
+struct lx_audit *llamux_audit_new(size_t served, size_t refused, size_t uids, u32 per_minute, char *err,
+				  size_t err_len);
 void llamux_audit_free(struct lx_audit *a);
-u64 llamux_audit_push(struct lx_audit *a, const struct lx_audit_rec *r);
+/* Its sequence number, or 0: a refusal over its uid's limit, counted in llamux_audit_suppressed. */
+u64 llamux_audit_push(struct lx_audit *a, const struct lx_audit_rec *r, u64 now_ms);
+u64 llamux_audit_suppressed(const struct lx_audit *a);
 size_t llamux_audit_len(const struct lx_audit *a);
-/* The i-th record (oldest first) as one line and a newline, NUL-terminated: its length,
+/* The i-th record (oldest first, across both rings) as one line and a newline, NUL-terminated: its length,
  * -EINVAL past the end, -E2BIG when it does not fit. */
 long llamux_audit_line(const struct lx_audit *a, size_t i, char *out, size_t out_len);
 struct lx_quota *llamux_quota_new(size_t capacity, u32 sessions, u32 tokens_per_minute, char *err, size_t err_len);
@@ -133,5 +138,7 @@ size_t llamux_shim_threads(void);
 /* Debug builds: whether to panic at a fault-injection site (always false in release builds). */
 bool llamux_shim_fault(u32 site);
 void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*chunk)(const void *ctx, size_t i));
+/* A scheduling point between bounded pieces of long work that is no parallel operation. */
+void llamux_shim_yield(void);
 
 #endif

@@ -62,6 +62,11 @@ SYM_FUNC_END(llamux_call)
 /*
  * void llamux_escape(struct lx_guard *g, long ret): returns from the llamux_call that filled g,
  * with ret. Only for a g whose llamux_call is still running on this thread's stack.
+ *
+ * It returns, rather than jumping to the return address: the stack pointer is put back just
+ * below the caller's (the slot where the call put the return address, which it is written to
+ * again) and RET returns through it. An indirect jump there would fault on a kernel with
+ * indirect branch tracking (CONFIG_X86_KERNEL_IBT), the return address not being an endbr64.
  */
 SYM_FUNC_START(llamux_escape)
 	mov	%rsi, %rax
@@ -73,6 +78,8 @@ SYM_FUNC_START(llamux_escape)
 	mov	G_R15(%rdi), %r15
 	mov	G_RIP(%rdi), %rcx
 	mov	G_RSP(%rdi), %rsp
-	JMP_NOSPEC rcx
+	sub	$8, %rsp
+	mov	%rcx, (%rsp)
+	RET
 SYM_FUNC_END(llamux_escape)
 STACK_FRAME_NON_STANDARD llamux_escape

@@ -647,6 +647,25 @@ void llamux_shim_parallel(const void *ctx, size_t n_chunks, void (*fn)(const voi
 		lx_escape();	/* a worker's task panicked: the Rust caller must not go on */
 }
 
+/*
+ * A scheduling point inside long engine work that makes no parallel operation: tokenizing a
+ * prompt (up to LX_MAX_PROMPT bytes) calls this between pieces of at most llamux_core's
+ * TICK_WORK steps (or one search of the text for a special token), so preemption is never off
+ * for more than one such piece. As at a parallel operation, the FPU section ends for a
+ * cond_resched() only when the scheduler wants the CPU.
+ */
+void llamux_shim_yield(void)
+{
+	if (lx_is_dead())
+		lx_escape();
+	if (need_resched()) {
+		struct lx_guard *g = lx_fpu_pause();
+
+		cond_resched();
+		lx_fpu_resume(g);
+	}
+}
+
 static void lx_pool_stop(void)
 {
 	int i;
@@ -1035,7 +1054,12 @@ static int lx_file_start(struct lx_file *f, const struct lx_config *cfg, unsigne
 		return (int)kv;
 	}
 	f->kv_bytes = kv;
-	/* Tokenizing and allocating the session happen here, in the writer's time. */
+	/*
+	 * Tokenizing and allocating the session happen here, in the thread that starts the prompt
+	 * (its first read, poll or close), in one guarded call that reschedules between bounded
+	 * pieces of the tokenizing (llamux_shim_yield) and at every allocation: never one long
+	 * preempt-off stretch, whatever the prompt's length.
+	 */
 	kernel_fpu_begin();
 	f->session = (struct lx_session *)lx_call_scoped((const void *)llamux_session_new, (long)lx_engine, (long)cfg,
 							 (long)text, (long)len, (long)f->err, sizeof(f->err));
@@ -1555,6 +1579,7 @@ static int lx_stats_show(struct seq_file *m, void *v)
 		   atomic64_read(&lx_engine_steps), div64_s64(ens, NSEC_PER_USEC), milli_agg / 1000, milli_agg % 1000,
 		   atomic64_read(&lx_batch_max));
 	seq_printf(m, "kv_bytes: %lld\nkv_limit: %llu\n", atomic64_read(&lx_kv_bytes), lx_kv_limit);
+	seq_printf(m, "audit_suppressed: %llu\n", lx_audit_suppressed());
 	return 0;
 }
 

@@ -9,8 +9,11 @@
  *   here, through the kernel's crypto API in chunks with a scheduling point between them (so no
  *   long preempt-off stretch); the signature is checked by the Rust Ed25519 code.
  * - The audit ring: one record per request (time, uid, pid, comm, the prompt's SHA-256, tokens
- *   in and out, outcome), the newest LX_AUDIT_RECORDS of them, read as userspace's audit lines
- *   from /proc/llamux/audit (root only).
+ *   in and out, outcome), read as userspace's audit lines from /proc/llamux/audit (root only):
+ *   the newest LX_AUDIT_RECORDS of the requests that ran and, in a ring of their own, the
+ *   newest LX_AUDIT_REFUSALS refusals, at most LX_AUDIT_REFUSALS_PER_MIN a minute from each uid
+ *   (the others are counted in audit_suppressed of /proc/llamux/stats). No one's refusals push
+ *   out a request that ran.
  * - Per-uid quotas ("uid_sessions", "uid_tokens_per_min"; 0 is no limit): sessions open at once
  *   and tokens per minute, in a table of at most LX_QUOTA_UIDS uids counted at once.
  *
@@ -48,7 +51,9 @@ MODULE_PARM_DESC(uid_tokens_per_min,
 
 #define LX_HASH_CHUNK (256 * 1024)	/* bytes hashed between scheduling points */
 #define LX_SIG_MAX 1024			/* llamux_trust::sign::MAX_SIGNATURE_FILE */
-#define LX_AUDIT_RECORDS 256		/* llamux_trust::audit::RING_LEN */
+#define LX_AUDIT_RECORDS 256		/* requests that ran (llamux_trust::audit::RING_LEN) */
+#define LX_AUDIT_REFUSALS 64		/* refusals */
+#define LX_AUDIT_REFUSALS_PER_MIN 8	/* refusal records of each uid a minute */
 #define LX_AUDIT_LINE 320		/* one line, at most about 260 bytes */
 #define LX_QUOTA_UIDS 256		/* uids counted at once */
 
@@ -162,6 +167,11 @@ int lx_trust_check_model(const char *path, const void *data, size_t len, const c
 	return want_sig ? lx_check_signature(path, digest) : 0;
 }
 
+static u64 lx_now_ms(void)
+{
+	return div_u64(ktime_get_ns(), NSEC_PER_MSEC);
+}
+
 /* ---- the audit ring ---- */
 
 void lx_audit_asker(struct lx_audit_rec *r, u32 uid)
@@ -177,14 +187,33 @@ void lx_audit_asker(struct lx_audit_rec *r, u32 uid)
 
 void lx_audit(struct lx_audit_rec *r)
 {
+	u64 seq;
+
 	r->time = ktime_get_real_seconds();
 	if (!lx_audit_ring)
 		return;
 	mutex_lock(&lx_audit_lock);
 	kernel_fpu_begin();
-	LX_CALL(llamux_audit_push, lx_audit_ring, r, 0, 0, 0, 0);
+	seq = LX_CALL(llamux_audit_push, lx_audit_ring, r, lx_now_ms(), 0, 0, 0);
 	kernel_fpu_end();
 	mutex_unlock(&lx_audit_lock);
+	if (seq == 0)
+		pr_info_ratelimited("llamux: uid %u: over %d refusals this minute, not audited (audit_suppressed counts them)\n",
+				    r->uid, LX_AUDIT_REFUSALS_PER_MIN);
+}
+
+u64 lx_audit_suppressed(void)
+{
+	u64 n;
+
+	if (!lx_audit_ring)
+		return 0;
+	mutex_lock(&lx_audit_lock);
+	kernel_fpu_begin();
+	n = LX_CALL(llamux_audit_suppressed, lx_audit_ring, 0, 0, 0, 0, 0);
+	kernel_fpu_end();
+	mutex_unlock(&lx_audit_lock);
+	return n;
 }
 
 static int lx_audit_show(struct seq_file *m, void *v)
@@ -210,7 +239,7 @@ static int lx_audit_show(struct seq_file *m, void *v)
 
 static int lx_audit_open(struct inode *inode, struct file *file)
 {
-	return single_open_size(file, lx_audit_show, NULL, LX_AUDIT_RECORDS * LX_AUDIT_LINE);
+	return single_open_size(file, lx_audit_show, NULL, (LX_AUDIT_RECORDS + LX_AUDIT_REFUSALS) * LX_AUDIT_LINE);
 }
 
 static const struct proc_ops lx_audit_ops = {
@@ -222,11 +251,6 @@ static const struct proc_ops lx_audit_ops = {
 bool lx_quota_on(void)
 {
 	return uid_sessions || uid_tokens_per_min;
-}
-
-static u64 lx_now_ms(void)
-{
-	return div_u64(ktime_get_ns(), NSEC_PER_MSEC);
 }
 
 int lx_quota_open(u32 uid)
@@ -301,7 +325,8 @@ int lx_trust_start(void)
 	char err[160] = "";
 
 	kernel_fpu_begin();
-	ring = (struct lx_audit *)LX_CALL(llamux_audit_new, LX_AUDIT_RECORDS, err, sizeof(err), 0, 0, 0);
+	ring = (struct lx_audit *)LX_CALL(llamux_audit_new, LX_AUDIT_RECORDS, LX_AUDIT_REFUSALS, LX_QUOTA_UIDS,
+					  LX_AUDIT_REFUSALS_PER_MIN, err, sizeof(err));
 	if (!IS_ERR_OR_NULL(ring) && lx_quota_on())
 		quota = (struct lx_quota *)LX_CALL(llamux_quota_new, LX_QUOTA_UIDS, uid_sessions, uid_tokens_per_min,
 						   err, sizeof(err), 0);

@@ -24,8 +24,10 @@ void lx_trust_stop(void);
 
 /* Fills the asker's uid, pid and command name from the current task. */
 void lx_audit_asker(struct lx_audit_rec *r, u32 uid);
-/* Adds @r (its time set now) to the ring. */
+/* Adds @r (its time set now) to the ring; a refusal over its uid's limit a minute is only counted. */
 void lx_audit(struct lx_audit_rec *r);
+/* Refusals not audited, over their uid's limit. */
+u64 lx_audit_suppressed(void);
 
 /* True when a per-uid limit is set (uid_sessions, uid_tokens_per_min); else nothing is counted. */
 bool lx_quota_on(void);

@@ -91,6 +91,26 @@ else
   bad "poll: $(cat /tmp/poll.err); text '$(cat /tmp/poll.txt)'"
 fi
 
+# --- the longest prompt (64 KiB, LX_MAX_PROMPT) starts and is answered; one byte more is refused ---
+# Its tokenizing is done in bounded pieces with a scheduling point between them (never one long
+# preempt-off stretch; the kernel log's lockup check below covers it). A 27-byte word that is
+# one token of the llama vocabulary keeps the prompt's feeding short: about 2400 tokens.
+printf ' административ' > /tmp/big.txt
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do cat /tmp/big.txt /tmp/big.txt > /tmp/big2.txt; mv /tmp/big2.txt /tmp/big.txt; done
+head -c 65536 /tmp/big.txt > /tmp/max.txt
+head -c 65537 /tmp/big.txt > /tmp/over.txt
+echo "n_ctx=8192 max_tokens=4 temp=0 timeout=600" > /proc/llamux/config
+t0=$(now_cs)
+{ exec 3<>/proc/llamux/prompt; cat /tmp/max.txt >&3; cat <&3 > /tmp/max.out 2>/tmp/max.err; exec 3>&-; }
+t1=$(now_cs)
+( exec 3<>/proc/llamux/prompt; cat /tmp/over.txt >&3 ) 2>/tmp/over.err && over=accepted || over=refused
+if [ "$(wc -c < /tmp/max.txt)" = 65536 ] && [ -s /tmp/max.out ] && [ $over = refused ] && grep -qi "too long" /tmp/over.err; then
+  pass "a 64 KiB prompt is answered in $((t1 - t0))0 ms ('$(cat /tmp/max.out)'); 65537 bytes are refused ($(cat /tmp/over.err))"
+else
+  bad "64 KiB prompt: answer '$(cat /tmp/max.out)' ($(cat /tmp/max.err)); 65537 bytes $over ($(cat /tmp/over.err))"
+fi
+echo "n_ctx=$N_CTX max_tokens=$N_TOKENS temp=0 timeout=600" > /proc/llamux/config
+
 # --- timeouts: a reader gets ETIMEDOUT at its deadline; so does an unread detached answer ---
 # The whole context (the tiny model's 512 positions) takes longer than the timeout to fill.
 echo "n_ctx=512 max_tokens=60000 timeout=3" > /proc/llamux/config

@@ -139,4 +139,21 @@ fi
 as carol /tmp/ask > /tmp/carol.txt 2>/tmp/c.err
 [ -s /tmp/carol.txt ] && pass "carol is served meanwhile" || bad "carol not served while alice is over quota: $(cat /tmp/c.err)"
 grep -q " uid=1000 .*outcome=over_token_quota$" /proc/llamux/audit && pass "the refusal is audited" || bad "no over_token_quota audit line"
+# Refusals cannot flood the audit ring: after 300 more requests of alice's (refused while she
+# is over her quota; 300 records would push everything out of a single ring of 256), bob's and
+# carol's served records are still there; at most 8 of her refusals a minute are recorded, the
+# others counted in audit_suppressed.
+as alice 'i=0; while [ $i -lt 300 ]; do /tmp/ask > /dev/null 2>&1; i=$((i + 1)); done'
+cat /proc/llamux/audit > /tmp/audit2.txt
+sha=$(printf '%s' "$PROMPT" | sha256sum | cut -d' ' -f1)
+refusals=$(grep -c " uid=1000 .*outcome=over_token_quota$" /tmp/audit2.txt)
+supp=$(grep '^audit_suppressed:' /proc/llamux/stats | cut -d' ' -f2)
+if grep -q "^seq=[0-9]* time=[0-9]* uid=1001 pid=[0-9]* comm=cat client=- prompt_sha256=$sha tokens_in=[1-9][0-9]* tokens_out=[1-9][0-9]* outcome=completed$" /tmp/audit2.txt \
+  && grep -q "^seq=[0-9]* .* uid=1002 .*prompt_sha256=$sha .*outcome=completed$" /tmp/audit2.txt \
+  && [ "$refusals" -ge 1 ] && [ "$refusals" -le 16 ] && [ "${supp:-0}" -ge 250 ]; then
+  pass "audit: 300 refused requests of alice's leave bob's and carol's served records; $refusals of her refusals recorded, $supp counted in audit_suppressed"
+else
+  tail -n 20 /tmp/audit2.txt
+  bad "audit flooded by refusals: bob's or carol's record gone, or $refusals refusals recorded, audit_suppressed ${supp:-missing}"
+fi
 rmmod llamux || bad "rmmod"

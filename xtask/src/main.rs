@@ -199,6 +199,17 @@ fn test() -> Result<()> {
     rustup(&["target", "add", "x86_64-unknown-none"])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The kernel crate is outside the workspace (nightly, -Zbuild-std): clippy with the flags and
+    // target kernel/build.sh builds it with (which also installs nightly's clippy and rustfmt),
+    // then rustfmt.
+    run(Command::new(root().join("kernel/build.sh")).arg("--clippy"))?;
+    run(Command::new("cargo").current_dir(root()).args([
+        "+nightly",
+        "fmt",
+        "--manifest-path",
+        "kernel/rust/Cargo.toml",
+        "--check",
+    ]))?;
     gates::deny()?;
     // The core must build without std.
     run(cargo().args(["build", "-p", "llamux-core", "--target", "x86_64-unknown-none"]))?;

@@ -7,9 +7,13 @@
 // `Box::try_new`: a session's allocation failing is an error, not a panic (this crate is only
 // built with nightly, by kernel/build.sh).
 #![feature(allocator_api)]
+// Kernel code never panics: no indexing that can go out of bounds, no unwrap or expect, no
+// panic! (but at the fault-injection sites of debug builds: `injected_panic`).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 extern crate alloc;
 
+mod audit_log;
 mod trust;
 
 use alloc::boxed::Box;
@@ -32,6 +36,7 @@ extern "C" {
     fn llamux_shim_panic(msg: *const u8, len: usize) -> !;
     fn llamux_shim_threads() -> usize;
     fn llamux_shim_fault(site: u32) -> bool;
+    fn llamux_shim_yield();
     fn llamux_shim_parallel(
         ctx: *const core::ffi::c_void,
         n_chunks: usize,
@@ -61,9 +66,17 @@ fn fault(site: u32) -> bool {
     unsafe { llamux_shim_fault(site) }
 }
 
+/// The panic of a fault-injection site: the only `panic!` of this crate, for the VM test of
+/// panic containment (reached in debug builds only; see [`fault`]).
+#[allow(clippy::panic)]
+#[cold]
+fn injected_panic(site: &str) -> ! {
+    panic!("fault injected in {site}")
+}
+
 extern "C" fn run_task(ctx: *const core::ffi::c_void, i: usize) {
     if fault(FAULT_TASK) {
-        panic!("fault injected in a parallel task");
+        injected_panic("a parallel task");
     }
     // SAFETY: `ctx` is the `Job` of the `for_each` call that is waiting for this task.
     let job = unsafe { &*(ctx as *const Job<'_>) };
@@ -133,9 +146,11 @@ struct StackWriter {
 
 impl Write for StackWriter {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
+        let n = s.len().min(self.buf.len().saturating_sub(self.len));
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), s.as_bytes().get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
+        }
         Ok(())
     }
 }
@@ -363,10 +378,13 @@ pub unsafe extern "C" fn llamux_session_new(
     // SAFETY: the shim passes live pointers.
     let (e, cfg) = unsafe { (&*e, &*cfg) };
     if fault(FAULT_SESSION) {
-        panic!("fault injected in a session's setup");
+        injected_panic("a session's setup");
     }
     let text: &[u8] = if prompt.is_null() { &[] } else { unsafe { core::slice::from_raw_parts(prompt, len) } };
-    let prompt = e.tok.encode(text, true, true);
+    // Tokenizing a long prompt (64 KiB: some hundred thousand merge steps) makes no parallel
+    // operation, the engine's other scheduling point: the shim reschedules between its pieces.
+    // SAFETY: a plain call of the shim, which may leave and re-enter the FPU section.
+    let prompt = e.tok.encode_yielding(text, true, true, &mut || unsafe { llamux_shim_yield() });
     let n_ctx = cfg.n_ctx.max(1) as usize;
     if prompt.is_empty() {
         write_err(err, err_len, format_args!("empty prompt"));
@@ -542,7 +560,7 @@ pub unsafe extern "C" fn llamux_decode_step(e: *const Engine, b: *mut LxBatch, s
         if slots.is_null() { &mut [] } else { unsafe { core::slice::from_raw_parts_mut(slots, n) } };
     let par = KernelThreads;
     if fault(FAULT_STEP) {
-        panic!("fault injected in a decoding step");
+        injected_panic("a decoding step");
     }
     b.rows.clear();
     b.tokens.clear();

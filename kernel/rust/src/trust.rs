@@ -3,10 +3,11 @@
 //! counts quotas exactly as userspace does. The shim keeps the locks; nothing here allocates
 //! after the constructors.
 
+use crate::audit_log::AuditLog;
 use crate::{err_ptr, write_err, E2BIG, EINVAL, ENOMEM};
 use alloc::boxed::Box;
 use core::fmt::Write;
-use llamux_trust::audit::{Line, Outcome, Record, Ring};
+use llamux_trust::audit::{Line, Outcome, Record};
 use llamux_trust::quota::{Limits, Quota, QuotaError};
 use llamux_trust::sign::{self, SignError};
 
@@ -125,21 +126,30 @@ pub struct LxAuditRecord {
     pub outcome: u32,
 }
 
-/// The newest audit records.
-pub struct LxAudit(Ring);
+/// The newest audit records ([`AuditLog`]).
+pub struct LxAudit(AuditLog);
 
-/// A ring of the newest `capacity` records (at least one), or `ERR_PTR(-ENOMEM)`.
+/// A log of the newest `served` records of requests that ran and the newest `refused` refusals
+/// (each at least one), recording at most `per_minute` refusals of each uid a minute, for up to
+/// `uids` uids at once ([`AuditLog`]), or `ERR_PTR(-ENOMEM)`.
 ///
 /// # Safety
 /// `err` as in [`llamux_trust_key_ok`].
 #[no_mangle]
-pub unsafe extern "C" fn llamux_audit_new(capacity: usize, err: *mut u8, err_len: usize) -> *mut LxAudit {
+pub unsafe extern "C" fn llamux_audit_new(
+    served: usize,
+    refused: usize,
+    uids: usize,
+    per_minute: u32,
+    err: *mut u8,
+    err_len: usize,
+) -> *mut LxAudit {
     let oom = || {
-        write_err(err, err_len, format_args!("out of memory for {capacity} audit records"));
+        write_err(err, err_len, format_args!("out of memory for {served} and {refused} audit records"));
         err_ptr(ENOMEM)
     };
-    let Ok(ring) = Ring::try_new(capacity) else { return oom() };
-    match Box::try_new(LxAudit(ring)) {
+    let Ok(log) = AuditLog::try_new(served, refused, uids, per_minute) else { return oom() };
+    match Box::try_new(LxAudit(log)) {
         Ok(b) => Box::into_raw(b),
         Err(_) => oom(),
     }
@@ -157,12 +167,14 @@ pub unsafe extern "C" fn llamux_audit_free(a: *mut LxAudit) {
     }
 }
 
-/// Adds a record (the oldest is dropped when the ring is full); returns its sequence number.
+/// Adds a record at `now_ms` (a monotonic clock; the oldest of its kind is dropped when its
+/// ring is full); returns its sequence number, or 0 for a refusal over its uid's limit, which
+/// is only counted ([`llamux_audit_suppressed`]).
 ///
 /// # Safety
 /// `a` is live and used by nothing else during the call; `r` points to a record.
 #[no_mangle]
-pub unsafe extern "C" fn llamux_audit_push(a: *mut LxAudit, r: *const LxAuditRecord) -> u64 {
+pub unsafe extern "C" fn llamux_audit_push(a: *mut LxAudit, r: *const LxAuditRecord, now_ms: u64) -> u64 {
     // SAFETY: the shim passes a live ring, under its lock, and a record.
     let (a, r) = unsafe { (&mut *a, &*r) };
     let mut rec = Record::new(r.time, r.prompt_sha256, Outcome::from_u32(r.outcome).unwrap_or(Outcome::Failed));
@@ -171,7 +183,17 @@ pub unsafe extern "C" fn llamux_audit_push(a: *mut LxAudit, r: *const LxAuditRec
     rec.comm = r.comm;
     rec.tokens_in = r.tokens_in;
     rec.tokens_out = r.tokens_out;
-    a.0.push(rec)
+    a.0.push(rec, now_ms)
+}
+
+/// Refusals not recorded, over their uid's limit.
+///
+/// # Safety
+/// `a` is live.
+#[no_mangle]
+pub unsafe extern "C" fn llamux_audit_suppressed(a: *const LxAudit) -> u64 {
+    // SAFETY: the shim passes a live ring.
+    unsafe { &*a }.0.suppressed()
 }
 
 /// Records held.

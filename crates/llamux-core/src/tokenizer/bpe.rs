@@ -2,6 +2,7 @@
 //! GPT-2 byte encoding, then merges by rank.
 
 use super::merge::{merge, survivors};
+use super::tick::Ticker;
 use super::unicode::{byte_to_char, code_points, flags, Flags};
 use super::vocab::Vocab;
 use alloc::string::String;
@@ -332,6 +333,7 @@ pub(crate) fn tokenize(
     ignore_merges: bool,
     text: &[u8],
     out: &mut Vec<u32>,
+    ticker: &mut Ticker<'_>,
 ) {
     let cps = code_points(text);
     let mut start = 0;
@@ -347,17 +349,18 @@ pub(crate) fn tokenize(
             }
         }
         start += len;
+        ticker.step();
         if ignore_merges {
             if let Some(id) = vocab.id(word.as_bytes()) {
                 out.push(id);
                 continue;
             }
         }
-        merge_word(vocab, merges, &word, out);
+        merge_word(vocab, merges, &word, out, ticker);
     }
 }
 
-fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<u32>) {
+fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<u32>, ticker: &mut Ticker<'_>) {
     let bytes = word.as_bytes();
     let symbols = merge(
         bytes,
@@ -367,6 +370,7 @@ fn merge_word(vocab: &Vocab<'_>, merges: &Merges<'_>, word: &str, out: &mut Vec<
             merges.rank(core::str::from_utf8(a).ok()?, core::str::from_utf8(b).ok()?).map(Reverse)
         },
         |_, _, _| {},
+        ticker,
     );
     for s in survivors(&symbols) {
         let t = word.get(s.start..s.start + s.len).unwrap_or("");

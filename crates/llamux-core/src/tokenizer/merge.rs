@@ -1,6 +1,7 @@
 //! The merge loop shared by SentencePiece and BPE: symbols in a linked list, candidate pairs in a
 //! priority queue, the best pair merged until none is left (llama.cpp's `llm_symbol` sessions).
 
+use super::tick::Ticker;
 use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -43,12 +44,14 @@ impl<P: Ord> Ord for Candidate<P> {
 /// Splits `text` into one symbol per character (`char_len` gives a character's byte length),
 /// then repeatedly merges the adjacent pair with the highest `priority(joined, split)` (`joined`
 /// the pair's bytes, `joined[..split]` the left symbol; `None`: not mergeable). `on_candidate` sees every pair queued. Returns the symbols; merged
-/// ones have `len == 0`, the survivors are linked from index 0.
+/// ones have `len == 0`, the survivors are linked from index 0. Each symbol made, pair queued
+/// and pair taken is a step of `ticker`.
 pub(crate) fn merge<'t, P: Ord>(
     text: &'t [u8],
     char_len: impl Fn(&[u8]) -> usize,
     priority: impl Fn(&[u8], usize) -> Option<P>,
     mut on_candidate: impl FnMut(&'t [u8], usize, usize),
+    ticker: &mut Ticker<'_>,
 ) -> Vec<Symbol> {
     let mut symbols: Vec<Symbol> = Vec::new();
     let mut offs = 0;
@@ -62,6 +65,7 @@ pub(crate) fn merge<'t, P: Ord>(
             next: if offs + len == text.len() { None } else { Some(i + 1) },
         });
         offs += len;
+        ticker.step();
     }
     let mut queue = BinaryHeap::new();
     let mut push = |l: Option<usize>, r: Option<usize>, symbols: &[Symbol], queue: &mut BinaryHeap<Candidate<P>>| {
@@ -75,8 +79,10 @@ pub(crate) fn merge<'t, P: Ord>(
     };
     for i in 1..symbols.len() {
         push(Some(i - 1), Some(i), &symbols, &mut queue);
+        ticker.step();
     }
     while let Some(c) = queue.pop() {
+        ticker.step();
         // Queued pairs index `symbols`, which never shrinks.
         let (Some(&ls), Some(&rs)) = (symbols.get(c.left), symbols.get(c.right)) else { continue };
         // Skip pairs outdated by an earlier merge.

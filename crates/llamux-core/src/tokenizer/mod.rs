@@ -7,6 +7,7 @@ mod bpe;
 mod merge;
 mod special;
 mod spm;
+mod tick;
 mod unicode;
 mod unicode_table;
 mod vocab;
@@ -18,6 +19,7 @@ use crate::gguf::Gguf;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use special::Fragment;
+use tick::Ticker;
 
 /// Which algorithm splits text into tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct Tokenizer<'a> {
     merges: Option<bpe::Merges<'a>>,
     ignore_merges: bool,
 }
+
+pub use tick::TICK_WORK;
 
 /// `▁` (U+2581), SentencePiece's visible space.
 const SPM_SPACE: &str = "\u{2581}";
@@ -77,12 +81,28 @@ impl<'a> Tokenizer<'a> {
     /// Encodes `text` (any bytes). `add_special` adds BOS/EOS as the model's metadata asks;
     /// `parse_special` lets control tokens written in the text (`<start_of_turn>`) become tokens.
     pub fn encode(&self, text: &[u8], add_special: bool, parse_special: bool) -> Vec<u32> {
+        self.encode_yielding(text, add_special, parse_special, &mut || {})
+    }
+
+    /// [`encode`](Self::encode), calling `tick` between bounded pieces of the work: at most
+    /// [`TICK_WORK`] steps (a symbol, a merge, a word, a fragment), or one special token's
+    /// search through the text. A host whose callers must not hold the CPU for long (the kernel,
+    /// where the engine runs with preemption off) reschedules there. The tokens are the same.
+    pub fn encode_yielding(
+        &self,
+        text: &[u8],
+        add_special: bool,
+        parse_special: bool,
+        tick: &mut dyn FnMut(),
+    ) -> Vec<u32> {
         let v = &self.vocab;
+        let mut ticker = Ticker::new(tick);
+        let ticker = &mut ticker;
         let mut out = Vec::new();
         if add_special && v.add_bos {
             out.extend(v.bos);
         }
-        let fragments = special::partition(v, text, parse_special);
+        let fragments = special::partition(v, text, parse_special, ticker);
         match self.kind {
             TokenizerKind::SentencePiece => {
                 let mut prev_special = true;
@@ -101,7 +121,7 @@ impl<'a> Tokenizer<'a> {
                                     buf.push(b);
                                 }
                             }
-                            spm::tokenize(v, &buf, &mut out);
+                            spm::tokenize(v, &buf, &mut out, ticker);
                             prev_special = false;
                         }
                         Fragment::Token(id) => {
@@ -114,9 +134,15 @@ impl<'a> Tokenizer<'a> {
             TokenizerKind::BytePairEncoding(pre) => {
                 for f in fragments {
                     match (f, &self.merges) {
-                        (Fragment::Text(s, e), Some(m)) => {
-                            bpe::tokenize(v, m, pre, self.ignore_merges, text.get(s..e).unwrap_or(&[]), &mut out)
-                        }
+                        (Fragment::Text(s, e), Some(m)) => bpe::tokenize(
+                            v,
+                            m,
+                            pre,
+                            self.ignore_merges,
+                            text.get(s..e).unwrap_or(&[]),
+                            &mut out,
+                            ticker,
+                        ),
                         (Fragment::Text(..), None) => {}
                         (Fragment::Token(id), _) => out.push(id),
                     }
@@ -226,5 +252,36 @@ mod tests {
         assert_eq!(err, VocabError::UnsupportedPreTokenizer(String::from("tekken")));
         let msg = err.to_string();
         assert!(msg.contains("\"tekken\"") && msg.contains("smollm") && msg.contains("llama-bpe"), "{msg}");
+    }
+
+    /// A long text tokenized with a tick: the same tokens as without, and a tick at least every
+    /// `TICK_WORK` steps of each part of the work (so a host rescheduling there is never held up
+    /// by the whole text at once).
+    #[test]
+    fn encoding_with_a_tick_gives_the_same_tokens_in_bounded_pieces() {
+        let mut w = GgufWriter::new();
+        w.add("tokenizer.ggml.model", MetaValue::String("llama".into())).unwrap();
+        let tokens = ["<unk>", "<s>", "</s>", "\u{2581}", "a", "b", "ab", "\u{2581}ab", "<|x|>"];
+        w.add("tokenizer.ggml.tokens", MetaValue::strings(tokens)).unwrap();
+        w.add("tokenizer.ggml.scores", MetaValue::f32s([0.0, 0.0, 0.0, -3.0, -4.0, -4.0, -2.0, -1.0, 0.0])).unwrap();
+        // Control tokens: <unk>, <s>, </s> and <|x|>.
+        w.add("tokenizer.ggml.token_type", MetaValue::i32s([3, 3, 3, 1, 1, 1, 1, 1, 3])).unwrap();
+        let spm = w.header_bytes().unwrap();
+        let gpt2 = gguf(Some("gpt-2"));
+        let mut text = Vec::new();
+        while text.len() < 64 * 1024 {
+            text.extend_from_slice(b"ab ba 12 a<|x|>b ");
+        }
+        for bytes in [spm, gpt2] {
+            let g = Gguf::parse(&bytes).unwrap();
+            let t = Tokenizer::from_gguf(&g).unwrap();
+            let plain = t.encode(&text, true, true);
+            let mut ticks = 0usize;
+            let ticked = t.encode_yielding(&text, true, true, &mut || ticks += 1);
+            assert_eq!(ticked, plain);
+            assert!(plain.len() > 10_000, "{} tokens", plain.len());
+            // Each byte of the text is at least one step of the merge loop.
+            assert!(ticks >= text.len() / TICK_WORK, "{ticks} ticks for {} bytes", text.len());
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Splitting text at special tokens before tokenizing (llama.cpp's `tokenizer_st_partition`).
 
+use super::tick::Ticker;
 use super::vocab::{TokenType, Vocab};
 use alloc::vec::Vec;
 
@@ -27,8 +28,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Splits `text` at every special token (longest tokens first). Control and unknown tokens are
-/// matched only with `parse_special`; user-defined tokens always are.
-pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool) -> Vec<Fragment> {
+/// matched only with `parse_special`; user-defined tokens always are. `ticker` ticks after each
+/// special token's search through the text, and each fragment split off is a step.
+pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool, ticker: &mut Ticker<'_>) -> Vec<Fragment> {
     let mut frags = Vec::new();
     if text.is_empty() {
         return frags;
@@ -41,7 +43,9 @@ pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool) -> 
         }
         let Some(tok) = vocab.text(id).map(str::as_bytes) else { continue };
         // Cheap rejection: most special tokens do not occur at all.
-        if find(text, tok).is_none() {
+        let found = find(text, tok).is_some();
+        ticker.now();
+        if !found {
             continue;
         }
         let mut next = Vec::with_capacity(frags.len() + 2);
@@ -56,6 +60,7 @@ pub(crate) fn partition(vocab: &Vocab<'_>, text: &[u8], parse_special: bool) -> 
                 }
                 next.push(Fragment::Token(id));
                 s += p + tok.len();
+                ticker.step();
             }
             if s < e {
                 next.push(Fragment::Text(s, e));

@@ -2,6 +2,7 @@
 //! the highest-scoring token, until none is left; text that forms no token falls back to bytes.
 
 use super::merge::{merge, survivors};
+use super::tick::Ticker;
 use super::vocab::Vocab;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -18,7 +19,8 @@ fn utf8_len(b: u8) -> usize {
 }
 
 /// Tokenizes already-escaped text (spaces as `▁`), appending ids to `out`.
-pub(crate) fn tokenize(vocab: &Vocab<'_>, text: &[u8], out: &mut Vec<u32>) {
+/// Each token resegmented is a step of `ticker`, as are the merge loop's.
+pub(crate) fn tokenize(vocab: &Vocab<'_>, text: &[u8], out: &mut Vec<u32>, ticker: &mut Ticker<'_>) {
     // Pairs whose merged text is a token, the best-scoring first.
     let mut rev_merge: BTreeMap<&[u8], (usize, usize)> = BTreeMap::new();
     let symbols = merge(
@@ -28,12 +30,14 @@ pub(crate) fn tokenize(vocab: &Vocab<'_>, text: &[u8], out: &mut Vec<u32>) {
         |piece, l, r| {
             rev_merge.insert(piece, (l, r));
         },
+        ticker,
     );
     let mut stack = Vec::new();
     for sym in survivors(&symbols) {
         stack.push(sym);
         // Resegment without recursion: a symbol is a token, a recorded merge, or bytes.
         while let Some(s) = stack.pop() {
+            ticker.step();
             let piece = text.get(s.start..s.start + s.len).unwrap_or(&[]);
             if let Some(id) = vocab.id(piece) {
                 out.push(id);
