@@ -2,13 +2,14 @@
 """Boots the Llamux ISO under QEMU and drives its serial console (pexpect).
 
 Boot 1 (SeaBIOS) and boot 2 (OVMF, UEFI): the model's greeting, the shell prompt (within
---prompt-deadline seconds of QEMU's start), `cat /proc/llamux/status`, a question to `llminfer`
-answered through the kernel, an ordinary command, and `poweroff`; boot 1 also types a `?` request at lsh's prompt (answered
+--prompt-deadline seconds of QEMU's start), `cat /proc/llamux/status`, the module's check of the
+model's signature with --pubkey, a question to `llminfer` answered through the kernel, an
+ordinary command, and `poweroff`; boot 1 also types a `?` request at lsh's prompt (answered
 through the kernel, then aborted: nothing runs). Boot 3 (SeaBIOS): the panic haiku are
 generated, then `echo c > /proc/sysrq-trigger` must print one on the console.
 Prints every check, then `N passed, M failed`; the exit status is 1 when any failed.
 
-usage: image_test.py ISO --ovmf OVMF.fd --memory MIB --accel "QEMU ARGS" --logs DIR
+usage: image_test.py ISO --ovmf OVMF.fd --memory MIB --accel "QEMU ARGS" --logs DIR --pubkey HEX
                      [--prompt-deadline S] [--raw]
 """
 
@@ -116,6 +117,14 @@ def session(c, args, name, uefi, with_request=False):
         out = b.command("cat /proc/llamux/status", timeout=30)
         c.check(out is not None and "model: /lib/firmware/llamux/model.gguf" in out and "layers:" in out,
                 f"{name}: /proc/llamux/status names the model", (out or "").strip().replace("\n", "; ")[:160])
+        # The module was given the image's key, and checked the model's signature with it.
+        key = (b.command("cat /sys/module/llamux/parameters/pubkey", timeout=20) or "").strip()
+        log = b.command("dmesg | grep 'llamux: .*signature'", timeout=20) or ""
+        verified = re.search(r"llamux: /lib/firmware/llamux/model\.gguf: signature verified \(([^)]*)\)", log)
+        said = clean(log).strip().splitlines()[-1] if log.strip() else "no signature line in dmesg"
+        c.check(key == args.pubkey and verified is not None,
+                f"{name}: the module verified the model's signature with the image's key",
+                f"pubkey={key or '(none)'}; {said}")
         ask = 'llminfer --raw -n 12 "Once upon a time"' if args.raw else 'llminfer -n 16 "What is a kernel?"'
         out = b.command(ask, timeout=300)
         answer = (out or "").strip()
@@ -254,6 +263,7 @@ def main():
     ap.add_argument("--accel", required=True)
     ap.add_argument("--logs", required=True)
     ap.add_argument("--prompt-deadline", type=float, default=90)
+    ap.add_argument("--pubkey", required=True, help="the key the image trusts (64 hex digits)")
     ap.add_argument("--raw", action="store_true", help="the model has no chat format: plain continuations")
     args = ap.parse_args()
     c = Checks()
