@@ -2,12 +2,14 @@
 """Boots the Llamux ISO under QEMU and drives its serial console (pexpect).
 
 Boot 1 (SeaBIOS) and boot 2 (OVMF, UEFI): the model's greeting, the shell prompt (within
---prompt-deadline seconds of QEMU's start), `cat /proc/llamux/status`, a question to `llminfer`
-answered through the kernel, an ordinary command, and `poweroff`. Boot 3 (SeaBIOS): the panic
-haiku are generated, then `echo c > /proc/sysrq-trigger` must print one on the console.
+--prompt-deadline seconds of QEMU's start), `cat /proc/llamux/status`, the module's check of the
+model's signature with --pubkey, a question to `llminfer` answered through the kernel, an
+ordinary command, and `poweroff`; boot 1 also types a `?` request at lsh's prompt (answered
+through the kernel, then aborted: nothing runs). Boot 3 (SeaBIOS): the panic haiku are
+generated, then `echo c > /proc/sysrq-trigger` must print one on the console.
 Prints every check, then `N passed, M failed`; the exit status is 1 when any failed.
 
-usage: image_test.py ISO --ovmf OVMF.fd --memory MIB --accel "QEMU ARGS" --logs DIR
+usage: image_test.py ISO --ovmf OVMF.fd --memory MIB --accel "QEMU ARGS" --logs DIR --pubkey HEX
                      [--prompt-deadline S] [--raw]
 """
 
@@ -107,7 +109,7 @@ def greeting_and_prompt(c, b, name, args):
     return True
 
 
-def session(c, args, name, uefi):
+def session(c, args, name, uefi, with_request=False):
     b = Boot(args, name, uefi)
     try:
         if not greeting_and_prompt(c, b, name, args):
@@ -115,6 +117,14 @@ def session(c, args, name, uefi):
         out = b.command("cat /proc/llamux/status", timeout=30)
         c.check(out is not None and "model: /lib/firmware/llamux/model.gguf" in out and "layers:" in out,
                 f"{name}: /proc/llamux/status names the model", (out or "").strip().replace("\n", "; ")[:160])
+        # The module was given the image's key, and checked the model's signature with it.
+        key = (b.command("cat /sys/module/llamux/parameters/pubkey", timeout=20) or "").strip()
+        log = b.command("dmesg | grep 'llamux: .*signature'", timeout=20) or ""
+        verified = re.search(r"llamux: /lib/firmware/llamux/model\.gguf: signature verified \(([^)]*)\)", log)
+        said = clean(log).strip().splitlines()[-1] if log.strip() else "no signature line in dmesg"
+        c.check(key == args.pubkey and verified is not None,
+                f"{name}: the module verified the model's signature with the image's key",
+                f"pubkey={key or '(none)'}; {said}")
         ask = 'llminfer --raw -n 12 "Once upon a time"' if args.raw else 'llminfer -n 16 "What is a kernel?"'
         out = b.command(ask, timeout=300)
         answer = (out or "").strip()
@@ -128,10 +138,88 @@ def session(c, args, name, uefi):
         out = b.command("uname -sr", timeout=20)
         c.check(out is not None and re.search(r"Linux 6\.\d", out) is not None, f"{name}: an ordinary command",
                 (out or "").strip())
+        if with_request:
+            request(c, b, name, args)
         b.p.sendline("poweroff")
         c.check(b.expect(pexpect.EOF, timeout=120) is not None, f"{name}: poweroff ends the machine")
     finally:
         b.close()
+
+
+def counted_requests(b):
+    """`requests:` of /proc/llamux/stats and the records of /proc/llamux/audit whose asker is lsh
+    (`comm=lsh`), or None for either."""
+    m = re.search(r"requests: (\d+)", b.command("grep '^requests:' /proc/llamux/stats", timeout=20) or "")
+    audit = b.command("grep -c ' comm=lsh ' /proc/llamux/audit", timeout=20) or ""
+    n = re.search(r"^(\d+)\s*$", audit.strip(), re.M)
+    return int(m.group(1)) if m else None, int(n.group(1)) if n else None
+
+
+def request(c, b, name, args):
+    """A `?` request at lsh's prompt, answered through the kernel, then aborted: lsh shows a
+    proposal and asks, or says why there is none; nothing runs and the prompt comes back. The
+    request asks for a marker file, which must not exist afterwards."""
+    marker = "/tmp/lsh-request-ran"
+    before = counted_requests(b)
+    nested = False
+    if args.raw:
+        # The model has no chat format, and a request is a chat: a second lsh, on a
+        # configuration that names one (ChatML), asks instead.
+        b.command("cp /etc/llamux/config.toml /tmp/request.toml", timeout=20)
+        b.command("echo 'template = \"chatml\"' >> /tmp/request.toml", timeout=20)
+        b.p.sendline("LLAMUX_CONFIG=/tmp/request.toml lsh")
+        nested = b.expect(PROMPT, timeout=30) is not None
+        if not nested:
+            c.check(False, f"{name}: request: lsh shows a proposal and asks, or says why there is none",
+                    "the second lsh gave no prompt")
+            return
+    line = f"? create an empty file called {marker}"
+    b.p.sendline(line)
+    asked = b.expect(r"\(asking for a command[^\r\n]*\r*\n", timeout=20) is not None
+    outcome, shown = None, ""
+    if asked:
+        try:
+            i = b.p.expect([r"Run it\? \[r\]un, \[e\]dit, e\[x\]plain, \[a\]bort \(default abort\): ",
+                            r"No command: ([^\r\n]*)\r*\n", PROMPT], timeout=300)
+            shown = clean(b.p.before).strip()
+            outcome = ["proposal", "no command", "prompt"][i]
+            if i == 1:
+                shown = b.p.match.group(1).strip()
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            outcome = None
+    proposed = re.search(r"Proposed command:\n\s*([^\n]*)", shown)
+    c.check(outcome == "proposal" and proposed is not None or outcome == "no command",
+            f"{name}: request: lsh shows a proposal and asks, or says why there is none",
+            {None: "no answer" if asked else "lsh did not ask", "prompt": f"no proposal and no reason: {shown}"}
+            .get(outcome, f"{outcome}: {proposed.group(1) if proposed else shown}"[:160]))
+    back = False
+    if outcome == "proposal":
+        b.p.sendline("a")
+        back = b.expect(r"Not run\.\r*\n", timeout=20) is not None and b.expect(PROMPT, timeout=20) is not None
+    elif outcome == "no command":
+        back = b.expect(PROMPT, timeout=20) is not None
+    elif outcome == "prompt":
+        back = True
+    if nested and back:
+        b.p.sendline("exit")
+        back = b.expect(PROMPT, timeout=20) is not None
+    if not c.check(back, f"{name}: request: aborted, the prompt comes back"):
+        return
+    ran = b.command(f"test -e {marker}; echo marker=$?", timeout=20) or ""
+    logged, log = True, ""
+    if outcome == "proposal":
+        # lsh's audit log: the proposal and the abort, each with the request.
+        log = b.command(f"grep {marker} /var/log/llamux/audit.log | grep -c -e '\"proposed\"' -e '\"aborted\"'",
+                        timeout=20) or ""
+        logged = re.search(r"^2\s*$", log.strip(), re.M) is not None
+    c.check("marker=1" in ran and logged, f"{name}: request: nothing ran (no {marker})"
+            + ("; lsh's audit log has the proposal and the abort" if outcome == "proposal" else ""),
+            f"{ran.strip()}{'' if logged else ', audit log: ' + log.strip()}")
+    # The request is one session of lsh's; the module's own (the panic haiku) may run meanwhile.
+    after = counted_requests(b)
+    c.check(None not in before + after and after[0] > before[0] and after[1] == before[1] + 1,
+            f"{name}: request: the kernel counted it (stats) and audited it (one more comm=lsh record)",
+            f"requests {before[0]} -> {after[0]}, comm=lsh records {before[1]} -> {after[1]}")
 
 
 def panic(c, args):
@@ -175,10 +263,11 @@ def main():
     ap.add_argument("--accel", required=True)
     ap.add_argument("--logs", required=True)
     ap.add_argument("--prompt-deadline", type=float, default=90)
+    ap.add_argument("--pubkey", required=True, help="the key the image trusts (64 hex digits)")
     ap.add_argument("--raw", action="store_true", help="the model has no chat format: plain continuations")
     args = ap.parse_args()
     c = Checks()
-    session(c, args, "bios", False)
+    session(c, args, "bios", False, with_request=True)
     session(c, args, "uefi", True)
     panic(c, args)
     print(f"{c.passed} passed, {c.failed} failed", flush=True)

@@ -1,7 +1,10 @@
-//! `cargo xtask image [--model NAME|PATH] [--run | --test]`: a bootable Llamux ISO (BIOS and
-//! UEFI, GRUB from `grub-mkrescue`) with Debian's kernel and an initramfs holding busybox, the
-//! static tools, `llamux.ko` and the model; `--run` boots it in QEMU on this terminal, `--test`
-//! boots it three times under QEMU (SeaBIOS, OVMF, and a panic) and drives its serial console.
+//! `cargo xtask image [--model NAME|PATH] [--key KEY] [--run | --test]`: a bootable Llamux ISO
+//! (BIOS and UEFI, GRUB from `grub-mkrescue`) with Debian's kernel and an initramfs holding
+//! busybox, the static tools, `llamux.ko` and the model, signed: the image trusts one Ed25519
+//! key (`--key`, a `llamux keygen` secret key with its `KEY.pub`; by default a build key made
+//! once in `target/llamux/`) and its module refuses a model that key did not sign. `--run` boots
+//! it in QEMU on this terminal, `--test` boots it three times under QEMU (SeaBIOS, OVMF, and a
+//! panic) and drives its serial console.
 
 use super::{cpio, kernel, kvm_works, need, pull, qemu_accel, root, run, sha256_hex, synth, venv};
 use anyhow::{bail, Context, Result};
@@ -16,22 +19,28 @@ const PEXPECT_PY: &str = "pexpect==4.9.0";
 const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 /// Where the ISO's files come from in the source tree.
 const IMAGE_SRC: &str = "kernel/image";
+/// The key that signs an image's model unless `--key` names one (made on first use).
+const BUILD_KEY: &str = "target/llamux/image.key";
+/// Where the image keeps the trusted public key (rcS gives it to the module as `pubkey=`).
+const IMAGE_PUBKEY: &str = "etc/llamux/models.pub";
 
 struct Opts {
     model: Option<String>,
+    key: Option<PathBuf>,
     run: bool,
     test: bool,
 }
 
 fn opts(args: &[String]) -> Result<Opts> {
-    let mut o = Opts { model: None, run: false, test: false };
+    let mut o = Opts { model: None, key: None, run: false, test: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--model" | "-m" => o.model = Some(it.next().context("--model needs a name or a path")?.clone()),
+            "--key" => o.key = Some(PathBuf::from(it.next().context("--key needs a secret key file")?)),
             "--run" => o.run = true,
             "--test" => o.test = true,
-            _ => bail!("image: unknown option {a} (--model NAME|PATH, --run, --test)"),
+            _ => bail!("image: unknown option {a} (--model NAME|PATH, --key KEY, --run, --test)"),
         }
     }
     if o.run && o.test {
@@ -42,12 +51,13 @@ fn opts(args: &[String]) -> Result<Opts> {
 
 pub fn image(args: &[String]) -> Result<()> {
     let o = opts(args)?;
+    let key = signing_key(o.key.as_deref())?;
     if o.test {
-        return test(o.model.as_deref());
+        return test(o.model.as_deref(), &key);
     }
     let model = model_path(o.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
     let out = root().join("target/llamux");
-    let iso = build(&model, &out)?;
+    let iso = build(&model, &key, &out)?;
     if o.run {
         boot(&iso, &out, &model)?;
     }
@@ -63,6 +73,50 @@ fn model_path(name: &str) -> Result<PathBuf> {
     // `llamux pull` needs the host's CLI.
     run(super::cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
     pull(name)
+}
+
+/// The key an image's model is signed with: its secret key file and its public key (hex).
+struct SigningKey {
+    secret: PathBuf,
+    public: String,
+}
+
+/// `key` (a `llamux keygen` secret key, its public key in `KEY.pub` beside it), else the build
+/// key, made by `llamux keygen` the first time.
+fn signing_key(key: Option<&Path>) -> Result<SigningKey> {
+    // `llamux keygen` and `llamux sign` are the host's CLI.
+    run(super::cargo().args(["build", "--release", "-p", "llamux-cli"]))?;
+    let secret = match key {
+        Some(k) => {
+            if !k.is_file() {
+                bail!("--key {}: no such file (a secret key from `llamux keygen -o KEY`)", k.display());
+            }
+            k.to_path_buf()
+        }
+        None => {
+            let k = root().join(BUILD_KEY);
+            if !k.exists() {
+                std::fs::create_dir_all(k.parent().context("the build key has no directory")?)?;
+                run(Command::new(super::llamux_bin()).arg("keygen").arg("-o").arg(&k))?;
+            }
+            k
+        }
+    };
+    let mut pub_path = secret.clone().into_os_string();
+    pub_path.push(".pub");
+    let pub_path = PathBuf::from(pub_path);
+    let text = std::fs::read_to_string(&pub_path).with_context(|| {
+        format!(
+            "cannot read {} (the public key `llamux keygen` writes beside {})",
+            pub_path.display(),
+            secret.display()
+        )
+    })?;
+    let public = text.trim().to_ascii_lowercase();
+    if public.len() != 64 || !public.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{}: not a public key (64 hex digits)", pub_path.display());
+    }
+    Ok(SigningKey { secret, public })
 }
 
 /// The binaries of `crates/llamux-tools` (its `[[bin]]` names).
@@ -106,8 +160,8 @@ fn check_packages() -> Result<()> {
     Ok(())
 }
 
-/// Builds `out/llamux.iso` carrying `model`; returns its path.
-fn build(model: &Path, out: &Path) -> Result<PathBuf> {
+/// Builds `out/llamux.iso` carrying `model` signed with `key`; returns its path.
+fn build(model: &Path, key: &SigningKey, out: &Path) -> Result<PathBuf> {
     check_packages()?;
     let (vmlinuz, headers) = kernel()?;
     let version = vmlinuz
@@ -150,10 +204,24 @@ fn build(model: &Path, out: &Path) -> Result<PathBuf> {
     let firmware = dir.join("lib/firmware/llamux/model.gguf");
     std::fs::copy(model, &firmware).with_context(|| format!("cannot copy {}", model.display()))?;
     std::fs::write(dir.join("lib/firmware/llamux/model.gguf.sha256"), sha256_hex(model)?)?;
-    // Without the module the tools would run the engine in-process: on the same file.
+    // The signature beside the model (`MODEL.sig`, where the module and the tools look).
+    run(Command::new(super::llamux_bin())
+        .arg("sign")
+        .arg("-m")
+        .arg(&firmware)
+        .arg("--key")
+        .arg(&key.secret)
+        .arg("-o")
+        .arg(dir.join("lib/firmware/llamux/model.gguf.sig")))?;
+    std::fs::write(dir.join(IMAGE_PUBKEY), format!("{}\n", key.public))?;
+    // Without the module the tools would run the engine in-process: on the same file, checked
+    // against the same key.
     std::fs::write(
         dir.join("etc/llamux/config.toml"),
-        "# The Llamux image: the kernel module's model, for every backend.\nmodel = \"/lib/firmware/llamux/model.gguf\"\n",
+        format!(
+            "# The Llamux image: the kernel module's model, for every backend, signed by the image's key.\n\
+             model = \"/lib/firmware/llamux/model.gguf\"\ntrusted_key = \"/{IMAGE_PUBKEY}\"\n"
+        ),
     )?;
     run(Command::new("chmod").arg("+x").arg(dir.join("etc/init.d/rcS")).arg(dir.join("bin/llamux-shell")))?;
 
@@ -168,10 +236,12 @@ fn build(model: &Path, out: &Path) -> Result<PathBuf> {
     run(Command::new("grub-mkrescue").arg("-o").arg(&iso).arg(&iso_dir).args(["--", "-volid", "LLAMUX"]))?;
     let size = std::fs::metadata(&iso)?.len();
     eprintln!(
-        "image: {} ({} MiB; kernel {version}, model {}, tools {})",
+        "image: {} ({} MiB; kernel {version}, model {} signed by {} ({}), tools {})",
         iso.display(),
         size >> 20,
         model.display(),
+        key.public,
+        key.secret.display(),
         names.join(" ")
     );
     Ok(iso)
@@ -202,7 +272,7 @@ fn boot(iso: &Path, work: &Path, model: &Path) -> Result<()> {
 
 /// Builds a test image (the tiny synthetic model under TCG, `model` or the default under KVM)
 /// and runs `tools/image_test.py` on it.
-fn test(model: Option<&str>) -> Result<()> {
+fn test(model: Option<&str>, key: &SigningKey) -> Result<()> {
     if !Path::new(OVMF).exists() {
         bail!("{OVMF} is missing: apt-get install ovmf");
     }
@@ -222,7 +292,7 @@ fn test(model: Option<&str>) -> Result<()> {
         (synth("llama", "tiny")?, false)
     };
     eprintln!("image --test: {} with {}", if kvm { "KVM" } else { "TCG" }, path.display());
-    let iso = build(&path, &out)?;
+    let iso = build(&path, key, &out)?;
     let py = venv("image-venv", &[PEXPECT_PY], &[])?;
     let accel = qemu_accel(kvm).iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
     let mut cmd = Command::new(py);
@@ -231,7 +301,8 @@ fn test(model: Option<&str>) -> Result<()> {
         .args(["--ovmf", OVMF, "--memory", &memory_mib(&path)?.to_string(), "--accel", &accel])
         .arg("--logs")
         .arg(&out)
-        .args(["--prompt-deadline", if kvm { "30" } else { "90" }]);
+        .args(["--prompt-deadline", if kvm { "30" } else { "90" }])
+        .args(["--pubkey", &key.public]);
     if !chat {
         cmd.arg("--raw");
     }

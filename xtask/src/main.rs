@@ -561,9 +561,13 @@ fn kvm_works(kernel: &Path, work: &Path) -> Result<bool> {
 }
 
 fn vm(interactive: bool) -> Result<()> {
-    for (cmd, pkg) in
-        [("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio"), ("busybox", "busybox-static"), ("cc", "gcc")]
-    {
+    for (cmd, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("cpio", "cpio"),
+        ("busybox", "busybox-static"),
+        ("cc", "gcc"),
+        ("strip", "binutils"),
+    ] {
         need(cmd, pkg)?;
     }
     let (kernel, headers) = kernel()?;
@@ -597,6 +601,9 @@ fn vm(interactive: bool) -> Result<()> {
         .args(["-static", "-O2", "-Wall", "-o"])
         .arg(dir.join("bin/lxpoll"))
         .arg(root().join("kernel/vm/lxpoll.c")))?;
+    // The release profile keeps debug information (for profiling): not in the initrd, which
+    // TCG has to unpack at every boot.
+    run(Command::new("strip").arg(dir.join("bin/llamux")).arg(dir.join("bin/lxpoll")))?;
     std::fs::copy(root().join("kernel/vm/init.sh"), dir.join("init"))?;
     std::fs::copy(root().join("kernel/vm/trust.sh"), dir.join("trust.sh"))?;
     let bytes = std::fs::read(&model)?;
