@@ -550,7 +550,9 @@ fn quota_excess_is_429_and_others_are_served() {
     };
     // 60 tokens a minute: two requests of up to 45 tokens take it over, well before it drains.
     let mut refused = None;
+    let mut requests = 0;
     for _ in 0..5 {
+        requests += 1;
         let (code, text) = from("127.0.0.1");
         if code == 429 {
             refused = Some((code, text));
@@ -565,8 +567,20 @@ fn quota_excess_is_429_and_others_are_served() {
     // Another client address is served meanwhile.
     let (code, text) = from("127.0.0.2");
     assert_eq!(code, 200, "{text}");
-    let log = server.stderr.lock().unwrap().clone();
-    let audit: Vec<&str> = log.lines().filter(|l| l.starts_with("llamux serve: audit: seq=")).collect();
+    requests += 1;
+    // A request's audit line is written when its session is released, which may come just after
+    // the reply has reached the client: wait (boundedly) for one line per request.
+    let is_audit = |l: &&str| l.starts_with("llamux serve: audit: seq=");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = server.stderr.lock().unwrap().clone();
+        if log.lines().filter(is_audit).count() >= requests || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let audit: Vec<&str> = log.lines().filter(is_audit).collect();
+    assert_eq!(audit.len(), requests, "one audit line per request: {log}");
     assert!(audit.iter().any(|l| l.contains("client=127.0.0.1 ") && l.contains("outcome=over_token_quota")), "{log}");
     assert!(audit.iter().any(|l| l.contains("client=127.0.0.2 ") && l.contains("outcome=completed")), "{log}");
     assert!(audit.iter().all(|l| l.contains(" prompt_sha256=") && l.contains(" tokens_in=")), "{log}");
