@@ -726,7 +726,13 @@ fn llama_bench() -> Result<PathBuf> {
     .chain([format!("-DCMAKE_C_FLAGS={flags}"), format!("-DCMAKE_CXX_FLAGS={flags}")])
     .collect();
     let stamp = build.join("llamux-cmake-args.txt");
-    let want = cmake_args.join("\n");
+    // `-march=native` binds the build to this CPU: machines change between sessions (AVX2-only
+    // and AVX-512), so the CPU's flags are part of the cache key.
+    let cpu_flags = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("flags")).map(String::from))
+        .unwrap_or_default();
+    let want = format!("{}\n{cpu_flags}", cmake_args.join("\n"));
     if bin.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
         return Ok(bin);
     }
