@@ -65,29 +65,33 @@ pub(crate) fn k4_scale_avx2(scales: __m256i, g: usize) -> __m256i {
     _mm256_shuffle_epi8(scales, m)
 }
 
-/// `vpermw` indices: entry `k` is group `k` (0..8) in words 0..16 and group `k + 1` in 16..32.
-static K4_IDX_AVX512: [[u16; 32]; 8] = {
-    let mut t = [[0u16; 32]; 8];
-    let mut k = 0;
-    while k < 8 {
+/// `vpshufb` masks: entry `g` picks word `g` (the scale of group `g`) in the low 256 bits and
+/// word `g + 1` (mod 8) in the high 256 bits of a vector holding the eight scales as words in
+/// every 128-bit lane.
+static K4_SHUF_AVX512: [[u8; 64]; 8] = {
+    let mut t = [[0u8; 64]; 8];
+    let mut g = 0;
+    while g < 8 {
         let mut i = 0;
-        while i < 32 {
-            t[k][i] = (k + i / 16) as u16;
+        while i < 64 {
+            let word = if i < 32 { g } else { (g + 1) & 7 };
+            t[g][i] = (2 * word + (i & 1)) as u8;
             i += 1;
         }
-        k += 1;
+        g += 1;
     }
     t
 };
 
-/// The scales of groups `g` (words 0..16) and `g + 1` (words 16..32), from `sm16` (the eight
-/// scales in words 0..8).
+/// The scales of groups `g` (words 0..16) and `g + 1` (words 16..32; `g` < 7), from `sm16` (the
+/// eight scales in words 0..8). An in-lane byte shuffle of the scales broadcast to every lane:
+/// cheaper than a cross-lane word permutation where 512-bit operations are split in two.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn k4_scale_pair_avx512(sm16: __m256i, g: usize) -> __m512i {
     // SAFETY: 64 bytes of a static table (`g` clamped to its length).
-    let idx = unsafe { _mm512_loadu_si512(K4_IDX_AVX512[g & 7].as_ptr().cast()) };
-    _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sm16))
+    let m = unsafe { _mm512_loadu_si512(K4_SHUF_AVX512[g & 7].as_ptr().cast()) };
+    _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm256_castsi256_si128(sm16)), m)
 }
 
 /// Adds two super-blocks' results to `sumf`, in order, each as the scalar twin computes it:
