@@ -708,6 +708,53 @@ mod tests {
         }
     }
 
+    /// Every quant at the format's largest value (or zero) against activations all +127 or all
+    /// −127: the sums the SIMD kernels keep in narrow lanes are at their largest here, and must
+    /// still equal the twin's `i32` sums, bit for bit.
+    fn extreme_blocks_agree<B: Interleave>() {
+        let (rows, cols) = (16, 256);
+        let nb = cols / 32;
+        let one = F16::from_f32(1.0);
+        let w: Vec<B> =
+            (0..rows * nb).map(|i| B::from_parts(one, one, &[if (i / nb) % 3 == 2 { 0 } else { 0xFF }; 32])).collect();
+        let r8 = interleaved_rows(&w, rows, cols);
+        let ys: Vec<Vec<B::VecDotType>> = (0..MAX_TOKENS)
+            .map(|c| {
+                let x = vec![if c % 2 == 0 { 1.0f32 } else { -1.0 }; cols];
+                let mut y = vec![<B::VecDotType as Zeroable>::zeroed(); nb];
+                <B::VecDotType as BlockFormat>::from_float_act(&x, &mut y);
+                y
+            })
+            .collect();
+        assert!(ys.iter().all(|y| y.iter().all(|b| b.quants().iter().all(|q| q.unsigned_abs() == 127))));
+        let sums: Vec<Vec<BlockSums>> = ys.iter().map(|y| y.iter().map(ActBlock::sums).collect()).collect();
+        let y: Vec<&[B::VecDotType]> = ys.iter().map(|y| y.as_slice()).collect();
+        let s: Vec<&[BlockSums]> = sums.iter().map(|s| s.as_slice()).collect();
+        let mut want = vec![vec![f32::NAN; rows]; MAX_TOKENS];
+        {
+            let mut o: Vec<&mut [f32]> = want.iter_mut().map(|o| o.as_mut_slice()).collect();
+            dot_r8_scalar::<B>(&r8, nb, &y, &s, &mut o);
+        }
+        for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
+            let Some(simd) = Simd::new(isa) else { continue };
+            let mut got = vec![vec![f32::NAN; rows]; MAX_TOKENS];
+            {
+                let mut o: Vec<&mut [f32]> = got.iter_mut().map(|o| o.as_mut_slice()).collect();
+                B::dot_r8_with(simd, &r8, nb, &y, &s, &mut o);
+            }
+            assert_eq!(got, want, "{} {isa:?}: extreme blocks", B::TYPE);
+        }
+    }
+
+    #[test]
+    fn interleaved_kernels_agree_on_extreme_blocks() {
+        extreme_blocks_agree::<BlockQ4_0>();
+        extreme_blocks_agree::<BlockQ4_1>();
+        extreme_blocks_agree::<BlockQ5_0>();
+        extreme_blocks_agree::<BlockQ5_1>();
+        extreme_blocks_agree::<BlockQ8_0>();
+    }
+
     #[test]
     fn interleaving_round_trips() {
         round_trip::<BlockQ4_0>();

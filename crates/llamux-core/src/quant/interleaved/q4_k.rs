@@ -331,6 +331,50 @@ mod tests {
         }
     }
 
+    /// Every quant 15 and every sub-block scale 63 (or a zero row) against activations all +127
+    /// or all −127: the narrow sums of the SIMD kernels at their largest, bit for bit the twin.
+    #[test]
+    fn extreme_blocks_agree() {
+        let (rows, cols) = (16, 512);
+        let nbk = cols / QK_K;
+        let one = F16::from_f32(1.0);
+        let w: Vec<BlockQ4K> = (0..rows * nbk)
+            .map(|i| {
+                let full = (i / nbk) % 3 != 2;
+                let b = if full { 0xFF } else { 0 };
+                BlockQ4K { d: one, dmin: one, scales: [b; 12], qs: [b; QK_K / 2] }
+            })
+            .collect();
+        let r8 = interleaved_rows(&w, rows, cols);
+        let tokens: Vec<(Vec<BlockQ8K>, Vec<BlockSums>)> = (0..MAX_TOKENS)
+            .map(|c| {
+                let x = vec![if c % 2 == 0 { 1.0f32 } else { -1.0 }; cols];
+                let mut y = vec![BlockQ8K::zeroed(); nbk];
+                BlockQ8K::from_float_act(&x, &mut y);
+                let mut s = vec![BlockSums::default(); cols / 32];
+                super::super::summarize(GgmlType::Q8_K, bytemuck::cast_slice(&y), &mut s).unwrap();
+                (y, s)
+            })
+            .collect();
+        assert!(tokens.iter().all(|t| t.0.iter().all(|b| b.qs.iter().all(|q| q.unsigned_abs() == 127))));
+        let y: Vec<&[BlockQ8K]> = tokens.iter().map(|t| t.0.as_slice()).collect();
+        let s: Vec<&[BlockSums]> = tokens.iter().map(|t| t.1.as_slice()).collect();
+        let mut want = vec![vec![f32::NAN; rows]; MAX_TOKENS];
+        {
+            let mut o: Vec<&mut [f32]> = want.iter_mut().map(|o| o.as_mut_slice()).collect();
+            dot_scalar(&r8, nbk, &y, &s, &mut o);
+        }
+        for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
+            let Some(simd) = Simd::new(isa) else { continue };
+            let mut got = vec![vec![f32::NAN; rows]; MAX_TOKENS];
+            {
+                let mut o: Vec<&mut [f32]> = got.iter_mut().map(|o| o.as_mut_slice()).collect();
+                dot_with(simd, &r8, nbk, &y, &s, &mut o);
+            }
+            assert_eq!(got, want, "{isa:?}: extreme blocks");
+        }
+    }
+
     #[test]
     fn refuses_bad_operands() {
         let simd = crate::isa::current();

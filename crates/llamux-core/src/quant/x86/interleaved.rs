@@ -107,25 +107,26 @@ macro_rules! each_token {
 pub(crate) use each_token;
 
 /// Defines `dot_avx2` and `dot_avx512` in module `$R` for interleaved blocks `$R` against
-/// activation blocks `$Y`: `unpack(x)` gives the eight weight vectors; `zero2`/`zero512` the
-/// zero point each tier's dot leaves in (AVX2 multiplies `Q8_0`'s quants signed); `min` whether
-/// the format has minimums.
+/// activation blocks `$Y`: `unpack(x)` gives the eight weight vectors (`unpack2`: AVX2's);
+/// `sum2(w, qs)` the AVX2 block sum `Σ w·y` in `i32` lanes (AVX-512 VNNI: [`sum8_vnni`]);
+/// `zero2`/`zero512` the zero point each tier's sum leaves in (AVX2 multiplies `Q8_0`'s quants
+/// signed); `min` whether the format has minimums.
 macro_rules! interleaved_kernels {
     ($R:ident, $Y:ty, unpack |$x:ident| $unpack:expr, unpack2 |$x2:ident| $unpack2:expr,
-     dot2 |$a:ident, $w:ident, $y:ident| $dot2:expr, zero2: $z2:expr, zero512: $z512:expr, min: $min:tt) => {
+     sum2: $sum2:path, zero2: $z2:expr, zero512: $z512:expr, min: $min:tt) => {
         #[allow(non_snake_case)]
         pub(crate) mod $R {
             use super::*;
             use crate::quant::interleaved::$R;
 
             interleaved_kernels!(@kernel dot_avx2, "avx2,fma,f16c", [1 2 3 4], $R, $Y, |$x2| $unpack2,
-                |$a, $w, $y| $dot2, $z2, $min);
+                $sum2, $z2, $min);
             interleaved_kernels!(@kernel dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c",
-                [1 2 3 4 5 6 7 8], $R, $Y, |$x| $unpack, |acc, w, y| _mm256_dpbusd_epi32(acc, w, y), $z512, $min);
+                [1 2 3 4 5 6 7 8], $R, $Y, |$x| $unpack, sum8_vnni, $z512, $min);
         }
     };
     (@kernel $name:ident, $feat:literal, [$($n:literal)+], $R:ident, $Y:ty, |$x:ident| $unpack:expr,
-     |$a:ident, $w:ident, $y:ident| $dot:expr, $zero:expr, $min:tt) => {
+     $sum:path, $zero:expr, $min:tt) => {
         /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
         ///
         /// # Safety
@@ -147,18 +148,7 @@ macro_rules! interleaved_kernels {
                         let mx = interleaved_kernels!(@mins $min, $x);
                         each_token!(c < N => {
                             let (Some(y), Some(s)) = (ys[c].get(j), sums[c].get(j)) else { return };
-                            // One chain of products per token where four or more tokens keep the
-                            // units busy, two for fewer.
-                            let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-                            for k in (0..8).step_by(2) {
-                                p0 = { let ($a, $w, $y) = (p0, w[k], act_word(&y.qs, k)); $dot };
-                                if N >= 4 {
-                                    p0 = { let ($a, $w, $y) = (p0, w[k + 1], act_word(&y.qs, k + 1)); $dot };
-                                } else {
-                                    p1 = { let ($a, $w, $y) = (p1, w[k + 1], act_word(&y.qs, k + 1)); $dot };
-                                }
-                            }
-                            let p = if N >= 4 { p0 } else { _mm256_add_epi32(p0, p1) };
+                            let p = $sum(&w, &y.qs);
                             let p = _mm256_sub_epi32(p, _mm256_set1_epi32($zero * s.sum));
                             let d = _mm256_mul_ps(dx, _mm256_set1_ps(s.d));
                             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc[c]);
@@ -192,12 +182,61 @@ macro_rules! interleaved_kernels {
     (@min no, $acc:expr, $mx:ident, $s:ident) => {};
 }
 
-/// `Σ u·y` of unsigned bytes (at most 127, so pairs cannot saturate) and signed bytes, added to
-/// `acc` (AVX2).
+/// `Σ w·y` over a block's eight words in `i32` lanes, AVX-512 VNNI: `vpdpbusd` (unsigned
+/// weights, signed activations; no saturation) in two chains.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn sum8_vnni(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
+    let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for k in (0..8).step_by(2) {
+        p0 = _mm256_dpbusd_epi32(p0, w[k], act_word(qs, k));
+        p1 = _mm256_dpbusd_epi32(p1, w[k + 1], act_word(qs, k + 1));
+    }
+    _mm256_add_epi32(p0, p1)
+}
+
+/// `maddubs` of word `k`: unsigned weights against word `k` of the activations, pairs summed
+/// in `i16` lanes (AVX2).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_u7(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
-    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1)))
+fn pairs(w: &[__m256i; 8], qs: &[i8; 32], k: usize) -> __m256i {
+    _mm256_maddubs_epi16(w[k % 8], act_word(qs, k))
+}
+
+/// `Σ w·y` over a block's eight words, weights below 16 (AVX2): every word's pairs add up in
+/// the `i16` lanes (16 products of at most 15·128 each: below 2^15, no wrap), then one `madd`
+/// widens them — one `madd` a block instead of one a word.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sum8_u4(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
+    let p = |k| pairs(w, qs, k);
+    let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
+    let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+    _mm256_madd_epi16(_mm256_add_epi16(a, b), _mm256_set1_epi16(1))
+}
+
+/// `Σ w·y` over a block's eight words, weights below 32 (AVX2): four words' pairs at a time in
+/// the `i16` lanes (8 products of at most 31·128 each: below 2^15), two `madd`s a block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sum8_u5(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
+    let p = |k| pairs(w, qs, k);
+    let one = _mm256_set1_epi16(1);
+    let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
+    let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+    _mm256_add_epi32(_mm256_madd_epi16(a, one), _mm256_madd_epi16(b, one))
+}
+
+/// `Σ w·y` over a block's eight words of signed weights (AVX2, [`dot_i8`]), two chains.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sum8_i8(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
+    let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for k in (0..8).step_by(2) {
+        p0 = dot_i8(p0, w[k], act_word(qs, k));
+        p1 = dot_i8(p1, w[k + 1], act_word(qs, k + 1));
+    }
+    _mm256_add_epi32(p0, p1)
 }
 
 /// `Σ w·y` of signed bytes (`y` never -128) added to `acc` (AVX2, `maddubs` on `|w|` and
@@ -211,18 +250,18 @@ pub(crate) fn dot_i8(acc: __m256i, w: __m256i, y: __m256i) -> __m256i {
 
 interleaved_kernels!(R8Q4_0, crate::quant::BlockQ8_0,
     unpack |x| nibbles8(&x.qs, None), unpack2 |x| nibbles8(&x.qs, None),
-    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 8, zero512: 8, min: no);
+    sum2: sum8_u4, zero2: 8, zero512: 8, min: no);
 interleaved_kernels!(R8Q4_1, crate::quant::BlockQ8_1,
     unpack |x| nibbles8(&x.qs, None), unpack2 |x| nibbles8(&x.qs, None),
-    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 0, zero512: 0, min: yes);
+    sum2: sum8_u4, zero2: 0, zero512: 0, min: yes);
 interleaved_kernels!(R8Q5_0, crate::quant::BlockQ8_0,
     unpack |x| nibbles8(&x.qs, Some(&x.qh)), unpack2 |x| nibbles8(&x.qs, Some(&x.qh)),
-    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 16, zero512: 16, min: no);
+    sum2: sum8_u5, zero2: 16, zero512: 16, min: no);
 interleaved_kernels!(R8Q5_1, crate::quant::BlockQ8_1,
     unpack |x| nibbles8(&x.qs, Some(&x.qh)), unpack2 |x| nibbles8(&x.qs, Some(&x.qh)),
-    dot2 |acc, w, y| dot_u7(acc, w, y), zero2: 0, zero512: 0, min: yes);
+    sum2: sum8_u5, zero2: 0, zero512: 0, min: yes);
 // Q8_0: AVX-512 takes the stored (offset) quants as they are; AVX2 flips them back to signed.
 interleaved_kernels!(R8Q8_0, crate::quant::BlockQ8_0,
     unpack |x| core::array::from_fn(|k| word(&x.qs, k)),
     unpack2 |x| core::array::from_fn(|k| _mm256_xor_si256(word(&x.qs, k), _mm256_set1_epi8(-128))),
-    dot2 |acc, w, y| dot_i8(acc, w, y), zero2: 0, zero512: 128, min: no);
+    sum2: sum8_i8, zero2: 0, zero512: 128, min: no);

@@ -3,7 +3,8 @@
 //! eight quant words are loaded once; per token each word of four activations is broadcast
 //! against eight rows. AVX-512 VNNI: `vpdpbusd` on the low nibbles and on the high nibbles left in
 //! place (sixteen times the quant; the exact sum is shifted back), the sub-block scale applied by
-//! `vpmulld`. AVX2: `maddubs`, then `madd` against the scale (the scale costs nothing extra). Both
+//! `vpmulld`. AVX2: `maddubs`, the eight words summed in `i16` lanes, then one `madd` against the
+//! scale (the scale costs nothing extra). Both
 //! finish each super-block exactly as the scalar twin does.
 
 use super::interleaved::{each_token, prefetch_ahead, scales8, store_rows, word};
@@ -131,8 +132,8 @@ q4k_kernel!(
     }
 );
 
-// AVX2: `maddubs` of quants (at most 15) and activations (|y| ≤ 127) cannot saturate; `madd`
-// against the scale in both halves of each lane gives `sc · Σ q·y` per four elements.
+// AVX2: `maddubs` of quants (at most 15) and activations cannot saturate; `madd` against the
+// scale in both halves of each lane gives `sc · Σ q·y` per four elements.
 q4k_kernel!(
     dot_avx2,
     "avx2,fma,f16c",
@@ -148,15 +149,12 @@ q4k_kernel!(
         })
     },
     |w, k, y, sc| {
+        // The eight words' pairs add up in the `i16` lanes first (16 products of at most
+        // 15·128 each: below 2^15), one `madd` a sub-block.
         let sc16 = _mm256_or_si256(sc, _mm256_slli_epi32::<16>(sc));
-        let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for t in (0..8).step_by(2) {
-            p0 = _mm256_add_epi32(p0, _mm256_madd_epi16(_mm256_maddubs_epi16(w[t], act4(&y.qs, 8 * k + t)), sc16));
-            p1 = _mm256_add_epi32(
-                p1,
-                _mm256_madd_epi16(_mm256_maddubs_epi16(w[t + 1], act4(&y.qs, 8 * k + t + 1)), sc16),
-            );
-        }
-        _mm256_add_epi32(p0, p1)
+        let p = |t: usize| _mm256_maddubs_epi16(w[t % 8], act4(&y.qs, 8 * k + t));
+        let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
+        let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+        _mm256_madd_epi16(_mm256_add_epi16(a, b), sc16)
     }
 );
