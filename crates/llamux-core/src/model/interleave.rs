@@ -180,6 +180,6 @@ impl<'a> Model<'a> {
 /// Bytes of `m` interleaved, where its format has the layout and it pays for `workload`.
 fn wanted(m: &Matrix<'_>, workload: Option<Workload>) -> Option<usize> {
     let workload = workload?;
-    interleaved::interleaved(m.ggml_type).filter(|t| t.pays(workload))?;
+    interleaved::interleaved(m.ggml_type).filter(|t| t.pays(workload, crate::isa::current()))?;
     m.interleaved_bytes()
 }

@@ -449,8 +449,9 @@ pub struct InterleavedTraits {
     pub block_elems: usize,
     /// Bytes of one interleaved block (eight rows' blocks).
     pub block_bytes: usize,
-    /// Worth interleaving only for [`Workload::Batched`].
-    pub batched_only: bool,
+    /// The instruction-set tiers on which interleaving pays only for [`Workload::Batched`]
+    /// (elsewhere it pays for every workload).
+    pub batched_only: &'static [crate::isa::Isa],
     /// Interleaves `rows` rows of `cols` elements (`src`, the rows one after another) into
     /// `dst` ([`interleaved_bytes`] long); the last group is padded with zero rows.
     pub interleave: InterleaveRows,
@@ -527,7 +528,7 @@ const fn entry<B: Interleave>() -> InterleavedTraits {
         ggml_type: B::TYPE,
         block_elems: B::BLCK_SIZE,
         block_bytes: core::mem::size_of::<B::R8>(),
-        batched_only: false,
+        batched_only: &[],
         interleave: interleave::<B>,
         row_to_float: row_to_float::<B>,
         dot: dot::<B>,
@@ -550,13 +551,16 @@ pub fn interleaved(ty: GgmlType) -> Option<&'static InterleavedTraits> {
 
 /// What a model's weights will mostly do, which decides the formats worth interleaving.
 ///
-/// Measured (`llamux bench`, AMD EPYC, AVX-512): the 32-element formats' stored-layout kernels are
+/// Measured (`llamux bench`, AMD EPYC): the 32-element formats' stored-layout kernels are
 /// compute-bound below the memory's bandwidth, so interleaving them speeds up decoding itself
-/// (SmolLM2's Q4_1, gemma3's Q5_0/Q8_0). `Q4_K`'s stored-layout kernel already decodes near the
-/// bandwidth: interleaved, one session's decoding is no faster (TinyLlama-shaped, 2 threads,
-/// 49–51 tok/s either way) and prompts are slower (pp128 260 against 320 tok/s, the stored
-/// layout's tile kernels take more tokens a pass), but eight sessions decoding together go from
-/// about 109 to 155 tok/s.
+/// (SmolLM2's Q4_1, gemma3's Q5_0/Q8_0), with AVX2 and with AVX-512. `Q4_K` depends on the tier:
+/// with AVX-512 its stored-layout kernel already decodes near the bandwidth — interleaved, one
+/// session's decoding is no faster (TinyLlama-shaped, 2 threads, 49–51 tok/s either way) and
+/// prompts are slower (pp128 260 against 320 tok/s, the stored layout's tile kernels take more
+/// tokens a pass), but eight sessions decoding together go from about 109 to 155 tok/s. With AVX2
+/// the interleaved kernel wins at one token too (TinyLlama-shaped, one thread, tg64 in four
+/// alternated pairs 12.5–15.0 → 12.8–17.3 tok/s, each pair in its favour) and prompts are no
+/// slower (pp512 37.7–40.8 → 36.6–42.2 at one thread, 62.6–68.1 → 84.3–85.3 at two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
     /// One session: prompts, then one token a step.
@@ -566,9 +570,9 @@ pub enum Workload {
 }
 
 impl InterleavedTraits {
-    /// Whether interleaving this format pays for `workload`.
-    pub fn pays(&self, workload: Workload) -> bool {
-        !self.batched_only || workload == Workload::Batched
+    /// Whether interleaving this format pays for `workload` with the kernels of `simd`.
+    pub fn pays(&self, workload: Workload, simd: Simd) -> bool {
+        !self.batched_only.contains(&simd.isa()) || workload == Workload::Batched
     }
 
     /// Bytes of one group of eight interleaved rows of `cols` elements (`None` if `cols` is not

@@ -209,7 +209,7 @@ pub(super) const TRAITS: InterleavedTraits = InterleavedTraits {
     ggml_type: GgmlType::Q4_K,
     block_elems: QK_K,
     block_bytes: core::mem::size_of::<R8Q4K>(),
-    batched_only: true,
+    batched_only: &[crate::isa::Isa::Avx512],
     interleave,
     row_to_float,
     dot,
