@@ -657,8 +657,9 @@ mod tests {
     }
 
     /// The scalar twin against the formats' own dot products (a different summation order, so to
-    /// rounding), and every SIMD tier against the twin, bit for bit.
+    /// rounding), and every SIMD tier against the twin, bit for bit (on extreme blocks too).
     fn kernels_agree<B: Interleave>() {
+        extreme_blocks_agree::<B>();
         let mut rng = Rng::new(9);
         for (rows, cols) in [(8, 32), (21, 96), (40, 640), (3, 256)] {
             let nb = cols / 32;
@@ -693,21 +694,7 @@ mod tests {
                         );
                     }
                 }
-                for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
-                    let Some(simd) = Simd::new(isa) else { continue };
-                    let mut got = vec![vec![f32::NAN; rows]; n];
-                    {
-                        let mut o: Vec<&mut [f32]> = got.iter_mut().map(|o| o.as_mut_slice()).collect();
-                        B::dot_r8_with(simd, &r8, nb, &y, &s, &mut o);
-                    }
-                    for c in 0..n {
-                        let (g, e): (Vec<u32>, Vec<u32>) = (
-                            got[c].iter().map(|v| v.to_bits()).collect(),
-                            want[c].iter().map(|v| v.to_bits()).collect(),
-                        );
-                        assert_eq!(g, e, "{} {isa:?} {rows}x{cols}, {n} tokens, token {c}", B::TYPE);
-                    }
-                }
+                tiers_agree::<B>(&r8, nb, &y, &s, &want, &alloc::format!("{rows}x{cols}, {n} tokens"));
             }
         }
     }
@@ -739,24 +726,30 @@ mod tests {
             let mut o: Vec<&mut [f32]> = want.iter_mut().map(|o| o.as_mut_slice()).collect();
             dot_r8_scalar::<B>(&r8, nb, &y, &s, &mut o);
         }
-        for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
-            let Some(simd) = Simd::new(isa) else { continue };
-            let mut got = vec![vec![f32::NAN; rows]; MAX_TOKENS];
-            {
-                let mut o: Vec<&mut [f32]> = got.iter_mut().map(|o| o.as_mut_slice()).collect();
-                B::dot_r8_with(simd, &r8, nb, &y, &s, &mut o);
-            }
-            assert_eq!(got, want, "{} {isa:?}: extreme blocks", B::TYPE);
-        }
+        tiers_agree::<B>(&r8, nb, &y, &s, &want, "extreme blocks");
     }
 
-    #[test]
-    fn interleaved_kernels_agree_on_extreme_blocks() {
-        extreme_blocks_agree::<BlockQ4_0>();
-        extreme_blocks_agree::<BlockQ4_1>();
-        extreme_blocks_agree::<BlockQ5_0>();
-        extreme_blocks_agree::<BlockQ5_1>();
-        extreme_blocks_agree::<BlockQ8_0>();
+    /// Every SIMD tier this CPU runs against the twin's results `want`, bit for bit.
+    fn tiers_agree<B: Interleave>(
+        r8: &[B::R8],
+        nb: usize,
+        y: &[&[B::VecDotType]],
+        s: &[&[BlockSums]],
+        want: &[Vec<f32>],
+        what: &str,
+    ) {
+        for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
+            let Some(simd) = Simd::new(isa) else { continue };
+            let mut got: Vec<Vec<f32>> = want.iter().map(|w| vec![f32::NAN; w.len()]).collect();
+            {
+                let mut o: Vec<&mut [f32]> = got.iter_mut().map(|o| o.as_mut_slice()).collect();
+                B::dot_r8_with(simd, r8, nb, y, s, &mut o);
+            }
+            for (c, (g, w)) in got.iter().zip(want).enumerate() {
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                assert_eq!(bits(g), bits(w), "{} {isa:?} {what}, token {c}", B::TYPE);
+            }
+        }
     }
 
     #[test]

@@ -182,25 +182,43 @@ macro_rules! interleaved_kernels {
     (@min no, $acc:expr, $mx:ident, $s:ident) => {};
 }
 
+/// `Σ w·y` over a block's eight words with `$dot(acc, w, y)` (adds one word's products to
+/// `acc` in `i32` lanes), in two chains.
+macro_rules! two_chains {
+    ($w:expr, $qs:expr, $dot:path) => {{
+        let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for k in (0..8).step_by(2) {
+            p0 = $dot(p0, $w[k], act_word($qs, k));
+            p1 = $dot(p1, $w[k + 1], act_word($qs, k + 1));
+        }
+        _mm256_add_epi32(p0, p1)
+    }};
+}
+
 /// `Σ w·y` over a block's eight words in `i32` lanes, AVX-512 VNNI: `vpdpbusd` (unsigned
-/// weights, signed activations; no saturation) in two chains.
+/// weights, signed activations; no saturation).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn sum8_vnni(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    for k in (0..8).step_by(2) {
-        p0 = _mm256_dpbusd_epi32(p0, w[k], act_word(qs, k));
-        p1 = _mm256_dpbusd_epi32(p1, w[k + 1], act_word(qs, k + 1));
-    }
-    _mm256_add_epi32(p0, p1)
+    two_chains!(w, qs, _mm256_dpbusd_epi32)
 }
 
-/// `maddubs` of word `k`: unsigned weights against word `k` of the activations, pairs summed
-/// in `i16` lanes (AVX2).
+/// `Σ w·y` over a block's eight words of signed weights (AVX2, [`dot_i8`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn pairs(w: &[__m256i; 8], qs: &[i8; 32], k: usize) -> __m256i {
-    _mm256_maddubs_epi16(w[k % 8], act_word(qs, k))
+pub(crate) fn sum8_i8(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
+    two_chains!(w, qs, dot_i8)
+}
+
+/// The `maddubs` pairs of words 0–3 and of words 4–7 (unsigned weights against the
+/// activations), each four words' pairs added up in `i16` lanes (AVX2; the caller bounds them).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pairs_by_four(w: &[__m256i; 8], qs: &[i8; 32]) -> (__m256i, __m256i) {
+    let p = |k: usize| _mm256_maddubs_epi16(w[k % 8], act_word(qs, k));
+    let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
+    let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+    (a, b)
 }
 
 /// `Σ w·y` over a block's eight words, weights below 16 (AVX2): every word's pairs add up in
@@ -209,9 +227,7 @@ fn pairs(w: &[__m256i; 8], qs: &[i8; 32], k: usize) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn sum8_u4(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let p = |k| pairs(w, qs, k);
-    let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
-    let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+    let (a, b) = pairs_by_four(w, qs);
     _mm256_madd_epi16(_mm256_add_epi16(a, b), _mm256_set1_epi16(1))
 }
 
@@ -220,23 +236,9 @@ pub(crate) fn sum8_u4(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn sum8_u5(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let p = |k| pairs(w, qs, k);
+    let (a, b) = pairs_by_four(w, qs);
     let one = _mm256_set1_epi16(1);
-    let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
-    let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
     _mm256_add_epi32(_mm256_madd_epi16(a, one), _mm256_madd_epi16(b, one))
-}
-
-/// `Σ w·y` over a block's eight words of signed weights (AVX2, [`dot_i8`]), two chains.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sum8_i8(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    for k in (0..8).step_by(2) {
-        p0 = dot_i8(p0, w[k], act_word(qs, k));
-        p1 = dot_i8(p1, w[k + 1], act_word(qs, k + 1));
-    }
-    _mm256_add_epi32(p0, p1)
 }
 
 /// `Σ w·y` of signed bytes (`y` never -128) added to `acc` (AVX2, `maddubs` on `|w|` and
