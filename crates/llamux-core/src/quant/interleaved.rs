@@ -31,17 +31,60 @@ pub use q4_k::{dot_scalar as dot_r8q4k_scalar, R8Q4K};
 pub const ROWS: usize = 8;
 
 /// What the interleaved kernels need of an activation block, worked out once per activation
-/// row (by [`summarize`]) rather than once per weight row: its scale, its `s` (`Q8_1`), and the
-/// exact sum of its quants (for the weights' zero points).
+/// row (by [`summarize`]) rather than once per weight row: its scale, its `s` (`Q8_1`; `Q8_K`'s
+/// 32 quants: the scale times their sum), the exact sum of its quants (for the weights' zero
+/// points) — each in eight lanes — and its quants spread to vectors, each word of four quants
+/// eight times over. An AVX2 kernel reads all of it with plain vector loads, where it would
+/// otherwise broadcast each word and scale again for every group of eight weight rows (AMD's
+/// cores run a broadcast on the vector pipes the multiplies need).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
-#[repr(C)]
+#[repr(C, align(32))]
 pub struct BlockSums {
+    words: [[u32; ROWS]; 8],
+    d: [f32; ROWS],
+    s: [f32; ROWS],
+    sum: [i32; ROWS],
+}
+
+impl BlockSums {
+    /// The sums of a block of quants `qs` with scale `d` and offset `s`.
+    pub fn new(qs: &[i8; 32], d: f32, s: f32) -> Self {
+        let sum = qs.iter().map(|&q| i32::from(q)).sum();
+        let words = core::array::from_fn(|k| {
+            let w =
+                u32::from_le_bytes([qs[4 * k] as u8, qs[4 * k + 1] as u8, qs[4 * k + 2] as u8, qs[4 * k + 3] as u8]);
+            [w; ROWS]
+        });
+        BlockSums { words, d: [d; ROWS], s: [s; ROWS], sum: [sum; ROWS] }
+    }
     /// The block's scale.
-    pub d: f32,
-    /// `Q8_1`'s `s` (`d` times the quants' sum, as stored), else 0.
-    pub s: f32,
+    pub fn d(&self) -> f32 {
+        self.d[0]
+    }
+    /// `Q8_1`'s `s` (`d` times the quants' sum, as stored; for `Q8_K`, worked out), else 0.
+    pub fn s(&self) -> f32 {
+        self.s[0]
+    }
     /// `Σ qs`.
-    pub sum: i32,
+    pub fn sum(&self) -> i32 {
+        self.sum[0]
+    }
+    /// Word `k` (quants `4k..4k + 4`) in each of eight lanes.
+    pub(crate) fn word(&self, k: usize) -> &[u32; ROWS] {
+        &self.words[k % 8]
+    }
+    /// The scale in eight lanes.
+    pub(crate) fn d8(&self) -> &[f32; ROWS] {
+        &self.d
+    }
+    /// `s` in eight lanes.
+    pub(crate) fn s8(&self) -> &[f32; ROWS] {
+        &self.s
+    }
+    /// `Σ qs` in eight lanes.
+    pub(crate) fn sum8(&self) -> &[i32; ROWS] {
+        &self.sum
+    }
 }
 
 /// Activation blocks of the interleaved formats (`Q8_0`, `Q8_1`).
@@ -50,8 +93,7 @@ pub trait ActBlock: BlockFormat {
     fn quants(&self) -> &[i8; 32];
     /// The block's [`BlockSums`].
     fn sums(&self) -> BlockSums {
-        let sum = self.quants().iter().map(|&q| i32::from(q)).sum();
-        BlockSums { d: self.scale().to_f32(), s: self.offset().map_or(0.0, F16::to_f32), sum }
+        BlockSums::new(self.quants(), self.scale().to_f32(), self.offset().map_or(0.0, F16::to_f32))
     }
     /// The scale.
     fn scale(&self) -> F16;
@@ -104,9 +146,9 @@ pub fn summarize(act: GgmlType, src: &[u8], dst: &mut [BlockSums]) -> Result<(),
             return Err(QuantError::LengthMismatch { expected: ys.len() * 8, got: dst.len() });
         }
         for (y, s) in ys.iter().zip(dst.chunks_exact_mut(8)) {
-            for (q, s) in y.qs.chunks_exact(32).zip(s) {
+            for (q, s) in y.qs.as_chunks::<32>().0.iter().zip(s) {
                 let sum: i32 = q.iter().map(|&q| i32::from(q)).sum();
-                *s = BlockSums { d: y.d, s: y.d * sum as f32, sum };
+                *s = BlockSums::new(q, y.d, y.d * sum as f32);
             }
         }
         Ok(())
@@ -172,11 +214,11 @@ pub fn dot_r8_scalar<B: Interleave>(
                     for (e, &q) in y.quants().iter().enumerate() {
                         isum += i32::from(row.quant(e)) * i32::from(q);
                     }
-                    isum -= B::ZERO * s.sum;
+                    isum -= B::ZERO * s.sum();
                     let (d, m) = row.scale_min();
-                    *acc = libm::fmaf(isum as f32, d.to_f32() * s.d, *acc);
+                    *acc = libm::fmaf(isum as f32, d.to_f32() * s.d(), *acc);
                     if B::ZERO == 0 {
-                        *acc = libm::fmaf(m.to_f32(), s.s, *acc);
+                        *acc = libm::fmaf(m.to_f32(), s.s(), *acc);
                     }
                 }
             }

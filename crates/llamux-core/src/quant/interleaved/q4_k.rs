@@ -94,7 +94,7 @@ pub fn dot_scalar(xs: &[R8Q4K], nbk: usize, ys: &[&[BlockQ8K]], sums: &[&[BlockS
                 let s = s.get(SUBS * j..SUBS * (j + 1)).unwrap_or(&[]);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     for (k, s) in s.iter().enumerate() {
-                        *acc = libm::fmaf(-(f32::from(x.m[8 * k + r]) * x.dmin[r].to_f32()), s.s, *acc);
+                        *acc = libm::fmaf(-(f32::from(x.m[8 * k + r]) * x.dmin[r].to_f32()), s.s(), *acc);
                     }
                     let mut sumi = 0i32;
                     for k in 0..SUBS {

@@ -1,12 +1,59 @@
 //! Kernels for row-interleaved weights ([`crate::quant::interleaved`]): eight rows in the eight
 //! `i32` lanes of a vector, up to eight tokens (AVX-512; four on AVX2) per pass over a group's blocks. Per block, the
 //! weights are unpacked once to eight vectors of unsigned bytes (vector `k` pairs with the
-//! activations' word `k`, elements `4k..4k + 4`); per token, each word of four activations is
-//! broadcast into one `vpdpbusd` (AVX-512 VNNI) or `maddubs` + `madd` (AVX2) against all eight
-//! rows, and the block is finished in f32 lanes exactly as the scalar twin finishes it.
+//! activations' word `k`, elements `4k..4k + 4`); per token, each word of four activations,
+//! in all eight lanes, meets all eight rows in one `vpdpbusd` (AVX-512 VNNI; the word broadcast
+//! from the block) or `maddubs` (AVX2; the word read as spread in [`BlockSums`], a load where a
+//! broadcast would take a vector pipe on AMD's cores), and the block is finished in f32 lanes
+//! exactly as the scalar twin finishes it.
 
 use crate::quant::interleaved::{BlockSums, MAX_TOKENS, ROWS};
 use core::arch::x86_64::*;
+
+/// Word `k` of a block's activations in every lane, as [`BlockSums`] spreads it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn spread_word(s: &BlockSums, k: usize) -> __m256i {
+    // SAFETY: 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(s.word(k).as_ptr().cast()) }
+}
+
+/// Word `k` of a block's activations in every lane as the AVX2 kernels read it for `N` tokens: a
+/// batch's words as [`BlockSums`] spreads them (a load each); one token's broadcast from the
+/// block (the weights stream from memory then, and the words stay in a few cache lines).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn act_avx2<const N: usize>(qs: &[i8; 32], s: &BlockSums, k: usize) -> __m256i {
+    if N == 1 {
+        act_word(qs, k)
+    } else {
+        spread_word(s, k)
+    }
+}
+
+/// Word `k` of a block's activations in every lane as the AVX-512 kernels read it: broadcast
+/// from the block (a broadcast is a load on Intel's cores).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn act_avx512<const N: usize>(qs: &[i8; 32], _: &BlockSums, k: usize) -> __m256i {
+    act_word(qs, k)
+}
+
+/// Eight floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn lanes_ps(v: &[f32; ROWS]) -> __m256 {
+    // SAFETY: eight readable floats; the load is unaligned.
+    unsafe { _mm256_loadu_ps(v.as_ptr()) }
+}
+
+/// Eight `i32`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lanes_epi32(v: &[i32; ROWS]) -> __m256i {
+    // SAFETY: eight readable `i32`; the load is unaligned.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+}
 
 /// Word `k` of a block's 32 activation quants in every lane.
 #[inline]
@@ -108,9 +155,9 @@ pub(crate) use each_token;
 
 /// Defines `dot_avx2` and `dot_avx512` in module `$R` for interleaved blocks `$R` against
 /// activation blocks `$Y`: `unpack(x)` gives the eight weight vectors (`unpack2`: AVX2's);
-/// `sum2(w, qs)` the AVX2 block sum `Σ w·y` in `i32` lanes (AVX-512 VNNI: [`sum8_vnni`]);
-/// `zero2`/`zero512` the zero point each tier's sum leaves in (AVX2 multiplies `Q8_0`'s quants
-/// signed); `min` whether the format has minimums.
+/// `sum2(w, act)` the AVX2 block sum `Σ w·y` in `i32` lanes (AVX-512 VNNI: [`sum8_vnni`]);
+/// `zero2`/`zero512` the zero point each tier's sum leaves in, 0 or a power of two (AVX2
+/// multiplies `Q8_0`'s quants signed); `min` whether the format has minimums.
 macro_rules! interleaved_kernels {
     ($R:ident, $Y:ty, unpack |$x:ident| $unpack:expr, unpack2 |$x2:ident| $unpack2:expr,
      sum2: $sum2:path, zero2: $z2:expr, zero512: $z512:expr, min: $min:tt) => {
@@ -120,13 +167,13 @@ macro_rules! interleaved_kernels {
             use crate::quant::interleaved::$R;
 
             interleaved_kernels!(@kernel dot_avx2, "avx2,fma,f16c", [1 2 3 4], $R, $Y, |$x2| $unpack2,
-                $sum2, $z2, $min);
+                $sum2, act_avx2, $z2, $min);
             interleaved_kernels!(@kernel dot_avx512, "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c",
-                [1 2 3 4 5 6 7 8], $R, $Y, |$x| $unpack, sum8_vnni, $z512, $min);
+                [1 2 3 4 5 6 7 8], $R, $Y, |$x| $unpack, sum8_vnni, act_avx512, $z512, $min);
         }
     };
     (@kernel $name:ident, $feat:literal, [$($n:literal)+], $R:ident, $Y:ty, |$x:ident| $unpack:expr,
-     $sum:path, $zero:expr, $min:tt) => {
+     $sum:path, $act:ident, $zero:expr, $min:tt) => {
         /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
         ///
         /// # Safety
@@ -148,9 +195,16 @@ macro_rules! interleaved_kernels {
                         let mx = interleaved_kernels!(@mins $min, $x);
                         each_token!(c < N => {
                             let (Some(y), Some(s)) = (ys[c].get(j), sums[c].get(j)) else { return };
-                            let p = $sum(&w, &y.qs);
-                            let p = _mm256_sub_epi32(p, _mm256_set1_epi32($zero * s.sum));
-                            let d = _mm256_mul_ps(dx, _mm256_set1_ps(s.d));
+                            let p = $sum(&w, |k| $act::<N>(&y.qs, s, k));
+                            // zero · Σ y, a shift of the sum's lanes.
+                            const { assert!($zero == 0 || ($zero as u32).is_power_of_two()) };
+                            let p = if $zero == 0 {
+                                p
+                            } else {
+                                let z = lanes_epi32(s.sum8());
+                                _mm256_sub_epi32(p, _mm256_slli_epi32::<{ ($zero as u32).trailing_zeros() as i32 }>(z))
+                            };
+                            let d = _mm256_mul_ps(dx, lanes_ps(s.d8()));
                             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc[c]);
                             interleaved_kernels!(@min $min, acc[c], mx, s);
                         });
@@ -178,44 +232,46 @@ macro_rules! interleaved_kernels {
     };
     (@mins yes, $x:ident) => { scales8(&$x.m) };
     (@mins no, $x:ident) => { _mm256_setzero_ps() };
-    (@min yes, $acc:expr, $mx:ident, $s:ident) => { $acc = _mm256_fmadd_ps($mx, _mm256_set1_ps($s.s), $acc); };
+    (@min yes, $acc:expr, $mx:ident, $s:ident) => { $acc = _mm256_fmadd_ps($mx, lanes_ps($s.s8()), $acc); };
     (@min no, $acc:expr, $mx:ident, $s:ident) => {};
 }
 
 /// `Σ w·y` over a block's eight words with `$dot(acc, w, y)` (adds one word's products to
-/// `acc` in `i32` lanes), in two chains.
+/// `acc` in `i32` lanes; `$act(k)` word `k` of the activations in every lane), in two chains.
 macro_rules! two_chains {
-    ($w:expr, $qs:expr, $dot:path) => {{
+    ($w:expr, $act:expr, $dot:path) => {{
         let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         for k in (0..8).step_by(2) {
-            p0 = $dot(p0, $w[k], act_word($qs, k));
-            p1 = $dot(p1, $w[k + 1], act_word($qs, k + 1));
+            p0 = $dot(p0, $w[k], $act(k));
+            p1 = $dot(p1, $w[k + 1], $act(k + 1));
         }
         _mm256_add_epi32(p0, p1)
     }};
 }
+pub(crate) use two_chains;
 
 /// `Σ w·y` over a block's eight words in `i32` lanes, AVX-512 VNNI: `vpdpbusd` (unsigned
 /// weights, signed activations; no saturation).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn sum8_vnni(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    two_chains!(w, qs, _mm256_dpbusd_epi32)
+pub(crate) fn sum8_vnni(w: &[__m256i; 8], act: impl Fn(usize) -> __m256i) -> __m256i {
+    two_chains!(w, act, _mm256_dpbusd_epi32)
 }
 
 /// `Σ w·y` over a block's eight words of signed weights (AVX2, [`dot_i8`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sum8_i8(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    two_chains!(w, qs, dot_i8)
+pub(crate) fn sum8_i8(w: &[__m256i; 8], act: impl Fn(usize) -> __m256i) -> __m256i {
+    two_chains!(w, act, dot_i8)
 }
 
 /// The `maddubs` pairs of words 0–3 and of words 4–7 (unsigned weights against the
-/// activations), each four words' pairs added up in `i16` lanes (AVX2; the caller bounds them).
+/// activations `act(k)`), each four words' pairs added up in `i16` lanes (AVX2; the caller
+/// bounds them).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn pairs_by_four(w: &[__m256i; 8], qs: &[i8; 32]) -> (__m256i, __m256i) {
-    let p = |k: usize| _mm256_maddubs_epi16(w[k % 8], act_word(qs, k));
+pub(crate) fn pairs_by_four(w: &[__m256i; 8], act: impl Fn(usize) -> __m256i) -> (__m256i, __m256i) {
+    let p = |k: usize| _mm256_maddubs_epi16(w[k % 8], act(k));
     let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
     let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
     (a, b)
@@ -226,8 +282,8 @@ fn pairs_by_four(w: &[__m256i; 8], qs: &[i8; 32]) -> (__m256i, __m256i) {
 /// widens them — one `madd` a block instead of one a word.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sum8_u4(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let (a, b) = pairs_by_four(w, qs);
+pub(crate) fn sum8_u4(w: &[__m256i; 8], act: impl Fn(usize) -> __m256i) -> __m256i {
+    let (a, b) = pairs_by_four(w, act);
     _mm256_madd_epi16(_mm256_add_epi16(a, b), _mm256_set1_epi16(1))
 }
 
@@ -235,8 +291,8 @@ pub(crate) fn sum8_u4(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
 /// the `i16` lanes (8 products of at most 31·128 each: below 2^15), two `madd`s a block.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sum8_u5(w: &[__m256i; 8], qs: &[i8; 32]) -> __m256i {
-    let (a, b) = pairs_by_four(w, qs);
+pub(crate) fn sum8_u5(w: &[__m256i; 8], act: impl Fn(usize) -> __m256i) -> __m256i {
+    let (a, b) = pairs_by_four(w, act);
     let one = _mm256_set1_epi16(1);
     _mm256_add_epi32(_mm256_madd_epi16(a, one), _mm256_madd_epi16(b, one))
 }

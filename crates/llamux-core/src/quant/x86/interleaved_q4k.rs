@@ -7,7 +7,7 @@
 //! scale (the scale costs nothing extra). Both
 //! finish each super-block exactly as the scalar twin does.
 
-use super::interleaved::{each_token, prefetch_ahead, scales8, store_rows, word};
+use super::interleaved::{each_token, lanes_ps, pairs_by_four, prefetch_ahead, scales8, store_rows, two_chains, word};
 use crate::quant::interleaved::{BlockSums, MAX_TOKENS, R8Q4K};
 use crate::quant::BlockQ8K;
 use core::arch::x86_64::*;
@@ -32,7 +32,7 @@ fn act4(qs: &[i8; 256], w: usize) -> __m256i {
 
 macro_rules! q4k_kernel {
     ($name:ident, $feat:literal, [$($n:literal)+], |$v:ident, $half:ident| $unpack:expr,
-     |$w:ident, $k:ident, $y:ident, $sc:ident| $sub:expr) => {
+     |$w:ident, $k:ident, $y:ident, $s:ident, $sc:ident| $sub:expr) => {
         /// `out[c][r]` = interleaved row `r` against token `c`, bit for bit the scalar twin.
         ///
         /// # Safety
@@ -72,9 +72,9 @@ macro_rules! q4k_kernel {
                                 let $sc = bytes8(&x.sc, $k);
                                 let md = _mm256_mul_ps(_mm256_cvtepi32_ps(bytes8(&x.m, $k)), dmin);
                                 each_token!(c < N => {
-                                    let (Some($y), Some(s)) = (ys[c].get(j), sums[c].get(8 * j + $k)) else { return };
+                                    let (Some($y), Some($s)) = (ys[c].get(j), sums[c].get(8 * j + $k)) else { return };
                                     sumi[c] = _mm256_add_epi32(sumi[c], $sub);
-                                    acc[c] = _mm256_fnmadd_ps(md, _mm256_set1_ps(s.s), acc[c]);
+                                    acc[c] = _mm256_fnmadd_ps(md, lanes_ps($s.s8()), acc[c]);
                                 });
                             }
                         }
@@ -120,13 +120,8 @@ q4k_kernel!(
         let m = _mm256_set1_epi8(if half == 0 { 0x0F } else { 0xF0u8 as i8 });
         core::array::from_fn(|t| _mm256_and_si256(v[t], m))
     },
-    |w, k, y, sc| {
-        let (mut p0, mut p1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for t in (0..8).step_by(2) {
-            p0 = _mm256_dpbusd_epi32(p0, w[t], act4(&y.qs, 8 * k + t));
-            p1 = _mm256_dpbusd_epi32(p1, w[t + 1], act4(&y.qs, 8 * k + t + 1));
-        }
-        let p = _mm256_add_epi32(p0, p1);
+    |w, k, y, _s, sc| {
+        let p = two_chains!(w, |t| act4(&y.qs, 8 * k + t), _mm256_dpbusd_epi32);
         let p = if k % 2 == 1 { _mm256_srai_epi32::<4>(p) } else { p };
         _mm256_mullo_epi32(p, sc)
     }
@@ -148,13 +143,13 @@ q4k_kernel!(
             }
         })
     },
-    |w, k, y, sc| {
+    |w, k, y, _s, sc| {
         // The eight words' pairs add up in the `i16` lanes first (16 products of at most
-        // 15·128 each: below 2^15), one `madd` a sub-block.
+        // 15·128 each: below 2^15), one `madd` a sub-block. The words are broadcast from the
+        // block: read as spread in `BlockSums` (as the 32-element kernels read them), batches
+        // ran slower here (criterion `q4_K/l2/r8/x8`, 2048 columns, two variants).
         let sc16 = _mm256_or_si256(sc, _mm256_slli_epi32::<16>(sc));
-        let p = |t: usize| _mm256_maddubs_epi16(w[t % 8], act4(&y.qs, 8 * k + t));
-        let a = _mm256_add_epi16(_mm256_add_epi16(p(0), p(1)), _mm256_add_epi16(p(2), p(3)));
-        let b = _mm256_add_epi16(_mm256_add_epi16(p(4), p(5)), _mm256_add_epi16(p(6), p(7)));
+        let (a, b) = pairs_by_four(&w, |t| act4(&y.qs, 8 * k + t));
         _mm256_madd_epi16(_mm256_add_epi16(a, b), sc16)
     }
 );
