@@ -70,18 +70,22 @@ impl BlockSums {
         self.sum[0]
     }
     /// Word `k` (quants `4k..4k + 4`) in each of eight lanes.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn word(&self, k: usize) -> &[u32; ROWS] {
         &self.words[k % 8]
     }
     /// The scale in eight lanes.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn d8(&self) -> &[f32; ROWS] {
         &self.d
     }
     /// `s` in eight lanes.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn s8(&self) -> &[f32; ROWS] {
         &self.s
     }
     /// `Σ qs` in eight lanes.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn sum8(&self) -> &[i32; ROWS] {
         &self.sum
     }
